@@ -1,0 +1,96 @@
+"""The `llmops` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from llmops.cli import models, stack, tracecmd
+from llmops.client import CallError, Client
+from llmops.core import auth, localenv
+
+
+def cmd_up(args) -> None:
+    config = stack.up(free_ports=args.free_ports)
+    print(f"config written to {localenv.config_path()}")
+    if args.show_key:
+        print(f"admin API key: {config.api_key}")
+
+
+def cmd_down(args) -> None:
+    stack.down()
+
+
+def cmd_status(args) -> None:
+    for s in stack.status():
+        print(f"{s.name:<11} {s.health:<12} {s.address or '-':<18} pid {s.pid or '-'}")
+
+
+def cmd_trace(args) -> None:
+    print(tracecmd.render(args.trace_id) if args.trace_id else tracecmd.recent())
+
+
+def cmd_keys_create(args) -> None:
+    key = auth.add_key(localenv.keys_path(), args.name, args.role)
+    print(key)
+    print(f"stored (hashed) in {localenv.keys_path()}; this is the only time the key is shown", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmops", description="llmops: an open LLMOps platform")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="start every service on loopback")
+    p.add_argument("--free-ports", action="store_true", help="pick free ports instead of the defaults")
+    p.add_argument("--show-key", action="store_true", help="print the admin API key")
+    p.set_defaults(run=cmd_up, local=True)
+    p = sub.add_parser("down", help="stop the services")
+    p.set_defaults(run=cmd_down, local=True)
+    p = sub.add_parser("status", help="health of each service")
+    p.set_defaults(run=cmd_status, local=True)
+    p = sub.add_parser("trace", help="show a trace as a waterfall (no id: recent traces)")
+    p.add_argument("trace_id", nargs="?")
+    p.set_defaults(run=cmd_trace, local=True)
+    p = sub.add_parser("keys", help="API keys")
+    ks = p.add_subparsers(dest="action", required=True)
+    k = ks.add_parser("create", help="create a key for NAME with a role")
+    k.add_argument("name")
+    k.add_argument("--role", required=True, choices=[r.name.lower() for r in auth.Role])
+    k.set_defaults(run=cmd_keys_create, local=True)
+    models.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "local", False):
+        try:
+            args.run(args)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    from llmops.core import telemetry  # only commands that call services are traced
+
+    provider = telemetry.create_tracer_provider("llmops-cli")
+    from opentelemetry import trace
+
+    trace.set_tracer_provider(provider)
+    client = Client.local()
+    try:
+        with trace.get_tracer("llmops.cli").start_as_current_span(f"llmops {args.command} {getattr(args, 'action', '')}".strip()) as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+            try:
+                args.run(client, args)
+            except CallError as exc:
+                print(f"error: {exc.code.name}: {exc.message}", file=sys.stderr)
+                print(f"trace {trace_id}", file=sys.stderr)
+                return 1
+        print(f"trace {trace_id}", file=sys.stderr)
+        return 0
+    finally:
+        client.close()
+        provider.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

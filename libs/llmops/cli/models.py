@@ -1,0 +1,175 @@
+"""`llmops models ...`: the registry from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from llmops.client import Client
+from llmops.registry.v1 import registry_pb2 as pb
+
+
+def _when(ts) -> str:
+    return datetime.fromtimestamp(ts.seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _status(v: pb.ModelVersion) -> str:
+    return pb.VersionStatus.Name(v.status).removeprefix("VERSION_STATUS_").lower()
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _print_version(v: pb.ModelVersion) -> None:
+    print(f"{v.name}  {_status(v)}  created {_when(v.create_time)} by {v.created_by}")
+    if v.aliases:
+        print(f"  aliases: {', '.join(v.aliases)}")
+    if v.HasField("artifact"):
+        print(f"  artifact: {v.artifact.format} {_size(v.artifact.size_bytes)} digest {v.artifact.digest}")
+        for f in v.artifact.files:
+            print(f"    {f.path:<40} {_size(f.size_bytes):>10}  {f.sha256[:16]}")
+    if v.HasField("pipeline_spec"):
+        s = v.pipeline_spec
+        print(f"  pipeline: prompt {s.prompt_template}, index {s.index}, route {s.route}")
+    lin = v.lineage
+    if lin.base_version or lin.dataset_uri or lin.tuning_job_id:
+        print(f"  lineage: base {lin.base_version or '-'}, dataset {lin.dataset_uri or '-'}@{lin.dataset_version or '-'}, "
+              f"job {lin.tuning_job_id or '-'}")
+    if v.metrics:
+        print("  metrics: " + ", ".join(f"{k}={val:g}" for k, val in sorted(v.metrics.items())))
+    if v.HasField("review"):
+        print(f"  reviewed by {v.review.reviewer} at {_when(v.review.review_time)}: {v.review.comment}")
+
+
+def cmd_list(client: Client, args) -> None:
+    models = client.registry.list_models(kind=args.kind)
+    if not models:
+        print("no models registered")
+    for m in models:
+        kind = pb.ModelKind.Name(m.kind).removeprefix("MODEL_KIND_").lower()
+        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items()))
+        print(f"{m.name.removeprefix('models/'):<32} {kind:<9} latest {m.latest_version:<4} {aliases}")
+
+
+def cmd_create(client: Client, args) -> None:
+    labels = dict(kv.split("=", 1) for kv in args.label or [])
+    m = client.registry.create_model(args.model, kind=args.kind, description=args.description, labels=labels)
+    print(f"created {m.name}")
+
+
+def cmd_versions(client: Client, args) -> None:
+    for v in client.registry.list_versions(args.model):
+        aliases = f" [{', '.join(v.aliases)}]" if v.aliases else ""
+        print(f"{v.version:>4}  {_status(v):<17} {_size(v.artifact.size_bytes):>10}  {_when(v.create_time)}  {v.created_by}{aliases}")
+
+
+def cmd_show(client: Client, args) -> None:
+    _print_version(client.registry.get_version(args.ref))
+
+
+def cmd_upload(client: Client, args) -> None:
+    folder = Path(args.folder)
+    registry = client.registry
+    lineage = pb.Lineage(base_version=args.base_version or "", dataset_uri=args.dataset_uri or "",
+                         dataset_version=args.dataset_version or "", tuning_job_id=args.tuning_job_id or "")
+    metrics = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.metric or [])}
+    with tqdm(total=registry.folder_size(folder), unit="B", unit_scale=True, desc=f"upload {folder.name}") as bar:
+        v = registry.upload_folder(args.model, folder, lineage=lineage, metrics=metrics,
+                                   description=args.description, progress=bar.update)
+    _print_version(v)
+
+
+def cmd_download(client: Client, args) -> None:
+    registry = client.registry
+    v = registry.get_version(args.ref)
+    with tqdm(total=v.artifact.size_bytes, unit="B", unit_scale=True, desc=f"download {v.name}") as bar:
+        registry.download_version(v.name, args.dest, progress=bar.update)
+    print(f"{v.name} -> {args.dest} ({len(v.artifact.files)} files, sha256 checked)")
+
+
+def cmd_approve(client: Client, args) -> None:
+    v = client.registry.approve(args.ref, args.comment)
+    print(f"{v.name} approved by {v.review.reviewer}")
+
+
+def cmd_reject(client: Client, args) -> None:
+    v = client.registry.reject(args.ref, args.comment)
+    print(f"{v.name} rejected by {v.review.reviewer}")
+
+
+def cmd_alias(client: Client, args) -> None:
+    if args.delete:
+        client.registry.delete_alias(args.model, args.alias)
+        print(f"alias {args.alias} removed from {args.model}")
+        return
+    if args.version is None:
+        raise SystemExit("give a version number, or --delete")
+    m = client.registry.set_alias(args.model, args.alias, args.version)
+    print(f"{args.model}@{args.alias} -> version {m.aliases[args.alias]}")
+
+
+def cmd_events(client: Client, args) -> None:
+    for e in client.registry.list_events(args.model or ""):
+        kind = pb.EventType.Name(e.type).removeprefix("EVENT_TYPE_").lower()
+        what = f" v{e.version}" if e.version else ""
+        what += f" alias {e.alias}" if e.alias else ""
+        print(f"{e.sequence:>6}  {_when(e.event_time)}  {e.actor:<12} {kind:<18} {e.model}{what}")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="the model registry")
+    s = p.add_subparsers(dest="action", required=True)
+    a = s.add_parser("list", help="registered models")
+    a.add_argument("--kind", choices=["model", "pipeline"])
+    a.set_defaults(run=cmd_list)
+    a = s.add_parser("create", help="register a model or pipeline")
+    a.add_argument("model")
+    a.add_argument("--kind", choices=["model", "pipeline"], default="model")
+    a.add_argument("--description", default="")
+    a.add_argument("--label", action="append", metavar="KEY=VALUE")
+    a.set_defaults(run=cmd_create)
+    a = s.add_parser("versions", help="a model's versions")
+    a.add_argument("model")
+    a.set_defaults(run=cmd_versions)
+    a = s.add_parser("show", help="one version (name@version or name@alias)")
+    a.add_argument("ref")
+    a.set_defaults(run=cmd_show)
+    a = s.add_parser("upload", help="upload a folder as a new version")
+    a.add_argument("model")
+    a.add_argument("folder")
+    a.add_argument("--description", default="")
+    a.add_argument("--base-version")
+    a.add_argument("--dataset-uri")
+    a.add_argument("--dataset-version")
+    a.add_argument("--tuning-job-id")
+    a.add_argument("--metric", action="append", metavar="NAME=VALUE")
+    a.set_defaults(run=cmd_upload)
+    a = s.add_parser("download", help="download a version's folder")
+    a.add_argument("ref")
+    a.add_argument("dest")
+    a.set_defaults(run=cmd_download)
+    a = s.add_parser("approve", help="approve a version for protected aliases")
+    a.add_argument("ref")
+    a.add_argument("--comment", default="")
+    a.set_defaults(run=cmd_approve)
+    a = s.add_parser("reject", help="reject a version")
+    a.add_argument("ref")
+    a.add_argument("--comment", default="")
+    a.set_defaults(run=cmd_reject)
+    a = s.add_parser("alias", help="point an alias at a version (or --delete it)")
+    a.add_argument("model")
+    a.add_argument("alias")
+    a.add_argument("version", type=int, nargs="?")
+    a.add_argument("--delete", action="store_true")
+    a.set_defaults(run=cmd_alias)
+    a = s.add_parser("events", help="the audit trail")
+    a.add_argument("--model")
+    a.set_defaults(run=cmd_events)

@@ -1,0 +1,166 @@
+"""`llmops up | down | status`: every implemented service as its own process on loopback.
+
+State lives in $LLMOPS_HOME: run/<service>.pid, logs/<service>.log, config.json (addresses and
+the admin key, read by the CLI and the Python client) and keys.json (hashed keys, read by the
+services).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from llmops.core import auth, localenv
+
+# The services `llmops up` starts, in dependency order; each later service is added here.
+SERVICES = ["registry"]
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 20.0
+
+
+@dataclass
+class ServiceState:
+    name: str
+    address: str
+    pid: int | None
+    health: str
+
+
+def _run_dir() -> Path:
+    return localenv.home() / "run"
+
+
+def _pid_file(service: str) -> Path:
+    return _run_dir() / f"{service}.pid"
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(service: str) -> int | None:
+    try:
+        return int(_pid_file(service).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def health(address: str, timeout: float = 1.0) -> str:
+    try:
+        with grpc.insecure_channel(address) as ch:
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    except grpc.RpcError as err:
+        return err.code().name
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_admin_key(config: localenv.LocalConfig) -> str:
+    """The admin key from config.json if the key file still knows it, else a new one."""
+    keys = auth.KeyStore(localenv.keys_path())
+    if config.api_key and keys.lookup(config.api_key) is not None:
+        return config.api_key
+    return auth.add_key(localenv.keys_path(), "admin", auth.Role.ADMIN)
+
+
+def up(services: list[str] | None = None, *, free_ports: bool = False, echo=print) -> localenv.LocalConfig:
+    """Start what is not running, wait until each reports SERVING, write config.json."""
+    home = localenv.home()
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    _run_dir().mkdir(parents=True, exist_ok=True)
+    config = localenv.LocalConfig.load()
+    config.api_key = ensure_admin_key(config)
+    for name in services or SERVICES:
+        pid = _read_pid(name)
+        address = config.services.get(name)
+        if _alive(pid) and address and health(address) == "SERVING":
+            echo(f"{name:<11} already running on {address} (pid {pid})")
+            continue
+        port = _free_port() if free_ports else localenv.DEFAULT_PORTS[name]
+        if not _port_free(port):
+            raise RuntimeError(f"port {port} for {name} is taken by another program; stop it or use `llmops up --free-ports`")
+        address = f"127.0.0.1:{port}"
+        prefix = f"LLMOPS_{name.upper()}"
+        env = {**os.environ, "LLMOPS_HOME": str(home), f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port),
+               f"{prefix}_KEYS_FILE": str(localenv.keys_path())}
+        log = open(home / "logs" / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)  # outlives this command
+        _pid_file(name).write_text(str(proc.pid))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while (status := health(address)) != "SERVING":
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode}; see {home / 'logs' / (name + '.log')}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not healthy after {START_TIMEOUT_S:.0f} s (last: {status})")
+            time.sleep(0.1)
+        config.services[name] = address
+        config.save()
+        echo(f"{name:<11} serving on {address} (pid {proc.pid})")
+    config.save()
+    return config
+
+
+def down(echo=print) -> None:
+    """SIGTERM each service (graceful stop), SIGKILL what is still there after the timeout."""
+    for name in reversed(SERVICES):
+        pid = _read_pid(name)
+        if not _alive(pid):
+            _pid_file(name).unlink(missing_ok=True)
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while _alive(pid) and time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            echo(f"{name:<11} killed (did not stop within {STOP_TIMEOUT_S:.0f} s)")
+        else:
+            echo(f"{name:<11} stopped")
+        _pid_file(name).unlink(missing_ok=True)
+
+
+def status() -> list[ServiceState]:
+    config = localenv.LocalConfig.load()
+    out = []
+    for name in SERVICES:
+        pid = _read_pid(name)
+        address = config.services.get(name, "")
+        state = health(address) if address and _alive(pid) else "STOPPED"
+        out.append(ServiceState(name, address, pid if _alive(pid) else None, state))
+    return out

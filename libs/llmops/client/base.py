@@ -1,0 +1,75 @@
+"""What every service wrapper shares: a client span per operation (so the caller's trace, or a new
+one, reaches the server), errors as CallError, and the trace id the server returned."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from llmops.core.interceptors import TRACE_ID_HEADER
+
+F = TypeVar("F", bound=Callable[..., Any])
+_tracer = trace.get_tracer("llmops.client")
+
+
+class CallError(Exception):
+    """A call failed: `code` is the gRPC status code, `message` says what to do about it."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, trace_id: str = ""):
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.trace_id = trace_id
+
+    @classmethod
+    def from_rpc(cls, err: grpc.RpcError) -> CallError:
+        trace_id = ""
+        trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+        for key, value in trailing or ():
+            if key == TRACE_ID_HEADER:
+                trace_id = value
+        return cls(err.code(), err.details() or "", trace_id)
+
+
+class ServiceClient:
+    """Base of the per-service wrappers."""
+
+    service = "service"
+
+    def __init__(self, channel: grpc.Channel):
+        self._channel = channel
+        self.last_trace_id = ""
+
+    def _unary(self, method: Callable, request: Any, timeout: float | None = None) -> Any:
+        try:
+            response, call = method.with_call(request, timeout=timeout)
+        except grpc.RpcError as err:
+            error = CallError.from_rpc(err)
+            self.last_trace_id = error.trace_id or self.last_trace_id
+            raise error from None
+        for key, value in call.trailing_metadata() or ():
+            if key == TRACE_ID_HEADER:
+                self.last_trace_id = value
+        return response
+
+
+def operation(name: str) -> Callable[[F], F]:
+    """Run the wrapped client method in a CLIENT span named `<service>.<name>`."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(self: ServiceClient, *args, **kwargs):
+            with _tracer.start_as_current_span(f"{self.service}.{name}", kind=SpanKind.CLIENT):
+                try:
+                    return fn(self, *args, **kwargs)
+                except grpc.RpcError as err:  # streaming calls raise here
+                    raise CallError.from_rpc(err) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,0 +1,54 @@
+"""The entry point: one object holding a channel per service."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import grpc
+
+from llmops.client.registry import RegistryClient
+from llmops.core import channels
+from llmops.core.localenv import DEFAULT_PORTS, LocalConfig
+
+
+class Client:
+    def __init__(self, addresses: dict[str, str], api_key: str, *, default_timeout_s: float = channels.DEFAULT_TIMEOUT_S):
+        self.addresses = dict(addresses)
+        self.api_key = api_key
+        self._timeout = default_timeout_s
+        self._channels: dict[str, grpc.Channel] = {}
+
+    @classmethod
+    def local(cls, config: LocalConfig | None = None) -> Client:
+        """From the config `llmops up` wrote; `LLMOPS_API_KEY` and `LLMOPS_<SERVICE>_ADDRESS` override it."""
+        config = config or LocalConfig.load()
+        addresses = {s: f"127.0.0.1:{p}" for s, p in DEFAULT_PORTS.items()}
+        addresses.update(config.services)
+        for service in DEFAULT_PORTS:
+            override = os.environ.get(f"LLMOPS_{service.upper()}_ADDRESS")
+            if override:
+                addresses[service] = override
+        return cls(addresses, os.environ.get("LLMOPS_API_KEY") or config.api_key)
+
+    def channel(self, service: str) -> grpc.Channel:
+        if service not in self._channels:
+            self._channels[service] = channels.sync_channel(
+                self.addresses[service], self.api_key, default_timeout_s=self._timeout)
+        return self._channels[service]
+
+    @functools.cached_property
+    def registry(self) -> RegistryClient:
+        return RegistryClient(self.channel("registry"))
+
+    def close(self) -> None:
+        for ch in self._channels.values():
+            ch.close()
+        self._channels.clear()
+        self.__dict__.pop("registry", None)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,206 @@
+"""Typed wrapper over llmops.registry.v1.RegistryService."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+from llmops.client.base import CallError, ServiceClient, operation
+from llmops.core.paths import confined
+from llmops.registry.v1 import registry_pb2 as pb
+from llmops.registry.v1 import registry_pb2_grpc
+
+CHUNK = 1024 * 1024
+Progress = Callable[[int], None]  # called with the number of bytes just transferred
+KINDS = {"model": pb.MODEL_KIND_MODEL, "pipeline": pb.MODEL_KIND_PIPELINE}
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def folder_files(folder: Path) -> list[tuple[str, Path]]:
+    """(relative posix path, file) for every regular file under `folder`, hidden ones skipped."""
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_file() and not any(part.startswith(".") for part in rel.split("/")):
+            out.append((rel, path))
+    return out
+
+
+class RegistryClient(ServiceClient):
+    service = "registry"
+
+    def __init__(self, channel):
+        super().__init__(channel)
+        self.stub = registry_pb2_grpc.RegistryServiceStub(channel)
+
+    # -- models --------------------------------------------------------------------------------
+
+    @operation("create_model")
+    def create_model(self, model_id: str, *, kind: str = "model", description: str = "",
+                     labels: dict[str, str] | None = None) -> pb.Model:
+        return self._unary(self.stub.CreateModel, pb.CreateModelRequest(
+            model_id=model_id, kind=KINDS[kind], description=description, labels=labels or {}))
+
+    @operation("get_model")
+    def get_model(self, name: str) -> pb.Model:
+        return self._unary(self.stub.GetModel, pb.GetModelRequest(name=name))
+
+    @operation("list_models")
+    def list_models(self, *, kind: str | None = None, page_size: int = 100) -> list[pb.Model]:
+        out, token = [], ""
+        while True:
+            resp = self._unary(self.stub.ListModels, pb.ListModelsRequest(
+                page_size=page_size, page_token=token, kind=KINDS[kind] if kind else 0))
+            out.extend(resp.models)
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    # -- versions ------------------------------------------------------------------------------
+
+    @operation("create_version")
+    def create_version(self, model: str, files: list[pb.ArtifactFile], *, format: str = "",
+                       lineage: pb.Lineage | None = None, metrics: dict[str, float] | None = None,
+                       description: str = "", request_id: str | None = None) -> pb.ModelVersion:
+        return self._unary(self.stub.CreateModelVersion, pb.CreateModelVersionRequest(
+            parent=model, files=files, format=format, lineage=lineage, metrics=metrics or {},
+            description=description, request_id=request_id or uuid.uuid4().hex))
+
+    @operation("create_pipeline_version")
+    def create_pipeline_version(self, pipeline: str, *, prompt_template: str, index: str, route: str,
+                                parameters: dict | None = None, description: str = "",
+                                request_id: str | None = None) -> pb.ModelVersion:
+        params = struct_pb2.Struct()
+        json_format.ParseDict(parameters or {}, params)
+        spec = pb.PipelineSpec(prompt_template=prompt_template, index=index, route=route, parameters=params)
+        return self._unary(self.stub.CreateModelVersion, pb.CreateModelVersionRequest(
+            parent=pipeline, pipeline_spec=spec, description=description, request_id=request_id or uuid.uuid4().hex))
+
+    @operation("get_version")
+    def get_version(self, ref: str) -> pb.ModelVersion:
+        return self._unary(self.stub.GetModelVersion, pb.GetModelVersionRequest(name=ref))
+
+    @operation("list_versions")
+    def list_versions(self, model: str, *, page_size: int = 100) -> list[pb.ModelVersion]:
+        out, token = [], ""
+        while True:
+            resp = self._unary(self.stub.ListModelVersions, pb.ListModelVersionsRequest(
+                parent=model, page_size=page_size, page_token=token))
+            out.extend(resp.versions)
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    @operation("approve")
+    def approve(self, ref: str, comment: str = "") -> pb.ModelVersion:
+        return self._unary(self.stub.ApproveModelVersion, pb.ApproveModelVersionRequest(name=ref, comment=comment))
+
+    @operation("reject")
+    def reject(self, ref: str, comment: str = "") -> pb.ModelVersion:
+        return self._unary(self.stub.RejectModelVersion, pb.RejectModelVersionRequest(name=ref, comment=comment))
+
+    @operation("set_alias")
+    def set_alias(self, model: str, alias: str, version: int) -> pb.Model:
+        return self._unary(self.stub.SetAlias, pb.SetAliasRequest(model=model, alias=alias, version=version))
+
+    @operation("delete_alias")
+    def delete_alias(self, model: str, alias: str) -> pb.Model:
+        return self._unary(self.stub.DeleteAlias, pb.DeleteAliasRequest(model=model, alias=alias))
+
+    # -- artifacts -----------------------------------------------------------------------------
+
+    def _upload_requests(self, model: str, rel: str, path: Path, digest: str, size: int,
+                         progress: Progress | None) -> Iterator[pb.UploadArtifactRequest]:
+        yield pb.UploadArtifactRequest(header=pb.UploadArtifactHeader(model=model, path=rel, sha256=digest, size_bytes=size))
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                yield pb.UploadArtifactRequest(chunk=chunk)
+                if progress:
+                    progress(len(chunk))
+
+    @operation("upload_file")
+    def upload_file(self, model: str, rel: str, path: Path, progress: Progress | None = None,
+                    timeout: float | None = None) -> pb.UploadArtifactResponse:
+        size = path.stat().st_size
+        digest = sha256_file(path)
+        resp = self._unary(self.stub.UploadArtifact,
+                           self._upload_requests(model, rel, path, digest, size, progress), timeout=timeout)
+        if resp.deduplicated and progress:
+            progress(size)  # already stored: nothing more will be sent, count it as done
+        return resp
+
+    @operation("upload_folder")
+    def upload_folder(self, model: str, folder: Path | str, *, format: str = "", lineage: pb.Lineage | None = None,
+                      metrics: dict[str, float] | None = None, description: str = "",
+                      progress: Progress | None = None) -> pb.ModelVersion:
+        """Upload every file of `folder`, then create a version from them (one request id, so a
+        retried create cannot make two versions)."""
+        folder = Path(folder)
+        files = folder_files(folder)
+        if not files:
+            raise CallError(grpc.StatusCode.INVALID_ARGUMENT, f"{folder} has no files to upload")
+        uploaded = [self.upload_file(model, rel, path, progress).file for rel, path in files]
+        return self.create_version(model, uploaded, format=format, lineage=lineage, metrics=metrics,
+                                   description=description)
+
+    @staticmethod
+    def folder_size(folder: Path | str) -> int:
+        return sum(p.stat().st_size for _, p in folder_files(Path(folder)))
+
+    @operation("download_version")
+    def download_version(self, ref: str, dest: Path | str, progress: Progress | None = None) -> pb.ModelVersion:
+        """Download a version's folder into `dest`, checking each file's sha256 and size."""
+        version = self.get_version(ref)
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in version.artifact.files:
+            target = confined(dest, f.path)  # a manifest is input too: never write outside dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            h, size = hashlib.sha256(), 0
+            tmp = target.with_name(target.name + ".part")
+            with open(tmp, "wb") as out:
+                for msg in self.stub.DownloadArtifact(pb.DownloadArtifactRequest(model_version=version.name, path=f.path)):
+                    if msg.WhichOneof("part") == "chunk":
+                        out.write(msg.chunk)
+                        h.update(msg.chunk)
+                        size += len(msg.chunk)
+                        if progress:
+                            progress(len(msg.chunk))
+            if h.hexdigest() != f.sha256 or size != f.size_bytes:
+                tmp.unlink(missing_ok=True)
+                raise CallError(grpc.StatusCode.DATA_LOSS, f"{f.path}: downloaded content does not match its sha256; retry")
+            os.replace(tmp, target)
+        return version
+
+    # -- events --------------------------------------------------------------------------------
+
+    @operation("list_events")
+    def list_events(self, model: str = "", *, page_size: int = 100) -> list[pb.Event]:
+        out, token = [], ""
+        while True:
+            resp = self._unary(self.stub.ListEvents, pb.ListEventsRequest(model=model, page_size=page_size, page_token=token))
+            out.extend(resp.events)
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    def watch_events(self, *, after_sequence: int = 0, models: list[str] | None = None,
+                     timeout: float | None = None) -> Iterator[pb.Event]:
+        """Events as they happen (cancel by closing the iterator or with `timeout`)."""
+        stream = self.stub.WatchEvents(pb.WatchEventsRequest(after_sequence=after_sequence, models=models or []),
+                                       timeout=timeout)
+        for msg in stream:
+            yield msg.event

@@ -1,0 +1,54 @@
+"""The local environment of one machine: `LLMOPS_HOME` (default `~/.llmops`) holds the config that
+`llmops up` writes (service addresses, the admin key), the key file, data, logs and traces."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+# Where each service listens when started by `llmops up` or alone without a port setting.
+DEFAULT_PORTS = {
+    "registry": 50051, "retrieval": 50052, "prompt": 50053, "generation": 50054,
+    "pipeline": 50055, "feedback": 50056, "finetuning": 50057,
+}
+
+
+def home() -> Path:
+    return Path(os.environ.get("LLMOPS_HOME") or Path.home() / ".llmops").expanduser()
+
+
+def config_path() -> Path:
+    return home() / "config.json"
+
+
+def keys_path() -> Path:
+    return home() / "keys.json"
+
+
+@dataclass
+class LocalConfig:
+    """What a client needs to reach a running stack."""
+
+    services: dict[str, str] = field(default_factory=dict)  # service name -> host:port
+    api_key: str = ""
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> LocalConfig:
+        path = path or config_path()
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(services=data.get("services", {}), api_key=data.get("api_key", ""))
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or config_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds a key
+        with os.fdopen(fd, "w") as f:
+            json.dump({"services": self.services, "api_key": self.api_key}, f, indent=2)
+        os.replace(tmp, path)
+        return path

@@ -1,0 +1,47 @@
+"""Opaque page tokens for keyset pagination. A token carries the last position and a
+fingerprint of the query it belongs to, so a token reused with other filters is refused."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from llmops.core.errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+    if requested < 0:
+        raise InvalidArgument(f"page_size must be 0 (default {default}) or positive, got {requested}")
+    if requested == 0:
+        return default
+    return min(requested, maximum)  # AIP-158: values above the maximum are coerced down
+
+
+def _fingerprint(query: Any) -> str:
+    return hashlib.sha256(json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def encode(position: Any, query: Any) -> str:
+    raw = json.dumps({"p": position, "q": _fingerprint(query)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(token: str, query: Any) -> Any | None:
+    """The position in `token`, or None for the first page; INVALID_ARGUMENT when it is not a
+    token this query issued."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        position, fingerprint = data["p"], data["q"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response") from None
+    if fingerprint != _fingerprint(query):
+        raise InvalidArgument("page_token belongs to a different query; restart the listing without it")
+    return position

@@ -1,0 +1,185 @@
+"""Server bootstrap shared by every service.
+
+`create_server` builds a grpc.aio server with health, reflection and the interceptor stages, and
+binds it (tests bind port 0); `run` is the process main: config from the environment, tracing,
+SIGTERM handling and graceful stop (health NOT_SERVING first, then in-flight calls get a grace
+period).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import _async as health_async
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
+
+from llmops.core import auth, localenv, telemetry
+from llmops.core.config import ConfigError, from_env
+from llmops.core.interceptors import AuthStage, DeadlineStage, StagedInterceptor, TracingStage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings every service shares, from `LLMOPS_<SERVICE>_*` variables."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_concurrent_rpcs: int = 256
+    max_message_bytes: int = 4 * 1024 * 1024  # large payloads are streamed, never one message
+    grace_period_s: float = 10.0
+    default_timeout_s: float = 30.0
+    max_timeout_s: float = 600.0
+    keys_file: str = ""  # default: $LLMOPS_HOME/keys.json
+    ready_file: str = ""  # written with host:port once serving (for supervisors and tests)
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One gRPC service to host: its full name, stub registration function, servicer, policy."""
+
+    full_name: str
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+    policy: auth.Policy
+
+
+class Server:
+    """A started server: its port, its health, and a graceful stop."""
+
+    def __init__(self, server: grpc.aio.Server, health: health_async.HealthServicer, port: int,
+                 names: Sequence[str], on_stop: Sequence[Callable[[], Awaitable[None]]] = ()):
+        self.grpc_server = server
+        self.health = health
+        self.port = port
+        self._names = list(names)
+        self._on_stop = list(on_stop)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self._names]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float | None) -> None:
+        """NOT_SERVING first (load balancers stop sending), then let in-flight calls finish."""
+        await self.set_serving(False)
+        await self.grpc_server.stop(grace_s)
+        for hook in self._on_stop:
+            await hook()
+
+    async def wait(self) -> None:
+        await self.grpc_server.wait_for_termination()
+
+
+def load_keys(config: ServerConfig) -> auth.KeyStore:
+    path = Path(config.keys_file) if config.keys_file else localenv.keys_path()
+    return auth.KeyStore(path)
+
+
+async def create_server(
+    bindings: Sequence[ServiceBinding],
+    config: ServerConfig,
+    *,
+    keys: auth.KeyStore,
+    tracer_provider: trace.TracerProvider | None = None,
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> Server:
+    """Build, bind and start a server hosting `bindings` (port 0 picks a free port)."""
+    policy = auth.Policy({})
+    for b in bindings:
+        policy = policy | b.policy
+    interceptor = StagedInterceptor([
+        TracingStage(tracer_provider),
+        AuthStage(policy, keys),
+        DeadlineStage(config.default_timeout_s, config.max_timeout_s),
+    ])
+    server = grpc.aio.server(
+        interceptors=[interceptor],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    for b in bindings:
+        b.add_to_server(b.servicer, server)
+    health = health_async.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = [b.full_name for b in bindings]
+    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME, "grpc.health.v1.Health"], server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        raise ConfigError(f"cannot bind {config.host}:{config.port}")
+    await server.start()
+    started = Server(server, health, port, names, on_stop)
+    await started.set_serving(True)
+    return started
+
+
+def setup_logging(service: str) -> None:
+    level = os.environ.get("LLMOPS_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
+    )
+
+
+Factory = Callable[[ServerConfig, auth.KeyStore, trace.TracerProvider], Awaitable[Server]]
+
+
+def run(service: str, factory: Factory) -> None:
+    """Process main for `python -m services.<service>`."""
+    setup_logging(service)
+    try:
+        prefix = f"LLMOPS_{service.upper()}"
+        port = {} if f"{prefix}_PORT" in os.environ else {"port": localenv.DEFAULT_PORTS.get(service, 0)}
+        config = from_env(ServerConfig, prefix, **port)
+    except ConfigError as exc:
+        log.error("bad configuration: %s", exc)
+        raise SystemExit(2) from None
+    provider = telemetry.setup_tracing(f"llmops-{service}")
+    try:
+        asyncio.run(_serve(service, config, factory, provider))
+    except ConfigError as exc:
+        log.error("cannot start: %s", exc)
+        raise SystemExit(2) from None
+    finally:
+        provider.shutdown()
+
+
+async def _serve(service: str, config: ServerConfig, factory: Factory, provider: trace.TracerProvider) -> None:
+    keys = load_keys(config)
+    if keys.empty:
+        log.warning("no API keys configured: every call except health and reflection will be refused; "
+                    "create one with `llmops keys create NAME --role admin`")
+    server = await factory(config, keys, provider)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    if config.ready_file:
+        tmp = Path(config.ready_file + ".tmp")
+        tmp.write_text(f"{config.host}:{server.port}\n")
+        os.replace(tmp, config.ready_file)
+    log.info("%s serving on %s:%d", service, config.host, server.port)
+    await stopping.wait()
+    log.info("stopping: health NOT_SERVING, %.0f s grace for in-flight calls", config.grace_period_s)
+    await server.stop(config.grace_period_s)
+    log.info("stopped")

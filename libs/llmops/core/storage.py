@@ -1,0 +1,136 @@
+"""SQL storage over SQLAlchemy: SQLite (WAL, busy timeout) by default, PostgreSQL by URL, and
+versioned schema migrations.
+
+SQLite write transactions start with BEGIN IMMEDIATE: a deferred transaction that later needs the
+write lock fails at once with "database is locked" (the busy timeout cannot help a lock upgrade),
+while an immediate one waits its turn. Blocking calls run in a thread (`Database.run`) so the
+event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from llmops.core.errors import Unavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_url(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            pool_size=8, max_overflow=8,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step; `apply` runs inside the migration transaction."""
+
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+_migrations_table = sa.Table(
+    "schema_migrations", sa.MetaData(),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("description", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+
+class Database:
+    """An engine plus transaction helpers; `write()` for changes, `read()` for queries."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    async def run(self, fn: Callable[..., T], *args) -> T:
+        """Run blocking store code in a worker thread; connection failures become UNAVAILABLE."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except sa.exc.OperationalError as exc:
+            if "locked" in str(exc.orig):
+                log.error("database still locked after %d ms", BUSY_TIMEOUT_MS)
+            log.warning("database error: %s", exc.orig)
+            raise Unavailable("the service's database is not reachable; retry shortly") from None
+
+    def migrate(self, migrations: Sequence[Migration]) -> int:
+        """Apply pending migrations in order, each in its own transaction; returns the version."""
+        versions = [m.version for m in migrations]
+        if versions != sorted(set(versions)):
+            raise ValueError("migration versions must be unique and increasing")
+        with self.write() as conn:
+            _migrations_table.create(conn, checkfirst=True)
+        current = 0
+        for m in migrations:
+            with self.write() as conn:
+                if not self.is_sqlite:  # one migrator at a time across replicas
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274)"))
+                done = conn.execute(sa.select(_migrations_table.c.version).where(
+                    _migrations_table.c.version == m.version)).first()
+                if done is None:
+                    log.info("applying migration %d: %s", m.version, m.description)
+                    m.apply(conn)
+                    conn.execute(_migrations_table.insert().values(version=m.version, description=m.description))
+            current = m.version
+        return current
+
+    def schema_version(self) -> int:
+        with self.read() as conn:
+            if not sa.inspect(conn).has_table("schema_migrations"):
+                return 0
+            return conn.execute(sa.select(sa.func.max(_migrations_table.c.version))).scalar() or 0
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,251 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_SYSTEM: _ClassVar[Role]
+    ROLE_USER: _ClassVar[Role]
+    ROLE_ASSISTANT: _ClassVar[Role]
+
+class VariableType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VARIABLE_TYPE_UNSPECIFIED: _ClassVar[VariableType]
+    VARIABLE_TYPE_STRING: _ClassVar[VariableType]
+    VARIABLE_TYPE_NUMBER: _ClassVar[VariableType]
+    VARIABLE_TYPE_BOOL: _ClassVar[VariableType]
+    VARIABLE_TYPE_LIST: _ClassVar[VariableType]
+ROLE_UNSPECIFIED: Role
+ROLE_SYSTEM: Role
+ROLE_USER: Role
+ROLE_ASSISTANT: Role
+VARIABLE_TYPE_UNSPECIFIED: VariableType
+VARIABLE_TYPE_STRING: VariableType
+VARIABLE_TYPE_NUMBER: VariableType
+VARIABLE_TYPE_BOOL: VariableType
+VARIABLE_TYPE_LIST: VariableType
+
+class Message(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: Role
+    content: str
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ...) -> None: ...
+
+class Variable(_message.Message):
+    __slots__ = ("name", "type", "default_value", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: VariableType
+    default_value: _struct_pb2.Value
+    description: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[VariableType, str]] = ..., default_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ContextSpec(_message.Message):
+    __slots__ = ("chunk_template", "separator", "variable")
+    CHUNK_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    SEPARATOR_FIELD_NUMBER: _ClassVar[int]
+    VARIABLE_FIELD_NUMBER: _ClassVar[int]
+    chunk_template: str
+    separator: str
+    variable: str
+    def __init__(self, chunk_template: _Optional[str] = ..., separator: _Optional[str] = ..., variable: _Optional[str] = ...) -> None: ...
+
+class RetrievalSpec(_message.Message):
+    __slots__ = ("index", "top_k", "filter", "query_variable")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    QUERY_VARIABLE_FIELD_NUMBER: _ClassVar[int]
+    index: str
+    top_k: int
+    filter: _struct_pb2.Struct
+    query_variable: str
+    def __init__(self, index: _Optional[str] = ..., top_k: _Optional[int] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., query_variable: _Optional[str] = ...) -> None: ...
+
+class PromptTemplate(_message.Message):
+    __slots__ = ("name", "description", "aliases", "latest_version", "create_time")
+    class AliasesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    aliases: _containers.ScalarMap[str, int]
+    latest_version: int
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., aliases: _Optional[_Mapping[str, int]] = ..., latest_version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PromptVersion(_message.Message):
+    __slots__ = ("name", "version", "messages", "variables", "context", "retrieval", "aliases", "created_by", "create_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    variables: _containers.RepeatedCompositeFieldContainer[Variable]
+    context: ContextSpec
+    retrieval: RetrievalSpec
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    created_by: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., context: _Optional[_Union[ContextSpec, _Mapping]] = ..., retrieval: _Optional[_Union[RetrievalSpec, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreatePromptTemplateRequest(_message.Message):
+    __slots__ = ("template_id", "description")
+    TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    template_id: str
+    description: str
+    def __init__(self, template_id: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class GetPromptTemplateRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListPromptTemplatesRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPromptTemplatesResponse(_message.Message):
+    __slots__ = ("templates", "next_page_token")
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[PromptTemplate]
+    next_page_token: str
+    def __init__(self, templates: _Optional[_Iterable[_Union[PromptTemplate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreatePromptVersionRequest(_message.Message):
+    __slots__ = ("parent", "messages", "variables", "context", "retrieval", "request_id")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    variables: _containers.RepeatedCompositeFieldContainer[Variable]
+    context: ContextSpec
+    retrieval: RetrievalSpec
+    request_id: str
+    def __init__(self, parent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., context: _Optional[_Union[ContextSpec, _Mapping]] = ..., retrieval: _Optional[_Union[RetrievalSpec, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class GetPromptVersionRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListPromptVersionsRequest(_message.Message):
+    __slots__ = ("parent", "page_size", "page_token")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPromptVersionsResponse(_message.Message):
+    __slots__ = ("versions", "next_page_token")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[PromptVersion]
+    next_page_token: str
+    def __init__(self, versions: _Optional[_Iterable[_Union[PromptVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetPromptAliasRequest(_message.Message):
+    __slots__ = ("template", "alias", "version")
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    template: str
+    alias: str
+    version: int
+    def __init__(self, template: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class AssemblePromptRequest(_message.Message):
+    __slots__ = ("template", "variables", "query", "filter", "context_window_tokens", "reserve_output_tokens", "route")
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_WINDOW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RESERVE_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    template: str
+    variables: _struct_pb2.Struct
+    query: str
+    filter: _struct_pb2.Struct
+    context_window_tokens: int
+    reserve_output_tokens: int
+    route: str
+    def __init__(self, template: _Optional[str] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., query: _Optional[str] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context_window_tokens: _Optional[int] = ..., reserve_output_tokens: _Optional[int] = ..., route: _Optional[str] = ...) -> None: ...
+
+class IncludedChunk(_message.Message):
+    __slots__ = ("document_id", "chunk_id", "score", "citation", "tokens")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    CITATION_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    chunk_id: str
+    score: float
+    citation: str
+    tokens: int
+    def __init__(self, document_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., score: _Optional[float] = ..., citation: _Optional[str] = ..., tokens: _Optional[int] = ...) -> None: ...
+
+class AssemblePromptResponse(_message.Message):
+    __slots__ = ("messages", "rendered_text", "chunks", "index_version", "prompt_tokens", "truncated", "template_version")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    RENDERED_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[Message]
+    rendered_text: str
+    chunks: _containers.RepeatedCompositeFieldContainer[IncludedChunk]
+    index_version: int
+    prompt_tokens: int
+    truncated: bool
+    template_version: str
+    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., rendered_text: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[IncludedChunk, _Mapping]]] = ..., index_version: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., template_version: _Optional[str] = ...) -> None: ...

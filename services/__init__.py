@@ -1,0 +1,1 @@
+"""The llmops services, each runnable alone as `python -m services.<name>`."""

@@ -1,0 +1,4 @@
+from llmops.core.server import run
+from services.registry.server import build
+
+run("registry", build)

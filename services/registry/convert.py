@@ -1,0 +1,70 @@
+"""Registry records to and from protobuf messages."""
+
+from __future__ import annotations
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from llmops.registry.v1 import registry_pb2 as pb
+from services.registry import names
+from services.registry.domain import EventRecord, EventType, Kind, ModelRecord, Status, VersionRecord
+
+KIND_TO_PB = {Kind.MODEL: pb.MODEL_KIND_MODEL, Kind.PIPELINE: pb.MODEL_KIND_PIPELINE}
+KIND_FROM_PB = {v: k for k, v in KIND_TO_PB.items()}
+STATUS_TO_PB = {
+    Status.PENDING_APPROVAL: pb.VERSION_STATUS_PENDING_APPROVAL,
+    Status.APPROVED: pb.VERSION_STATUS_APPROVED,
+    Status.REJECTED: pb.VERSION_STATUS_REJECTED,
+}
+EVENT_TO_PB = {e: pb.EventType.Value(f"EVENT_TYPE_{e.name}") for e in EventType}
+EVENT_FROM_PB = {v: k for k, v in EVENT_TO_PB.items()}
+
+
+def timestamp(us: int) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromMicroseconds(us)
+    return ts
+
+
+def model_to_pb(m: ModelRecord) -> pb.Model:
+    return pb.Model(
+        name=names.model_name(m.id), kind=KIND_TO_PB[m.kind], description=m.description, labels=m.labels,
+        aliases=m.aliases, latest_version=m.latest_version, created_by=m.created_by,
+        create_time=timestamp(m.create_time_us), update_time=timestamp(m.update_time_us),
+    )
+
+
+def version_to_pb(v: VersionRecord) -> pb.ModelVersion:
+    out = pb.ModelVersion(
+        name=names.version_name(v.model, v.version), version=v.version,
+        lineage=pb.Lineage(base_version=v.lineage.base_version, dataset_uri=v.lineage.dataset_uri,
+                           dataset_version=v.lineage.dataset_version, tuning_job_id=v.lineage.tuning_job_id),
+        metrics=v.metrics, status=STATUS_TO_PB[v.status], description=v.description, aliases=list(v.aliases),
+        created_by=v.created_by, create_time=timestamp(v.create_time_us),
+    )
+    if v.files or v.artifact_digest:
+        out.artifact.CopyFrom(pb.Artifact(
+            files=[pb.ArtifactFile(path=f.path, sha256=f.sha256, size_bytes=f.size_bytes) for f in v.files],
+            digest=v.artifact_digest, size_bytes=v.size_bytes, format=v.format,
+        ))
+    if v.pipeline_spec is not None:
+        json_format.ParseDict(v.pipeline_spec, out.pipeline_spec)
+    if v.review is not None:
+        out.review.CopyFrom(pb.Review(reviewer=v.review.reviewer, comment=v.review.comment,
+                                      review_time=timestamp(v.review.time_us)))
+    return out
+
+
+def event_to_pb(e: EventRecord) -> pb.Event:
+    return pb.Event(
+        sequence=e.sequence, type=EVENT_TO_PB[e.type], model=names.model_name(e.model), version=e.version,
+        alias=e.alias, previous_version=e.previous_version, actor=e.actor, event_time=timestamp(e.time_us),
+        details=e.details, trace_id=e.trace_id,
+    )
+
+
+def pipeline_spec_to_dict(spec: pb.PipelineSpec) -> dict:
+    return json_format.MessageToDict(spec, preserving_proto_field_name=True)
+
+
+def struct_to_dict(s: struct_pb2.Struct) -> dict:
+    return json_format.MessageToDict(s)

@@ -1,0 +1,104 @@
+"""Registry records, independent of gRPC and SQL."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Kind(str, enum.Enum):
+    MODEL = "model"
+    PIPELINE = "pipeline"
+
+
+class Status(str, enum.Enum):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class EventType(str, enum.Enum):
+    MODEL_CREATED = "model_created"
+    MODEL_UPDATED = "model_updated"
+    VERSION_CREATED = "version_created"
+    VERSION_APPROVED = "version_approved"
+    VERSION_REJECTED = "version_rejected"
+    ALIAS_SET = "alias_set"
+    ALIAS_DELETED = "alias_deleted"
+    ARTIFACT_UPLOADED = "artifact_uploaded"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Lineage:
+    base_version: str = ""
+    dataset_uri: str = ""
+    dataset_version: str = ""
+    tuning_job_id: str = ""
+
+
+@dataclass(frozen=True)
+class Review:
+    reviewer: str
+    comment: str
+    time_us: int
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: str
+    kind: Kind
+    description: str
+    labels: dict[str, str]
+    aliases: dict[str, int]
+    latest_version: int
+    created_by: str
+    create_time_us: int
+    update_time_us: int
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    model: str
+    version: int
+    files: tuple[FileEntry, ...]
+    artifact_digest: str
+    size_bytes: int
+    format: str
+    pipeline_spec: dict | None
+    lineage: Lineage
+    metrics: dict[str, float]
+    status: Status
+    review: Review | None
+    description: str
+    aliases: tuple[str, ...]
+    created_by: str
+    create_time_us: int
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    sequence: int
+    type: EventType
+    model: str
+    version: int
+    alias: str
+    previous_version: int
+    actor: str
+    time_us: int
+    details: dict[str, str] = field(default_factory=dict)
+    trace_id: str = ""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does a change, and under which trace (recorded in the audit trail)."""
+
+    name: str
+    trace_id: str = ""

@@ -1,0 +1,354 @@
+"""The registry's SQL store: models, versions, aliases and the event log (also the audit trail).
+
+Every change and its event are written in one transaction, so the audit trail and WatchEvents
+never miss or invent a change. Changes to one model lock its row (SQLite: the write lock), so
+concurrent alias moves and version numbers are serialised per model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from llmops.core.errors import AlreadyExists, FailedPrecondition, NotFound
+from llmops.core.storage import Database, Migration
+from services.registry.domain import (
+    Actor, EventRecord, EventType, FileEntry, Kind, Lineage, ModelRecord, Review, Status, VersionRecord,
+)
+from services.registry.names import VersionRef, parse_version_ref, version_name
+
+meta = sa.MetaData()
+
+models = sa.Table(
+    "models", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("labels", sa.Text, nullable=False, default="{}"),
+    sa.Column("latest_version", sa.Integer, nullable=False, default=0),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("create_time_us", sa.BigInteger, nullable=False),
+    sa.Column("update_time_us", sa.BigInteger, nullable=False),
+)
+
+versions = sa.Table(
+    "model_versions", meta,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("files", sa.Text, nullable=False),
+    sa.Column("artifact_digest", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("format", sa.String(64), nullable=False),
+    sa.Column("pipeline_spec", sa.Text),
+    sa.Column("base_version", sa.String(200), nullable=False, default=""),
+    sa.Column("dataset_uri", sa.Text, nullable=False, default=""),
+    sa.Column("dataset_version", sa.String(200), nullable=False, default=""),
+    sa.Column("tuning_job_id", sa.String(200), nullable=False, default=""),
+    sa.Column("metrics", sa.Text, nullable=False, default="{}"),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("reviewer", sa.String(200)),
+    sa.Column("review_comment", sa.Text),
+    sa.Column("review_time_us", sa.BigInteger),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("create_time_us", sa.BigInteger, nullable=False),
+    sa.Column("request_id", sa.String(128)),
+    sa.UniqueConstraint("model_id", "request_id", name="uq_version_request"),
+)
+
+aliases = sa.Table(
+    "aliases", meta,
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), primary_key=True),
+    sa.Column("alias", sa.String(63), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+events = sa.Table(
+    "events", meta,
+    sa.Column("sequence", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(63), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, default=0),
+    sa.Column("alias", sa.String(63), nullable=False, default=""),
+    sa.Column("previous_version", sa.Integer, nullable=False, default=0),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("time_us", sa.BigInteger, nullable=False),
+    sa.Column("details", sa.Text, nullable=False, default="{}"),
+    sa.Column("trace_id", sa.String(32), nullable=False, default=""),
+    sa.Index("events_by_model", "model", "sequence"),
+)
+
+MIGRATIONS = [
+    Migration(1, "models, versions, aliases, events", lambda conn: meta.create_all(conn)),
+]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class RegistryStore:
+    """Blocking store operations; the servicer runs them through `Database.run`."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def migrate(self) -> int:
+        return self.db.migrate(MIGRATIONS)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _model_row(self, conn: Connection, model_id: str, *, lock: bool = False):
+        q = sa.select(models).where(models.c.name == model_id)
+        if lock:
+            q = q.with_for_update()
+        row = conn.execute(q).first()
+        if row is None:
+            raise NotFound(f"model {model_id!r} does not exist; create it first or check `llmops models list`")
+        return row
+
+    def _aliases(self, conn: Connection, pk: int) -> dict[str, int]:
+        rows = conn.execute(sa.select(aliases.c.alias, aliases.c.version).where(aliases.c.model_id == pk))
+        return {a: v for a, v in rows}
+
+    def _model(self, conn: Connection, row) -> ModelRecord:
+        return ModelRecord(
+            id=row.name, kind=Kind(row.kind), description=row.description, labels=json.loads(row.labels),
+            aliases=self._aliases(conn, row.id), latest_version=row.latest_version, created_by=row.created_by,
+            create_time_us=row.create_time_us, update_time_us=row.update_time_us,
+        )
+
+    def _version(self, conn: Connection, model_id: str, row, alias_map: dict[str, int] | None = None) -> VersionRecord:
+        if alias_map is None:
+            alias_map = self._aliases(conn, row.model_id)
+        review = Review(row.reviewer, row.review_comment or "", row.review_time_us) if row.reviewer else None
+        return VersionRecord(
+            model=model_id, version=row.version,
+            files=tuple(FileEntry(*f) for f in json.loads(row.files)),
+            artifact_digest=row.artifact_digest, size_bytes=row.size_bytes, format=row.format,
+            pipeline_spec=json.loads(row.pipeline_spec) if row.pipeline_spec else None,
+            lineage=Lineage(row.base_version, row.dataset_uri, row.dataset_version, row.tuning_job_id),
+            metrics=json.loads(row.metrics), status=Status(row.status), review=review,
+            description=row.description,
+            aliases=tuple(sorted(a for a, v in alias_map.items() if v == row.version)),
+            created_by=row.created_by, create_time_us=row.create_time_us,
+        )
+
+    def get_model(self, model_id: str) -> ModelRecord:
+        with self.db.read() as conn:
+            return self._model(conn, self._model_row(conn, model_id))
+
+    def list_models(self, after: str | None, limit: int, kind: Kind | None) -> list[ModelRecord]:
+        with self.db.read() as conn:
+            q = sa.select(models).order_by(models.c.name).limit(limit)
+            if after is not None:
+                q = q.where(models.c.name > after)
+            if kind is not None:
+                q = q.where(models.c.kind == kind.value)
+            return [self._model(conn, r) for r in conn.execute(q).all()]
+
+    def _resolve(self, conn: Connection, ref: VersionRef):
+        mrow = self._model_row(conn, ref.model)
+        number = ref.version
+        if number is None:
+            number = conn.execute(sa.select(aliases.c.version).where(
+                aliases.c.model_id == mrow.id, aliases.c.alias == ref.alias)).scalar()
+            if number is None:
+                raise NotFound(f"model {ref.model!r} has no alias {ref.alias!r}")
+        vrow = conn.execute(sa.select(versions).where(
+            versions.c.model_id == mrow.id, versions.c.version == number)).first()
+        if vrow is None:
+            raise NotFound(f"model {ref.model!r} has no version {number}")
+        return mrow, vrow
+
+    def get_version(self, ref: VersionRef) -> VersionRecord:
+        with self.db.read() as conn:
+            _, vrow = self._resolve(conn, ref)
+            return self._version(conn, ref.model, vrow)
+
+    def list_versions(self, model_id: str, before: int | None, limit: int) -> list[VersionRecord]:
+        with self.db.read() as conn:
+            mrow = self._model_row(conn, model_id)
+            alias_map = self._aliases(conn, mrow.id)
+            q = (sa.select(versions).where(versions.c.model_id == mrow.id)
+                 .order_by(versions.c.version.desc()).limit(limit))
+            if before is not None:
+                q = q.where(versions.c.version < before)
+            return [self._version(conn, model_id, r, alias_map) for r in conn.execute(q).all()]
+
+    def list_events(self, model_id: str | None, after: int, limit: int) -> list[EventRecord]:
+        with self.db.read() as conn:
+            q = sa.select(events).where(events.c.sequence > after).order_by(events.c.sequence).limit(limit)
+            if model_id:
+                q = q.where(events.c.model == model_id)
+            return [_event(r) for r in conn.execute(q).all()]
+
+    def last_sequence(self) -> int:
+        with self.db.read() as conn:
+            return conn.execute(sa.select(sa.func.max(events.c.sequence))).scalar() or 0
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _emit(self, conn: Connection, actor: Actor, type_: EventType, model: str, *, version: int = 0,
+              alias: str = "", previous_version: int = 0, details: dict[str, str] | None = None) -> None:
+        conn.execute(events.insert().values(
+            type=type_.value, model=model, version=version, alias=alias, previous_version=previous_version,
+            actor=actor.name, time_us=now_us(), details=json.dumps(details or {}), trace_id=actor.trace_id,
+        ))
+
+    def create_model(self, actor: Actor, model_id: str, kind: Kind, description: str, labels: dict[str, str]) -> ModelRecord:
+        with self.db.write() as conn:
+            exists = conn.execute(sa.select(models.c.id).where(models.c.name == model_id)).first()
+            if exists is not None:
+                raise AlreadyExists(f"model {model_id!r} already exists; pick another id or add a version to it")
+            t = now_us()
+            conn.execute(models.insert().values(
+                name=model_id, kind=kind.value, description=description, labels=json.dumps(labels, sort_keys=True),
+                latest_version=0, created_by=actor.name, create_time_us=t, update_time_us=t,
+            ))
+            self._emit(conn, actor, EventType.MODEL_CREATED, model_id, details={"kind": kind.value})
+            return self._model(conn, self._model_row(conn, model_id))
+
+    def update_model(self, actor: Actor, model_id: str, description: str | None, labels: dict[str, str] | None) -> ModelRecord:
+        with self.db.write() as conn:
+            row = self._model_row(conn, model_id, lock=True)
+            values: dict = {"update_time_us": now_us()}
+            if description is not None:
+                values["description"] = description
+            if labels is not None:
+                values["labels"] = json.dumps(labels, sort_keys=True)
+            conn.execute(models.update().where(models.c.id == row.id).values(**values))
+            self._emit(conn, actor, EventType.MODEL_UPDATED, model_id,
+                       details={k: "changed" for k in values if k != "update_time_us"})
+            return self._model(conn, self._model_row(conn, model_id))
+
+    def create_version(
+        self, actor: Actor, model_id: str, *, kind: Kind, files: Sequence[FileEntry], artifact_digest: str,
+        size_bytes: int, format_: str, pipeline_spec: dict | None, lineage: Lineage, metrics: dict[str, float],
+        description: str, request_id: str | None,
+    ) -> VersionRecord:
+        with self.db.write() as conn:
+            mrow = self._model_row(conn, model_id, lock=True)
+            if request_id:
+                prior = conn.execute(sa.select(versions).where(
+                    versions.c.model_id == mrow.id, versions.c.request_id == request_id)).first()
+                if prior is not None:  # a retry of a create that already succeeded
+                    return self._version(conn, model_id, prior)
+            if Kind(mrow.kind) is not kind:
+                raise FailedPrecondition(
+                    f"model {model_id!r} is a {mrow.kind}; its versions need "
+                    + ("a pipeline_spec" if mrow.kind == Kind.PIPELINE.value else "artifact files")
+                )
+            if lineage.base_version:
+                self._check_base(conn, lineage.base_version)
+            number = mrow.latest_version + 1
+            t = now_us()
+            conn.execute(versions.insert().values(
+                model_id=mrow.id, version=number, files=json.dumps([[f.path, f.sha256, f.size_bytes] for f in files]),
+                artifact_digest=artifact_digest, size_bytes=size_bytes, format=format_,
+                pipeline_spec=json.dumps(pipeline_spec, sort_keys=True) if pipeline_spec is not None else None,
+                base_version=lineage.base_version, dataset_uri=lineage.dataset_uri,
+                dataset_version=lineage.dataset_version, tuning_job_id=lineage.tuning_job_id,
+                metrics=json.dumps(metrics, sort_keys=True), status=Status.PENDING_APPROVAL.value,
+                description=description, created_by=actor.name, create_time_us=t, request_id=request_id or None,
+            ))
+            conn.execute(models.update().where(models.c.id == mrow.id).values(latest_version=number, update_time_us=t))
+            self._emit(conn, actor, EventType.VERSION_CREATED, model_id, version=number,
+                       details={"digest": artifact_digest} if artifact_digest else {})
+            vrow = conn.execute(sa.select(versions).where(
+                versions.c.model_id == mrow.id, versions.c.version == number)).first()
+            return self._version(conn, model_id, vrow)
+
+    def _check_base(self, conn: Connection, base: str) -> None:
+        try:
+            self._resolve(conn, parse_version_ref(base))
+        except NotFound as exc:
+            raise NotFound(f"lineage base_version {base!r} does not exist: {exc.message}") from None
+
+    def review_version(self, actor: Actor, ref: VersionRef, approve: bool, comment: str,
+                       protected: frozenset[str]) -> VersionRecord:
+        with self.db.write() as conn:
+            mrow = self._model_row(conn, ref.model, lock=True)
+            _, vrow = self._resolve(conn, ref)
+            status = Status(vrow.status)
+            if approve:
+                if status is Status.APPROVED:
+                    return self._version(conn, ref.model, vrow)  # approving twice changes nothing
+                if status is Status.REJECTED:
+                    raise FailedPrecondition(
+                        f"{version_name(ref.model, vrow.version)} was rejected by {vrow.reviewer}; "
+                        "create a new version instead of approving a rejected one"
+                    )
+            else:
+                pointing = [a for a, v in self._aliases(conn, mrow.id).items() if v == vrow.version and a in protected]
+                if pointing:
+                    raise FailedPrecondition(
+                        f"protected alias {', '.join(sorted(pointing))} points to version {vrow.version}; "
+                        "move it to another approved version before rejecting this one"
+                    )
+            new = Status.APPROVED if approve else Status.REJECTED
+            t = now_us()
+            conn.execute(versions.update().where(
+                versions.c.model_id == mrow.id, versions.c.version == vrow.version,
+            ).values(status=new.value, reviewer=actor.name, review_comment=comment, review_time_us=t))
+            self._emit(conn, actor, EventType.VERSION_APPROVED if approve else EventType.VERSION_REJECTED,
+                       ref.model, version=vrow.version, details={"comment": comment[:500]})
+            _, vrow = self._resolve(conn, VersionRef(ref.model, vrow.version, None))
+            return self._version(conn, ref.model, vrow)
+
+    def set_alias(self, actor: Actor, model_id: str, alias: str, version: int, protected: bool) -> ModelRecord:
+        with self.db.write() as conn:
+            mrow = self._model_row(conn, model_id, lock=True)
+            vrow = conn.execute(sa.select(versions.c.status).where(
+                versions.c.model_id == mrow.id, versions.c.version == version)).first()
+            if vrow is None:
+                raise NotFound(f"model {model_id!r} has no version {version}")
+            if protected and vrow.status != Status.APPROVED.value:
+                raise FailedPrecondition(
+                    f"alias {alias!r} is protected and version {version} is {vrow.status.replace('_', ' ')}; "
+                    f"approve it first (`llmops models approve {model_id}@{version}`)"
+                )
+            previous = conn.execute(sa.select(aliases.c.version).where(
+                aliases.c.model_id == mrow.id, aliases.c.alias == alias)).scalar()
+            if previous is None:
+                conn.execute(aliases.insert().values(model_id=mrow.id, alias=alias, version=version))
+            else:
+                conn.execute(aliases.update().where(
+                    aliases.c.model_id == mrow.id, aliases.c.alias == alias).values(version=version))
+            conn.execute(models.update().where(models.c.id == mrow.id).values(update_time_us=now_us()))
+            self._emit(conn, actor, EventType.ALIAS_SET, model_id, version=version, alias=alias,
+                       previous_version=previous or 0)
+            return self._model(conn, self._model_row(conn, model_id))
+
+    def delete_alias(self, actor: Actor, model_id: str, alias: str) -> ModelRecord:
+        with self.db.write() as conn:
+            mrow = self._model_row(conn, model_id, lock=True)
+            previous = conn.execute(sa.select(aliases.c.version).where(
+                aliases.c.model_id == mrow.id, aliases.c.alias == alias)).scalar()
+            if previous is None:
+                raise NotFound(f"model {model_id!r} has no alias {alias!r}")
+            conn.execute(aliases.delete().where(aliases.c.model_id == mrow.id, aliases.c.alias == alias))
+            conn.execute(models.update().where(models.c.id == mrow.id).values(update_time_us=now_us()))
+            self._emit(conn, actor, EventType.ALIAS_DELETED, model_id, alias=alias, previous_version=previous)
+            return self._model(conn, self._model_row(conn, model_id))
+
+    def record_upload(self, actor: Actor, model_id: str, entry: FileEntry, deduplicated: bool) -> None:
+        with self.db.write() as conn:
+            self._model_row(conn, model_id)
+            self._emit(conn, actor, EventType.ARTIFACT_UPLOADED, model_id, details={
+                "path": entry.path, "sha256": entry.sha256, "size_bytes": str(entry.size_bytes),
+                "deduplicated": str(deduplicated).lower(),
+            })
+
+
+def _event(row) -> EventRecord:
+    return EventRecord(
+        sequence=row.sequence, type=EventType(row.type), model=row.model, version=row.version, alias=row.alias,
+        previous_version=row.previous_version, actor=row.actor, time_us=row.time_us,
+        details=json.loads(row.details), trace_id=row.trace_id,
+    )

@@ -1,0 +1,105 @@
+"""Test helpers: run an aio server in a background thread, keys for each role, free ports,
+and service processes started the way `llmops up` starts them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from llmops.core import auth
+from llmops.core.server import Server, ServerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("reader", "reviewer", "editor", "approver", "admin")
+
+
+def make_keys(path: Path) -> dict[str, str]:
+    """One key per role, named after the role; returns role -> key."""
+    return {role: auth.add_key(path, role, role) for role in ROLES}
+
+
+class ServerThread:
+    """Runs `factory(ServerConfig(port=0), keys)` on its own event loop in a thread."""
+
+    def __init__(self, factory: Callable[[ServerConfig, auth.KeyStore], Awaitable[Server]], keys: auth.KeyStore,
+                 config: ServerConfig | None = None):
+        self._factory = factory
+        self._keys = keys
+        self._config = config or ServerConfig(port=0)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.server: Server | None = None
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(self._factory(self._config, self._keys), self.loop).result(60)
+        return self
+
+    @property
+    def address(self) -> str:
+        assert self.server is not None
+        return f"127.0.0.1:{self.server.port}"
+
+    def run(self, coro: Awaitable, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self, grace: float | None = 0) -> None:
+        if self.server is not None:
+            self.run(self.server.stop(grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServiceProcess:
+    """`python -m services.<name>` as its own process, bound to a free loopback port."""
+
+    def __init__(self, name: str, env: dict[str, str], workdir: Path):
+        self.name = name
+        self.env = env
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.address = ""
+        self.log = workdir / f"{name}.log"
+
+    def start(self, timeout: float = 60) -> ServiceProcess:
+        prefix = f"LLMOPS_{self.name.upper()}"
+        ready = self.workdir / f"{self.name}.ready"
+        ready.unlink(missing_ok=True)
+        env = {**os.environ, **self.env, f"{prefix}_PORT": "0", f"{prefix}_HOST": "127.0.0.1",
+               f"{prefix}_READY_FILE": str(ready)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"], env=env, cwd=ROOT,
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not ready.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        self.address = ready.read_text().strip()
+        return self
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout)
+
+    def kill(self) -> int:
+        assert self.proc is not None
+        self.proc.kill()
+        return self.proc.wait(10)

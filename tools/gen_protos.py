@@ -1,0 +1,86 @@
+"""Generate the Python code for every contract in protos/ (the one script that does it).
+
+`python tools/gen_protos.py` writes into libs/; `--check` regenerates into a temporary folder and
+exits non-zero when the committed code differs (the staleness test calls the same function).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO_ROOT = ROOT / "protos"
+OUT_ROOT = ROOT / "libs"
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+
+
+def proto_files() -> list[Path]:
+    return sorted(PROTO_ROOT.rglob("*.proto"))
+
+
+def generate(out_root: Path) -> None:
+    from grpc_tools import protoc  # imported here: only generation needs grpcio-tools
+
+    import grpc_tools
+
+    include = Path(grpc_tools.__file__).parent / "_proto"
+    files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
+    args = [
+        "protoc",
+        f"-I{PROTO_ROOT}",
+        f"-I{include}",
+        f"--python_out={out_root}",
+        f"--pyi_out={out_root}",
+        f"--grpc_python_out={out_root}",
+        *files,
+    ]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc failed")
+
+
+def generated_files(root: Path) -> dict[str, Path]:
+    return {
+        str(p.relative_to(root)): p
+        for p in (root / "llmops").rglob("*")
+        if p.is_file() and p.name.endswith(GENERATED_SUFFIXES)
+    }
+
+
+def stale_files() -> list[str]:
+    """Paths whose committed generated code differs from what the protos produce now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(Path(tmp))
+        fresh = generated_files(Path(tmp))
+        current = generated_files(OUT_ROOT)
+        names = sorted(set(fresh) | set(current))
+        return [
+            n
+            for n in names
+            if n not in fresh or n not in current or not filecmp.cmp(fresh[n], current[n], shallow=False)
+        ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail when generated code is stale")
+    args = parser.parse_args()
+    if args.check:
+        stale = stale_files()
+        if stale:
+            print("generated code is stale; run `make protos`:\n  " + "\n  ".join(stale))
+            return 1
+        print("generated code is up to date")
+        return 0
+    for old in generated_files(OUT_ROOT).values():
+        old.unlink()
+    generate(OUT_ROOT)
+    print(f"generated {len(generated_files(OUT_ROOT))} files from {len(proto_files())} protos")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
