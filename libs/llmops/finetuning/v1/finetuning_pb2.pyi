@@ -173,3 +173,9 @@ class TuningJobEvent(_message.Message):
     message: str
     event_time: _timestamp_pb2.Timestamp
     def __init__(self, sequence: _Optional[int] = ..., state: _Optional[_Union[JobState, str]] = ..., step: _Optional[int] = ..., loss: _Optional[float] = ..., eval_loss: _Optional[float] = ..., checkpoint: _Optional[str] = ..., message: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchTuningJobResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: TuningJobEvent
+    def __init__(self, event: _Optional[_Union[TuningJobEvent, _Mapping]] = ...) -> None: ...

@@ -59,7 +59,7 @@ class FineTuningServiceStub:
         self.WatchTuningJob = channel.unary_stream(
                 '/llmops.finetuning.v1.FineTuningService/WatchTuningJob',
                 request_serializer=llmops_dot_finetuning_dot_v1_dot_finetuning__pb2.WatchTuningJobRequest.SerializeToString,
-                response_deserializer=llmops_dot_finetuning_dot_v1_dot_finetuning__pb2.TuningJobEvent.FromString,
+                response_deserializer=llmops_dot_finetuning_dot_v1_dot_finetuning__pb2.WatchTuningJobResponse.FromString,
                 _registered_method=True)
 
 
@@ -133,7 +133,7 @@ def add_FineTuningServiceServicer_to_server(servicer, server):
             'WatchTuningJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchTuningJob,
                     request_deserializer=llmops_dot_finetuning_dot_v1_dot_finetuning__pb2.WatchTuningJobRequest.FromString,
-                    response_serializer=llmops_dot_finetuning_dot_v1_dot_finetuning__pb2.TuningJobEvent.SerializeToString,
+                    response_serializer=llmops_dot_finetuning_dot_v1_dot_finetuning__pb2.WatchTuningJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -272,7 +272,7 @@ class FineTuningService:
             target,
             '/llmops.finetuning.v1.FineTuningService/WatchTuningJob',
             llmops_dot_finetuning_dot_v1_dot_finetuning__pb2.WatchTuningJobRequest.SerializeToString,
-            llmops_dot_finetuning_dot_v1_dot_finetuning__pb2.TuningJobEvent.FromString,
+            llmops_dot_finetuning_dot_v1_dot_finetuning__pb2.WatchTuningJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
