@@ -23,9 +23,8 @@ def proto_files() -> list[Path]:
 
 
 def generate(out_root: Path) -> None:
-    from grpc_tools import protoc  # imported here: only generation needs grpcio-tools
-
     import grpc_tools
+    from grpc_tools import protoc  # imported here: only generation needs grpcio-tools
 
     include = Path(grpc_tools.__file__).parent / "_proto"
     files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]

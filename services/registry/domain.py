@@ -6,18 +6,18 @@ import enum
 from dataclasses import dataclass, field
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     MODEL = "model"
     PIPELINE = "pipeline"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     PENDING_APPROVAL = "pending_approval"
     APPROVED = "approved"
     REJECTED = "rejected"
 
 
-class EventType(str, enum.Enum):
+class EventType(enum.StrEnum):
     MODEL_CREATED = "model_created"
     MODEL_UPDATED = "model_updated"
     VERSION_CREATED = "version_created"

@@ -234,7 +234,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             seen.add(path)
             out.append(FileEntry(path, check_digest(f.sha256), f.size_bytes))
         sizes = await asyncio.to_thread(lambda: [self._blobs.size(f.sha256) for f in out])
-        for f, stored in zip(out, sizes):
+        for f, stored in zip(out, sizes, strict=True):
             if stored is None:
                 raise FailedPrecondition(f"file {f.path!r} (sha256 {f.sha256[:12]}…) was not uploaded; upload it first")
             if stored != f.size_bytes:

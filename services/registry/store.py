@@ -17,7 +17,16 @@ from sqlalchemy.engine import Connection
 from llmops.core.errors import AlreadyExists, FailedPrecondition, NotFound
 from llmops.core.storage import Database, Migration
 from services.registry.domain import (
-    Actor, EventRecord, EventType, FileEntry, Kind, Lineage, ModelRecord, Review, Status, VersionRecord,
+    Actor,
+    EventRecord,
+    EventType,
+    FileEntry,
+    Kind,
+    Lineage,
+    ModelRecord,
+    Review,
+    Status,
+    VersionRecord,
 )
 from services.registry.names import VersionRef, parse_version_ref, version_name
 

@@ -289,7 +289,7 @@ def test_concurrent_alias_moves_leave_one_consistent_state(registry, tmp_path):
     moves = [e for e in reg.list_events("m") if e.type == pb.EVENT_TYPE_ALIAS_SET]
     assert len(moves) == 50
     assert moves[-1].version == final
-    for before, after in zip(moves, moves[1:]):  # each move saw the one before it
+    for before, after in zip(moves[:-1], moves[1:], strict=True):  # each move saw the one before it
         assert after.previous_version == before.version
     assert [a for a in reg.get_version(f"m@{final}").aliases] == ["canary"]
 

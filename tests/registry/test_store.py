@@ -84,7 +84,7 @@ def test_concurrent_alias_moves_serialise(store):
         list(pool.map(lambda v: store.set_alias(ALICE, "m", "canary", 1 + v % 5, False), range(50)))
     moves = [e for e in store.list_events("m", 0, 1000) if e.type is EventType.ALIAS_SET]
     assert len(moves) == 50
-    for before, after in zip(moves, moves[1:]):
+    for before, after in zip(moves[:-1], moves[1:], strict=True):
         assert after.previous_version == before.version
     assert store.get_model("m").aliases["canary"] == moves[-1].version
 

@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 # Where each service listens when started by `llmops up` or alone without a port setting.
 DEFAULT_PORTS = {
     "registry": 50051, "retrieval": 50052, "prompt": 50053, "generation": 50054,

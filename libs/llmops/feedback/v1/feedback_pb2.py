@@ -25,45 +25,47 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!llmops/feedback/v1/feedback.proto\x12\x12llmops.feedback.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n\x0fInferenceRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\x18\n\x10pipeline_version\x18\x03 \x01(\t\x12\x16\n\x0eprompt_version\x18\x04 \x01(\t\x12\x15\n\rindex_version\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x10\n\x08question\x18\x07 \x01(\t\x12\x11\n\tchunk_ids\x18\x08 \x03(\t\x12\x0e\n\x06\x61nswer\x18\t \x01(\t\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x14\n\x0cinput_tokens\x18\x0b \x01(\x03\x12\x15\n\routput_tokens\x18\x0c \x01(\x03\x12\x0e\n\x06\x63\x61ller\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x13LogInferenceRequest\x12\x33\n\x06record\x18\x01 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecord\"\xbf\x02\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12(\n\x05thumb\x18\x04 \x01(\x0e\x32\x19.llmops.feedback.v1.Thumb\x12\x0e\n\x06rating\x18\x05 \x01(\x05\x12\x18\n\x10\x63orrected_answer\x18\x06 \x01(\t\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\x12\x0e\n\x06labels\x18\x08 \x03(\t\x12\x10\n\x08reviewer\x18\t \x01(\t\x12\x32\n\x06source\x18\n \x01(\x0e\x32\".llmops.feedback.v1.FeedbackSource\x12\x13\n\x0bquarantined\x18\x0b \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x15\x43reateFeedbackRequest\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x1c.llmops.feedback.v1.Feedback\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"\x86\x02\n\x13ListFeedbackRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x32\n\x06source\x18\x03 \x01(\x0e\x32\".llmops.feedback.v1.FeedbackSource\x12\r\n\x05label\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"_\n\x14ListFeedbackResponse\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x1c.llmops.feedback.v1.Feedback\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8b\x01\n\x19GetFeedbackSummaryRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf3\x01\n\x0f\x46\x65\x65\x64\x62\x61\x63kSummary\x12\x18\n\x10pipeline_version\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x16\n\x0e\x66\x65\x65\x64\x62\x61\x63k_count\x18\x04 \x01(\x03\x12\x15\n\rapproval_rate\x18\x05 \x01(\x01\x12\x13\n\x0bmean_rating\x18\x06 \x01(\x01\x12\x13\n\x0b\x63orrections\x18\x07 \x01(\x03\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\t \x01(\x01\x12\x14\n\x0ctotal_tokens\x18\n \x01(\x03\"T\n\x1aGetFeedbackSummaryResponse\x12\x36\n\tsummaries\x18\x01 \x03(\x0b\x32#.llmops.feedback.v1.FeedbackSummary\"(\n\x14WatchFeedbackRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"\x8b\x01\n\x15WatchFeedbackResponse\x12\x30\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x1c.llmops.feedback.v1.FeedbackH\x00\x12\x38\n\tinference\x18\x02 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecordH\x00\x42\x06\n\x04item\"\x84\x02\n\x14\x45xportDatasetRequest\x12\x11\n\ttable_uri\x18\x01 \x01(\t\x12\x31\n\x06\x66ormat\x18\x02 \x01(\x0e\x32!.llmops.feedback.v1.DatasetFormat\x12\x16\n\x0e\x63orrected_only\x18\x03 \x01(\x08\x12\x16\n\x0ethumbs_up_only\x18\x04 \x01(\x08\x12\x18\n\x10pipeline_version\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x15\x45xportDatasetResponse\x12\x11\n\ttable_uri\x18\x01 \x01(\t\x12\x15\n\rtable_version\x18\x02 \x01(\x03\x12\x11\n\trow_count\x18\x03 \x01(\x03*\x92\x01\n\x0e\x46\x65\x65\x64\x62\x61\x63kSource\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_SOURCE_END_USER\x10\x01\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_SOURCE_REVIEWER\x10\x02\x12#\n\x1f\x46\x45\x45\x44\x42\x41\x43K_SOURCE_AUTOMATED_JUDGE\x10\x03*<\n\x05Thumb\x12\x15\n\x11THUMB_UNSPECIFIED\x10\x00\x12\x0c\n\x08THUMB_UP\x10\x01\x12\x0e\n\nTHUMB_DOWN\x10\x02*g\n\rDatasetFormat\x12\x1e\n\x1a\x44\x41TASET_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TASET_FORMAT_CHAT\x10\x01\x12\x1d\n\x19\x44\x41TASET_FORMAT_EVALUATION\x10\x02\x32\xf0\x04\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12\\\n\x0cLogInference\x12\'.llmops.feedback.v1.LogInferenceRequest\x1a#.llmops.feedback.v1.InferenceRecord\x12Y\n\x0e\x43reateFeedback\x12).llmops.feedback.v1.CreateFeedbackRequest\x1a\x1c.llmops.feedback.v1.Feedback\x12\x61\n\x0cListFeedback\x12\'.llmops.feedback.v1.ListFeedbackRequest\x1a(.llmops.feedback.v1.ListFeedbackResponse\x12s\n\x12GetFeedbackSummary\x12-.llmops.feedback.v1.GetFeedbackSummaryRequest\x1a..llmops.feedback.v1.GetFeedbackSummaryResponse\x12\x66\n\rWatchFeedback\x12(.llmops.feedback.v1.WatchFeedbackRequest\x1a).llmops.feedback.v1.WatchFeedbackResponse0\x01\x12\x64\n\rExportDataset\x12(.llmops.feedback.v1.ExportDatasetRequest\x1a).llmops.feedback.v1.ExportDatasetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!llmops/feedback/v1/feedback.proto\x12\x12llmops.feedback.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n\x0fInferenceRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\x18\n\x10pipeline_version\x18\x03 \x01(\t\x12\x16\n\x0eprompt_version\x18\x04 \x01(\t\x12\x15\n\rindex_version\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x10\n\x08question\x18\x07 \x01(\t\x12\x11\n\tchunk_ids\x18\x08 \x03(\t\x12\x0e\n\x06\x61nswer\x18\t \x01(\t\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x14\n\x0cinput_tokens\x18\x0b \x01(\x03\x12\x15\n\routput_tokens\x18\x0c \x01(\x03\x12\x0e\n\x06\x63\x61ller\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"J\n\x13LogInferenceRequest\x12\x33\n\x06record\x18\x01 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecord\"^\n\x14LogInferenceResponse\x12\x33\n\x06record\x18\x01 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecord\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\xbf\x02\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12(\n\x05thumb\x18\x04 \x01(\x0e\x32\x19.llmops.feedback.v1.Thumb\x12\x0e\n\x06rating\x18\x05 \x01(\x05\x12\x18\n\x10\x63orrected_answer\x18\x06 \x01(\t\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\x12\x0e\n\x06labels\x18\x08 \x03(\t\x12\x10\n\x08reviewer\x18\t \x01(\t\x12\x32\n\x06source\x18\n \x01(\x0e\x32\".llmops.feedback.v1.FeedbackSource\x12\x13\n\x0bquarantined\x18\x0b \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x15\x43reateFeedbackRequest\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x1c.llmops.feedback.v1.Feedback\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"\x86\x02\n\x13ListFeedbackRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x32\n\x06source\x18\x03 \x01(\x0e\x32\".llmops.feedback.v1.FeedbackSource\x12\r\n\x05label\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"_\n\x14ListFeedbackResponse\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x1c.llmops.feedback.v1.Feedback\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8b\x01\n\x19GetFeedbackSummaryRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf3\x01\n\x0f\x46\x65\x65\x64\x62\x61\x63kSummary\x12\x18\n\x10pipeline_version\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x16\n\x0e\x66\x65\x65\x64\x62\x61\x63k_count\x18\x04 \x01(\x03\x12\x15\n\rapproval_rate\x18\x05 \x01(\x01\x12\x13\n\x0bmean_rating\x18\x06 \x01(\x01\x12\x13\n\x0b\x63orrections\x18\x07 \x01(\x03\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\t \x01(\x01\x12\x14\n\x0ctotal_tokens\x18\n \x01(\x03\"T\n\x1aGetFeedbackSummaryResponse\x12\x36\n\tsummaries\x18\x01 \x03(\x0b\x32#.llmops.feedback.v1.FeedbackSummary\"(\n\x14WatchFeedbackRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"\x8b\x01\n\x15WatchFeedbackResponse\x12\x30\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x1c.llmops.feedback.v1.FeedbackH\x00\x12\x38\n\tinference\x18\x02 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecordH\x00\x42\x06\n\x04item\"\x84\x02\n\x14\x45xportDatasetRequest\x12\x11\n\ttable_uri\x18\x01 \x01(\t\x12\x31\n\x06\x66ormat\x18\x02 \x01(\x0e\x32!.llmops.feedback.v1.DatasetFormat\x12\x16\n\x0e\x63orrected_only\x18\x03 \x01(\x08\x12\x16\n\x0ethumbs_up_only\x18\x04 \x01(\x08\x12\x18\n\x10pipeline_version\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x15\x45xportDatasetResponse\x12\x11\n\ttable_uri\x18\x01 \x01(\t\x12\x15\n\rtable_version\x18\x02 \x01(\x03\x12\x11\n\trow_count\x18\x03 \x01(\x03*\x92\x01\n\x0e\x46\x65\x65\x64\x62\x61\x63kSource\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_SOURCE_END_USER\x10\x01\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_SOURCE_REVIEWER\x10\x02\x12#\n\x1f\x46\x45\x45\x44\x42\x41\x43K_SOURCE_AUTOMATED_JUDGE\x10\x03*<\n\x05Thumb\x12\x15\n\x11THUMB_UNSPECIFIED\x10\x00\x12\x0c\n\x08THUMB_UP\x10\x01\x12\x0e\n\nTHUMB_DOWN\x10\x02*g\n\rDatasetFormat\x12\x1e\n\x1a\x44\x41TASET_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TASET_FORMAT_CHAT\x10\x01\x12\x1d\n\x19\x44\x41TASET_FORMAT_EVALUATION\x10\x02\x32\xf5\x04\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12\x61\n\x0cLogInference\x12\'.llmops.feedback.v1.LogInferenceRequest\x1a(.llmops.feedback.v1.LogInferenceResponse\x12Y\n\x0e\x43reateFeedback\x12).llmops.feedback.v1.CreateFeedbackRequest\x1a\x1c.llmops.feedback.v1.Feedback\x12\x61\n\x0cListFeedback\x12\'.llmops.feedback.v1.ListFeedbackRequest\x1a(.llmops.feedback.v1.ListFeedbackResponse\x12s\n\x12GetFeedbackSummary\x12-.llmops.feedback.v1.GetFeedbackSummaryRequest\x1a..llmops.feedback.v1.GetFeedbackSummaryResponse\x12\x66\n\rWatchFeedback\x12(.llmops.feedback.v1.WatchFeedbackRequest\x1a).llmops.feedback.v1.WatchFeedbackResponse0\x01\x12\x64\n\rExportDataset\x12(.llmops.feedback.v1.ExportDatasetRequest\x1a).llmops.feedback.v1.ExportDatasetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmops.feedback.v1.feedback_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FEEDBACKSOURCE']._serialized_start=2293
-  _globals['_FEEDBACKSOURCE']._serialized_end=2439
-  _globals['_THUMB']._serialized_start=2441
-  _globals['_THUMB']._serialized_end=2501
-  _globals['_DATASETFORMAT']._serialized_start=2503
-  _globals['_DATASETFORMAT']._serialized_end=2606
+  _globals['_FEEDBACKSOURCE']._serialized_start=2389
+  _globals['_FEEDBACKSOURCE']._serialized_end=2535
+  _globals['_THUMB']._serialized_start=2537
+  _globals['_THUMB']._serialized_end=2597
+  _globals['_DATASETFORMAT']._serialized_start=2599
+  _globals['_DATASETFORMAT']._serialized_end=2702
   _globals['_INFERENCERECORD']._serialized_start=91
   _globals['_INFERENCERECORD']._serialized_end=425
   _globals['_LOGINFERENCEREQUEST']._serialized_start=427
   _globals['_LOGINFERENCEREQUEST']._serialized_end=501
-  _globals['_FEEDBACK']._serialized_start=504
-  _globals['_FEEDBACK']._serialized_end=823
-  _globals['_CREATEFEEDBACKREQUEST']._serialized_start=825
-  _globals['_CREATEFEEDBACKREQUEST']._serialized_end=921
-  _globals['_LISTFEEDBACKREQUEST']._serialized_start=924
-  _globals['_LISTFEEDBACKREQUEST']._serialized_end=1186
-  _globals['_LISTFEEDBACKRESPONSE']._serialized_start=1188
-  _globals['_LISTFEEDBACKRESPONSE']._serialized_end=1283
-  _globals['_GETFEEDBACKSUMMARYREQUEST']._serialized_start=1286
-  _globals['_GETFEEDBACKSUMMARYREQUEST']._serialized_end=1425
-  _globals['_FEEDBACKSUMMARY']._serialized_start=1428
-  _globals['_FEEDBACKSUMMARY']._serialized_end=1671
-  _globals['_GETFEEDBACKSUMMARYRESPONSE']._serialized_start=1673
-  _globals['_GETFEEDBACKSUMMARYRESPONSE']._serialized_end=1757
-  _globals['_WATCHFEEDBACKREQUEST']._serialized_start=1759
-  _globals['_WATCHFEEDBACKREQUEST']._serialized_end=1799
-  _globals['_WATCHFEEDBACKRESPONSE']._serialized_start=1802
-  _globals['_WATCHFEEDBACKRESPONSE']._serialized_end=1941
-  _globals['_EXPORTDATASETREQUEST']._serialized_start=1944
-  _globals['_EXPORTDATASETREQUEST']._serialized_end=2204
-  _globals['_EXPORTDATASETRESPONSE']._serialized_start=2206
-  _globals['_EXPORTDATASETRESPONSE']._serialized_end=2290
-  _globals['_FEEDBACKSERVICE']._serialized_start=2609
-  _globals['_FEEDBACKSERVICE']._serialized_end=3233
+  _globals['_LOGINFERENCERESPONSE']._serialized_start=503
+  _globals['_LOGINFERENCERESPONSE']._serialized_end=597
+  _globals['_FEEDBACK']._serialized_start=600
+  _globals['_FEEDBACK']._serialized_end=919
+  _globals['_CREATEFEEDBACKREQUEST']._serialized_start=921
+  _globals['_CREATEFEEDBACKREQUEST']._serialized_end=1017
+  _globals['_LISTFEEDBACKREQUEST']._serialized_start=1020
+  _globals['_LISTFEEDBACKREQUEST']._serialized_end=1282
+  _globals['_LISTFEEDBACKRESPONSE']._serialized_start=1284
+  _globals['_LISTFEEDBACKRESPONSE']._serialized_end=1379
+  _globals['_GETFEEDBACKSUMMARYREQUEST']._serialized_start=1382
+  _globals['_GETFEEDBACKSUMMARYREQUEST']._serialized_end=1521
+  _globals['_FEEDBACKSUMMARY']._serialized_start=1524
+  _globals['_FEEDBACKSUMMARY']._serialized_end=1767
+  _globals['_GETFEEDBACKSUMMARYRESPONSE']._serialized_start=1769
+  _globals['_GETFEEDBACKSUMMARYRESPONSE']._serialized_end=1853
+  _globals['_WATCHFEEDBACKREQUEST']._serialized_start=1855
+  _globals['_WATCHFEEDBACKREQUEST']._serialized_end=1895
+  _globals['_WATCHFEEDBACKRESPONSE']._serialized_start=1898
+  _globals['_WATCHFEEDBACKRESPONSE']._serialized_end=2037
+  _globals['_EXPORTDATASETREQUEST']._serialized_start=2040
+  _globals['_EXPORTDATASETREQUEST']._serialized_end=2300
+  _globals['_EXPORTDATASETRESPONSE']._serialized_start=2302
+  _globals['_EXPORTDATASETRESPONSE']._serialized_end=2386
+  _globals['_FEEDBACKSERVICE']._serialized_start=2705
+  _globals['_FEEDBACKSERVICE']._serialized_end=3334
 # @@protoc_insertion_point(module_scope)

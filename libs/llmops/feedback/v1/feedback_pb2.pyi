@@ -77,6 +77,14 @@ class LogInferenceRequest(_message.Message):
     record: InferenceRecord
     def __init__(self, record: _Optional[_Union[InferenceRecord, _Mapping]] = ...) -> None: ...
 
+class LogInferenceResponse(_message.Message):
+    __slots__ = ("record", "duplicate")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    record: InferenceRecord
+    duplicate: bool
+    def __init__(self, record: _Optional[_Union[InferenceRecord, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
 class Feedback(_message.Message):
     __slots__ = ("name", "request_id", "trace_id", "thumb", "rating", "corrected_answer", "comment", "labels", "reviewer", "source", "quarantined", "create_time")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -39,7 +39,7 @@ class FeedbackServiceStub:
         self.LogInference = channel.unary_unary(
                 '/llmops.feedback.v1.FeedbackService/LogInference',
                 request_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceRequest.SerializeToString,
-                response_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.InferenceRecord.FromString,
+                response_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceResponse.FromString,
                 _registered_method=True)
         self.CreateFeedback = channel.unary_unary(
                 '/llmops.feedback.v1.FeedbackService/CreateFeedback',
@@ -106,7 +106,8 @@ class FeedbackServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchFeedback(self, request, context):
-        """Streams new feedback and inference records as they arrive. Role: reader.
+        """Streams new feedback and inference records as they arrive; INVALID_ARGUMENT for a malformed
+        pipeline filter. Role: reader.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,7 +127,7 @@ def add_FeedbackServiceServicer_to_server(servicer, server):
             'LogInference': grpc.unary_unary_rpc_method_handler(
                     servicer.LogInference,
                     request_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceRequest.FromString,
-                    response_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.InferenceRecord.SerializeToString,
+                    response_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceResponse.SerializeToString,
             ),
             'CreateFeedback': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateFeedback,
@@ -182,7 +183,7 @@ class FeedbackService:
             target,
             '/llmops.feedback.v1.FeedbackService/LogInference',
             llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceRequest.SerializeToString,
-            llmops_dot_feedback_dot_v1_dot_feedback__pb2.InferenceRecord.FromString,
+            llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,7 +63,7 @@ class PipelineServiceServicer:
 
     def StreamRunPipeline(self, request, context):
         """Answers a question as a stream of deltas; the first message carries citations and versions,
-        the last usage. Same errors as RunPipeline. Role: reader.
+        the last usage. The same errors as RunPipeline. Role: reader.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,77 @@
+"""The `llmops` command line against a stack it starts itself (own LLMOPS_HOME, free ports)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.registry.helpers import folder_digests, make_model_folder
+
+LLMOPS = [sys.executable, "-m", "llmops.cli.main"]
+
+
+def llmops(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*LLMOPS, *args], capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"llmops {' '.join(args)} failed: {result.stdout}{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def stack(llmops_home):
+    llmops("up", "--free-ports")
+    yield llmops_home
+    llmops("down")
+
+
+def test_up_status_models_workflow_trace_and_down(stack, tmp_path):
+    config = json.loads((stack / "config.json").read_text())
+    assert config["api_key"].startswith("llm_") and "registry" in config["services"]
+    assert "SERVING" in llmops("status").stdout
+
+    llmops("models", "create", "cli-model", "--description", "from the CLI")
+    folder = make_model_folder(tmp_path / "model", total_bytes=2 * 1024 * 1024)
+    upload = llmops("models", "upload", "cli-model", str(folder), "--metric", "eval_loss=0.5")
+    assert "models/cli-model/versions/1" in upload.stdout
+    assert "100%" in upload.stderr  # the progress bar reached the end
+    failed = llmops("models", "alias", "cli-model", "production", "1", check=False)
+    assert failed.returncode == 1 and "FAILED_PRECONDITION" in failed.stderr and "Traceback" not in failed.stderr
+    llmops("models", "approve", "cli-model@1", "--comment", "looks right")
+    llmops("models", "alias", "cli-model", "production", "1")
+    shown = llmops("models", "show", "cli-model@production")
+    assert "approved" in shown.stdout and "production" in shown.stdout
+    llmops("models", "download", "cli-model@production", str(tmp_path / "out"))
+    assert folder_digests(tmp_path / "out") == folder_digests(folder)
+    assert "cli-model" in llmops("models", "list").stdout
+    assert "alias_set" in llmops("models", "events", "--model", "cli-model").stdout
+
+    trace_id = shown.stderr.strip().splitlines()[-1].split()[-1]
+    deadline = time.monotonic() + 5
+    while "llmops-registry" not in (out := llmops("trace", trace_id).stdout) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "llmops-cli" in out and "llmops-registry" in out and "GetModelVersion" in out
+
+
+def test_up_is_idempotent_and_down_stops_everything(stack):
+    again = llmops("up", "--free-ports")
+    assert "already running" in again.stdout
+    llmops("down")
+    assert "STOPPED" in llmops("status").stdout
+    pid_files = list((stack / "run").glob("*.pid"))
+    assert pid_files == []
+
+
+def test_keys_create_prints_a_working_key(stack):
+    key = llmops("keys", "create", "bot", "--role", "reader").stdout.strip()
+    assert key.startswith("llm_") and key not in (stack / "keys.json").read_text()
+    from llmops.client import Client
+    from llmops.core.localenv import LocalConfig
+
+    config = LocalConfig.load(Path(stack / "config.json"))
+    with Client(config.services, key) as client:
+        assert client.registry.list_models() == []

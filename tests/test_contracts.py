@@ -1,0 +1,150 @@
+"""Contract rules for every proto in protos/, and generated code that matches them."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from google.protobuf import descriptor_pb2
+
+from tools import gen_protos
+
+PROTO_FILES = gen_protos.proto_files()
+
+
+def _descriptor_set() -> descriptor_pb2.FileDescriptorSet:
+    import grpc_tools
+    from grpc_tools import protoc
+
+    include = Path(grpc_tools.__file__).parent / "_proto"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "set.pb"
+        rc = protoc.main(["protoc", f"-I{gen_protos.PROTO_ROOT}", f"-I{include}", "--include_source_info",
+                          f"--descriptor_set_out={out}",
+                          *[str(p.relative_to(gen_protos.PROTO_ROOT)) for p in PROTO_FILES]])
+        assert rc == 0
+        fds = descriptor_pb2.FileDescriptorSet()
+        fds.ParseFromString(out.read_bytes())
+        return fds
+
+
+FDS = _descriptor_set()
+FILES = [f for f in FDS.file if f.package.startswith("llmops.")]
+
+
+def test_generated_code_is_fresh():
+    assert gen_protos.stale_files() == [], "generated code is stale: run `make protos`"
+
+
+def test_all_seven_services_have_a_package_matching_their_directory():
+    services = {f.package.split(".")[1] for f in FILES}
+    assert services == {"registry", "retrieval", "prompt", "generation", "pipeline", "feedback", "finetuning"}
+    for f in FILES:
+        assert f.name.startswith(f.package.replace(".", "/") + "/"), f.name
+        assert len(f.service) == 1
+
+
+def _documented_paths(f: descriptor_pb2.FileDescriptorProto) -> set[tuple[int, ...]]:
+    return {tuple(loc.path) for loc in f.source_code_info.location if loc.leading_comments.strip()}
+
+
+def _element_paths(f):
+    """(path, label) of every service, rpc, message, field, enum and enum value."""
+    for si, s in enumerate(f.service):
+        yield (6, si), s.name
+        for mi, m in enumerate(s.method):
+            yield (6, si, 2, mi), f"{s.name}.{m.name}"
+
+    def walk_message(prefix, m):
+        yield prefix, m.name
+        for fi, field in enumerate(m.field):
+            yield (*prefix, 2, fi), f"{m.name}.{field.name}"
+        for ni, nested in enumerate(m.nested_type):
+            if not nested.options.map_entry:
+                yield from walk_message((*prefix, 3, ni), nested)
+        for ei, e in enumerate(m.enum_type):
+            yield from walk_enum((*prefix, 4, ei), e)
+
+    def walk_enum(prefix, e):
+        yield prefix, e.name
+        for vi, v in enumerate(e.value):
+            yield (*prefix, 2, vi), f"{e.name}.{v.name}"
+
+    for mi, m in enumerate(f.message_type):
+        yield from walk_message((4, mi), m)
+    for ei, e in enumerate(f.enum_type):
+        yield from walk_enum((5, ei), e)
+
+
+@pytest.mark.parametrize("f", FILES, ids=lambda f: f.package)
+def test_every_element_has_a_comment(f):
+    documented = _documented_paths(f)
+    missing = [label for path, label in _element_paths(f) if path not in documented]
+    assert missing == [], f"undocumented in {f.name}: {missing}"
+
+
+@pytest.mark.parametrize("f", FILES, ids=lambda f: f.package)
+def test_rpc_comments_name_their_errors_and_role(f):
+    locations = {tuple(loc.path): loc.leading_comments for loc in f.source_code_info.location}
+    codes = ("INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED",
+             "UNAVAILABLE", "PERMISSION_DENIED", "DATA_LOSS", "same errors as")
+    for si, s in enumerate(f.service):
+        assert "UNAUTHENTICATED" in locations[(6, si)], f"{s.name} comment must list the errors every RPC may return"
+        for mi, m in enumerate(s.method):
+            comment = locations[(6, si, 2, mi)]
+            assert "Role:" in comment, f"{s.name}.{m.name} comment must name the role it needs"
+            assert any(c in comment for c in codes), f"{s.name}.{m.name} comment names no error it returns"
+
+
+@pytest.mark.parametrize("f", FILES, ids=lambda f: f.package)
+def test_enums_start_with_a_prefixed_unspecified_zero(f):
+    import re
+
+    def enums(f):
+        yield from f.enum_type
+        stack = list(f.message_type)
+        while stack:
+            m = stack.pop()
+            yield from m.enum_type
+            stack.extend(m.nested_type)
+
+    for e in enums(f):
+        prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", e.name).upper() + "_"
+        assert e.value[0].number == 0 and e.value[0].name == prefix + "UNSPECIFIED", e.name
+        assert all(v.name.startswith(prefix) for v in e.value), e.name
+
+
+@pytest.mark.parametrize("f", FILES, ids=lambda f: f.package)
+def test_each_rpc_has_its_own_request_and_response(f):
+    messages = {m.name: m for m in f.message_type}
+    for s in f.service:
+        for m in s.method:
+            req = m.input_type.rsplit(".", 1)[-1]
+            resp = m.output_type.rsplit(".", 1)[-1]
+            # A Stream<X> RPC is the streamed twin of <X> and takes the same request.
+            assert req in (f"{m.name}Request", f"{m.name.removeprefix('Stream')}Request"), f"{m.name} takes {req}"
+            resource = "name" in {fl.name for fl in messages[resp].field}
+            assert resp == f"{m.name}Response" or resource, f"{m.name} returns {resp}"
+
+
+@pytest.mark.parametrize("f", FILES, ids=lambda f: f.package)
+def test_lists_paginate(f):
+    messages = {m.name: m for m in f.message_type}
+    for s in f.service:
+        for m in s.method:
+            if m.name.startswith("List"):
+                req = {x.name for x in messages[f"{m.name}Request"].field}
+                resp = {x.name for x in messages[f"{m.name}Response"].field}
+                assert {"page_size", "page_token"} <= req and "next_page_token" in resp, m.name
+
+
+@pytest.mark.parametrize("f", FILES, ids=lambda f: f.package)
+def test_imports_only_google_types_across_packages(f):
+    for dep in f.dependency:
+        assert dep.startswith(("google/protobuf/", "google/rpc/")) or dep.startswith(f.package.replace(".", "/")), dep
+
+
+def test_staleness_check_detects_missing_generated_code(monkeypatch, tmp_path):
+    monkeypatch.setattr(gen_protos, "OUT_ROOT", tmp_path)
+    assert "llmops/registry/v1/registry_pb2.py" in gen_protos.stale_files()
