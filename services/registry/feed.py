@@ -24,10 +24,10 @@ class EventFeed:
         self._changed = asyncio.Event()
 
     async def follow(self, after: int, accept: Callable[[EventRecord], bool]) -> AsyncIterator[EventRecord]:
-        cursor = after if after > 0 else await self._store.db.run(self._store.last_sequence)
+        cursor = after if after > 0 else await self._store.db.run_read(self._store.last_sequence)
         while True:
             changed = self._changed  # take it before reading, so no change slips between
-            batch = await self._store.db.run(self._store.list_events, None, cursor, BATCH)
+            batch = await self._store.db.run_read(self._store.list_events, None, cursor, BATCH)
             for event in batch:
                 cursor = event.sequence
                 if accept(event):

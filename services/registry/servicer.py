@@ -92,7 +92,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def GetModel(self, request: pb.GetModelRequest, context) -> pb.Model:
         model_id = names.model_id(request.name)
         _annotate(model=model_id)
-        return convert.model_to_pb(await self._db.run(self._store.get_model, model_id))
+        return convert.model_to_pb(await self._db.run_read(self._store.get_model, model_id))
 
     async def ListModels(self, request: pb.ListModelsRequest, context) -> pb.ListModelsResponse:
         size = pagination.page_size(request.page_size)
@@ -101,7 +101,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         after = pagination.decode(request.page_token, query)
         if after is not None and not isinstance(after, str):
             raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
-        rows = await self._db.run(self._store.list_models, after, size + 1, kind)
+        rows = await self._db.run_read(self._store.list_models, after, size + 1, kind)
         token = pagination.encode(rows[size - 1].id, query) if len(rows) > size else ""
         return pb.ListModelsResponse(models=[convert.model_to_pb(m) for m in rows[:size]], next_page_token=token)
 
@@ -135,7 +135,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 f"{self._config.max_artifact_bytes} bytes (LLMOPS_REGISTRY_MAX_ARTIFACT_BYTES)"
             )
         _annotate(model=model_id, path=path, size_bytes=h.size_bytes)
-        await self._db.run(self._store.get_model, model_id)  # NOT_FOUND before reading content
+        await self._db.run_read(self._store.get_model, model_id)  # NOT_FOUND before reading content
         if await asyncio.to_thread(self._blobs.size, digest) == h.size_bytes:
             entry = FileEntry(path, digest, h.size_bytes)
             await self._db.run(self._store.record_upload, _actor(), model_id, entry, True)
@@ -175,7 +175,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def DownloadArtifact(self, request: pb.DownloadArtifactRequest, context):
         ref = names.parse_version_ref(request.model_version)
         path = artifacts.check_file_name(request.path)
-        version = await self._db.run(self._store.get_version, ref)
+        version = await self._db.run_read(self._store.get_version, ref)
         entry = next((f for f in version.files if f.path == path), None)
         if entry is None:
             raise NotFound(f"{names.version_name(ref.model, version.version)} has no file {path!r}")
@@ -254,7 +254,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def GetModelVersion(self, request: pb.GetModelVersionRequest, context) -> pb.ModelVersion:
         ref = names.parse_version_ref(request.name)
-        record = await self._db.run(self._store.get_version, ref)
+        record = await self._db.run_read(self._store.get_version, ref)
         _annotate(model=ref.model, version=record.version, reference=str(ref))
         return convert.version_to_pb(record)
 
@@ -265,7 +265,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         before = pagination.decode(request.page_token, query)
         if before is not None and not isinstance(before, int):
             raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
-        rows = await self._db.run(self._store.list_versions, model_id, before, size + 1)
+        rows = await self._db.run_read(self._store.list_versions, model_id, before, size + 1)
         token = pagination.encode(rows[size - 1].version, query) if len(rows) > size else ""
         return pb.ListModelVersionsResponse(versions=[convert.version_to_pb(v) for v in rows[:size]], next_page_token=token)
 
@@ -317,7 +317,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         after = pagination.decode(request.page_token, query)
         if after is not None and not isinstance(after, int):
             raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
-        rows = await self._db.run(self._store.list_events, model_id, after or 0, size + 1)
+        rows = await self._db.run_read(self._store.list_events, model_id, after or 0, size + 1)
         token = pagination.encode(rows[size - 1].sequence, query) if len(rows) > size else ""
         return pb.ListEventsResponse(events=[convert.event_to_pb(e) for e in rows[:size]], next_page_token=token)
 

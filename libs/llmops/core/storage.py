@@ -100,10 +100,25 @@ class Database:
         try:
             return await asyncio.to_thread(fn, *args)
         except sa.exc.OperationalError as exc:
-            if "locked" in str(exc.orig):
-                log.error("database still locked after %d ms", BUSY_TIMEOUT_MS)
-            log.warning("database error: %s", exc.orig)
-            raise Unavailable("the service's database is not reachable; retry shortly") from None
+            raise self._unavailable(exc) from None
+
+    async def run_read(self, fn: Callable[..., T], *args) -> T:
+        """Run a short indexed read. On SQLite in WAL mode a reader never waits for a lock, so it
+        runs inline on the event loop (a thread hop would cost more than the query); on a server
+        database it goes to a worker thread like any other call."""
+        if not self.is_sqlite:
+            return await self.run(fn, *args)
+        try:
+            return fn(*args)
+        except sa.exc.OperationalError as exc:
+            raise self._unavailable(exc) from None
+
+    @staticmethod
+    def _unavailable(exc: sa.exc.OperationalError) -> Unavailable:
+        if "locked" in str(exc.orig):
+            log.error("database still locked after %d ms", BUSY_TIMEOUT_MS)
+        log.warning("database error: %s", exc.orig)
+        return Unavailable("the service's database is not reachable; retry shortly")
 
     def migrate(self, migrations: Sequence[Migration]) -> int:
         """Apply pending migrations in order, each in its own transaction; returns the version."""

@@ -1,0 +1,42 @@
+"""A one-method service on the full llmops server stack (tracing, auth, deadlines, error mapping),
+so the cost of the hop itself can be measured apart from any handler's work."""
+
+from __future__ import annotations
+
+import grpc
+
+from llmops.core import auth
+from llmops.core.server import ServiceBinding, run
+
+SERVICE = "llmops.bench.v1.Echo"
+POLICY = auth.Policy.for_service(SERVICE, {"Echo": auth.Role.READER})
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+def echo(payload: bytes) -> bytes:
+    """The function both sides of the benchmark call."""
+    return payload
+
+
+class EchoServicer:
+    async def Echo(self, request: bytes, context) -> bytes:
+        return echo(request)
+
+
+def add_echo(servicer: EchoServicer, server) -> None:
+    handler = grpc.unary_unary_rpc_method_handler(servicer.Echo, _identity, _identity)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Echo": handler}),))
+
+
+async def build(config, keys, tracer_provider=None):
+    from llmops.core.server import create_server
+
+    return await create_server([ServiceBinding(SERVICE, add_echo, EchoServicer(), POLICY)], config, keys=keys,
+                               tracer_provider=tracer_provider)
+
+
+if __name__ == "__main__":
+    run("bench-echo", build)

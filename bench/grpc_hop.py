@@ -1,0 +1,114 @@
+"""The added latency of one traced gRPC hop, in two comparisons measured in one run:
+
+- `hop`: a function called in-process vs through a client channel (API key, trace context,
+  a client span) to a separate server process on the full llmops stack (all interceptors, a
+  server span): the cost of the hop itself. Target: added p50 <= 1 ms.
+- `get_model_version`: the registry's GetModelVersion servicer method in-process vs through the
+  Python client and a registry process: what a real read pays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from opentelemetry import trace
+
+from bench.echo_server import SERVICE as ECHO_SERVICE
+from bench.echo_server import echo
+from bench.harness import compare, write_report
+from llmops.client import Client
+from llmops.core import auth, channels, telemetry
+from llmops.core.blobstore import BlobStore
+from llmops.core.storage import Database
+from llmops.registry.v1 import registry_pb2 as pb
+from services.registry.config import RegistryConfig
+from services.registry.feed import EventFeed
+from services.registry.servicer import RegistryServicer
+from services.registry.store import RegistryStore
+from tests.support import ServiceProcess
+
+
+def _echo_process(env: dict[str, str], workdir: Path) -> ServiceProcess:
+    """The echo server as its own process (ServiceProcess runs `python -m services.<name>`)."""
+    import subprocess
+
+    ready = workdir / "echo.ready"
+    prefix = "LLMOPS_BENCH-ECHO"
+    full_env = {**os.environ, **env, f"{prefix}_PORT": "0", f"{prefix}_READY_FILE": str(ready)}
+    p = ServiceProcess("bench-echo", env, workdir)
+    p.proc = subprocess.Popen([sys.executable, "-m", "bench.echo_server"], env=full_env,
+                              stdout=open(workdir / "echo.log", "ab"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if p.proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("echo server did not start: " + (workdir / "echo.log").read_text()[-2000:])
+        time.sleep(0.05)
+    p.address = ready.read_text().strip()
+    return p
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="llmops-bench-"))
+    os.environ["LLMOPS_HOME"] = str(tmp)
+    admin = auth.add_key(tmp / "keys.json", "bench", "admin")
+    db_url = f"sqlite:///{tmp / 'registry.db'}"
+    env = {"LLMOPS_REGISTRY_KEYS_FILE": str(tmp / "keys.json"), "LLMOPS_REGISTRY_DATABASE_URL": db_url,
+           "LLMOPS_REGISTRY_ARTIFACT_ROOT": str(tmp / "artifacts"), "LLMOPS_LOG_LEVEL": "WARNING"}
+    proc = ServiceProcess("registry", env, tmp).start()
+    echo_env = {"LLMOPS_BENCH-ECHO_KEYS_FILE": str(tmp / "keys.json"), "LLMOPS_LOG_LEVEL": "WARNING"}
+    echo_proc = _echo_process(echo_env, tmp)
+    provider = telemetry.setup_tracing("llmops-bench")
+    try:
+        with Client({"registry": proc.address}, admin) as client:
+            reg = client.registry
+            reg.create_model("bench")
+            f = tmp / "config.json"
+            f.write_text(json.dumps({"hidden_size": 64}))
+            uploaded = reg.upload_file("bench", "config.json", f).file
+            reg.create_version("bench", [uploaded])
+            reg.approve("bench@1")
+            reg.set_alias("bench", "production", 1)
+
+            config = RegistryConfig(database_url=db_url, artifact_root=str(tmp / "artifacts"))
+            store = RegistryStore(Database(db_url))
+            loop = asyncio.new_event_loop()
+            servicer = RegistryServicer(store, BlobStore(config.artifact_root), EventFeed(store, 1.0), config)
+            request = pb.GetModelVersionRequest(name="bench@production")
+
+            def in_process():
+                return loop.run_until_complete(servicer.GetModelVersion(request, None))
+
+            def traced_hop():
+                return reg.get_version("bench@production")
+
+            assert in_process().name == traced_hop().name
+            payload = b"x" * 64
+            tracer = trace.get_tracer("bench")
+            with channels.sync_channel(echo_proc.address, admin) as ch:
+                remote = ch.unary_unary(f"/{ECHO_SERVICE}/Echo", request_serializer=bytes, response_deserializer=bytes)
+
+                def echo_hop():
+                    with tracer.start_as_current_span("echo", kind=trace.SpanKind.CLIENT):
+                        return remote(payload)
+
+                assert echo_hop() == echo(payload)
+                hop = compare("in_process", lambda: echo(payload), "grpc_traced", echo_hop)
+            rpc = compare("in_process", in_process, "grpc_traced", traced_hop)
+            report = write_report("grpc_hop", {"hop": hop, "get_model_version": rpc},
+                                  {"added_p50_le_1ms": ("hop", "added_p50_ms", "<=", 1.0)})
+            loop.close()
+    finally:
+        proc.terminate()
+        echo_proc.terminate()
+        provider.shutdown()
+    return 0 if all(t["met"] for t in report["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

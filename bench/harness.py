@@ -1,0 +1,110 @@
+"""The harness every benchmark uses: warm-up, interleaved A/B rounds (so drift on a shared
+machine hits both sides alike), medians and ratios, and a JSON report.
+
+    result = compare("direct", direct_fn, "service", service_fn)
+    write_report("my_bench", {"latency": result}, targets={"added_p50_ms": ("<=", 1.0)})
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Stats:
+    n: int
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+    min_ms: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Stats:
+        ms = sorted(s * 1000 for s in seconds)
+        return cls(len(ms), statistics.median(ms), ms[min(len(ms) - 1, int(0.95 * len(ms)))], statistics.fmean(ms), ms[0])
+
+
+@dataclass(frozen=True)
+class Comparison:
+    baseline_name: str
+    candidate_name: str
+    baseline: Stats
+    candidate: Stats
+
+    @property
+    def ratio_p50(self) -> float:
+        return self.candidate.p50_ms / self.baseline.p50_ms
+
+    @property
+    def added_p50_ms(self) -> float:
+        return self.candidate.p50_ms - self.baseline.p50_ms
+
+    def as_dict(self) -> dict:
+        return {"baseline": self.baseline_name, "candidate": self.candidate_name,
+                self.baseline_name: asdict(self.baseline), self.candidate_name: asdict(self.candidate),
+                "ratio_p50": round(self.ratio_p50, 3), "added_p50_ms": round(self.added_p50_ms, 4)}
+
+
+def _timed(fn: Callable[[], object], n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def compare(baseline_name: str, baseline: Callable[[], object], candidate_name: str, candidate: Callable[[], object],
+            *, warmup: int = 200, rounds: int = 20, per_round: int = 100) -> Comparison:
+    """Time both callables per call, alternating which goes first each round."""
+    _timed(baseline, warmup)
+    _timed(candidate, warmup)
+    a: list[float] = []
+    b: list[float] = []
+    for r in range(rounds):
+        if r % 2 == 0:
+            a += _timed(baseline, per_round)
+            b += _timed(candidate, per_round)
+        else:
+            b += _timed(candidate, per_round)
+            a += _timed(baseline, per_round)
+    return Comparison(baseline_name, candidate_name, Stats.of(a), Stats.of(b))
+
+
+def check(value: float, op: str, bound: float) -> bool:
+    return value <= bound if op == "<=" else value >= bound
+
+
+def write_report(name: str, comparisons: dict[str, Comparison], targets: dict[str, tuple[str, str, float]]) -> dict:
+    """Print and save `bench/results/<name>.json`. `targets` maps a label to (comparison, metric,
+    "<=" or ">=" bound), e.g. {"hop": ("unary", "added_p50_ms", "<=", 1.0)}."""
+    report = {
+        "benchmark": name,
+        "python": sys.version.split()[0],
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "comparisons": {k: c.as_dict() for k, c in comparisons.items()},
+        "targets": {},
+    }
+    for label, (comp, metric, op, bound) in targets.items():  # type: ignore[misc]
+        value = getattr(comparisons[comp], metric)
+        report["targets"][label] = {"metric": f"{comp}.{metric}", "value": round(value, 4), "target": f"{op} {bound}",
+                                    "met": check(value, op, bound)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
+    for k, c in comparisons.items():
+        print(f"{k}: {c.baseline_name} p50 {c.baseline.p50_ms:.3f} ms p95 {c.baseline.p95_ms:.3f} ms | "
+              f"{c.candidate_name} p50 {c.candidate.p50_ms:.3f} ms p95 {c.candidate.p95_ms:.3f} ms | "
+              f"ratio {c.ratio_p50:.2f}x, added {c.added_p50_ms:.3f} ms")
+    for label, t in report["targets"].items():
+        print(f"target {label}: {t['metric']} = {t['value']} (target {t['target']}) {'MET' if t['met'] else 'MISSED'}")
+    print(f"report: {RESULTS / (name + '.json')}")
+    return report

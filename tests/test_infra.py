@@ -1,0 +1,32 @@
+"""Deployment files stay in step with the services: each service `llmops up` starts has an image
+recipe input, a compose entry and Kubernetes manifests with native gRPC probes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmops.cli.stack import SERVICES
+from llmops.core.localenv import DEFAULT_PORTS
+
+INFRA = Path(__file__).resolve().parent.parent / "infra"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_has_requirements_compose_entry_and_manifests(service):
+    assert (INFRA.parent / "requirements" / f"{service}.txt").exists()
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())
+    entry = compose["services"][service]
+    assert entry["build"]["args"]["SERVICE"] == service
+    assert entry["environment"][f"LLMOPS_{service.upper()}_HOST"] == "0.0.0.0"
+    docs = list(yaml.safe_load_all((INFRA / "k8s" / f"{service}.yaml").read_text()))
+    kinds = {d["kind"]: d for d in docs}
+    container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    port = DEFAULT_PORTS[service]
+    assert container["readinessProbe"]["grpc"]["port"] == port
+    assert container["livenessProbe"]["grpc"]["port"] == port
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[f"LLMOPS_{service.upper()}_HOST"] == "0.0.0.0"
+    assert kinds["Service"]["spec"]["ports"][0]["port"] == port
