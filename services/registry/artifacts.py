@@ -61,6 +61,20 @@ def check_json(path: str, data: bytes) -> None:
         raise InvalidArgument(f"{path!r} is not valid JSON: {exc}") from None
 
 
+def check_stored(path: str, chunks: Iterable[bytes], size: int) -> None:
+    """Apply the content rules for `path` to content already in the store: a blob stored under
+    one name can be listed under another (deduplicated uploads, version manifests)."""
+    if path.endswith(".json"):
+        check_json(path, b"".join(chunks))
+        return
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            break
+    check_leading_bytes(path, head[:SNIFF_BYTES], size)
+
+
 def manifest_digest(files: Iterable[tuple[str, str, int]]) -> str:
     """sha256 over `path\\tsha256\\tsize\\n` lines sorted by path: one id for a whole folder."""
     h = hashlib.sha256()

@@ -137,6 +137,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         _annotate(model=model_id, path=path, size_bytes=h.size_bytes)
         await self._db.run_read(self._store.get_model, model_id)  # NOT_FOUND before reading content
         if await asyncio.to_thread(self._blobs.size, digest) == h.size_bytes:
+            await asyncio.to_thread(artifacts.check_stored, path, self._blobs.read(digest), h.size_bytes)
             entry = FileEntry(path, digest, h.size_bytes)
             await self._db.run(self._store.record_upload, _actor(), model_id, entry, True)
             return pb.UploadArtifactResponse(file=pb.ArtifactFile(path=path, sha256=digest, size_bytes=h.size_bytes),
@@ -233,13 +234,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 raise InvalidArgument(f"file {path!r} is listed twice")
             seen.add(path)
             out.append(FileEntry(path, check_digest(f.sha256), f.size_bytes))
-        sizes = await asyncio.to_thread(lambda: [self._blobs.size(f.sha256) for f in out])
-        for f, stored in zip(out, sizes, strict=True):
+        await asyncio.to_thread(self._check_stored_files, out)
+        return sorted(out, key=lambda f: f.path)
+
+    def _check_stored_files(self, files: list[FileEntry]) -> None:
+        for f in files:
+            stored = self._blobs.size(f.sha256)
             if stored is None:
                 raise FailedPrecondition(f"file {f.path!r} (sha256 {f.sha256[:12]}…) was not uploaded; upload it first")
             if stored != f.size_bytes:
                 raise InvalidArgument(f"file {f.path!r} is listed with {f.size_bytes} bytes but its content has {stored}")
-        return sorted(out, key=lambda f: f.path)
+            artifacts.check_stored(f.path, self._blobs.read(f.sha256), f.size_bytes)
 
     @staticmethod
     def _check_spec(spec: pb.PipelineSpec) -> dict:

@@ -362,3 +362,16 @@ def test_watch_events_replays_after_a_cursor(registry):
     stream.cancel()
     assert got.model == "models/b"
     assert code_of(reg.stub.WatchEvents(pb.WatchEventsRequest(after_sequence=-1)).__next__)[0] is INVALID
+
+
+def test_content_rules_follow_the_name_a_stored_blob_is_listed_under(registry, tmp_path):
+    reg = registry.as_("editor")
+    reg.create_model("m")
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"plain text, neither JSON nor safetensors")
+    stored = reg.upload_file("m", "notes.txt", notes).file
+    code, _ = code_of(reg.upload_file, "m", "config.json", notes)  # deduplicated, still checked
+    assert code is INVALID
+    renamed = pb.ArtifactFile(path="model.safetensors", sha256=stored.sha256, size_bytes=stored.size_bytes)
+    code, msg = code_of(reg.create_version, "m", [renamed])
+    assert code is INVALID and "safetensors header" in msg
