@@ -38,5 +38,29 @@ async def build(config, keys, tracer_provider=None):
                                tracer_provider=tracer_provider)
 
 
+async def _bare() -> None:
+    """The same handler on a plain grpc.aio server: no interceptors, no tracing, no auth. The
+    floor a hop cannot go under on this machine."""
+    import asyncio
+    import os
+    from pathlib import Path
+
+    server = grpc.aio.server()
+    add_echo(EchoServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    ready = Path(os.environ["LLMOPS_BENCH-ECHO_READY_FILE"])
+    ready.with_suffix(".tmp").write_text(f"127.0.0.1:{port}\n")
+    os.replace(ready.with_suffix(".tmp"), ready)
+    await asyncio.Event().wait()
+
+
 if __name__ == "__main__":
-    run("bench-echo", build)
+    import sys
+
+    if "--bare" in sys.argv:
+        import asyncio
+
+        asyncio.run(_bare())
+    else:
+        run("bench-echo", build)

@@ -3,6 +3,8 @@
 - `hop`: a function called in-process vs through a client channel (API key, trace context,
   a client span) to a separate server process on the full llmops stack (all interceptors, a
   server span): the cost of the hop itself. Target: added p50 <= 1 ms.
+- `floor`: the same function through a plain grpc channel and a plain grpc.aio server (no
+  interceptors, no tracing, no auth): the round trip no stack can go under on this machine.
 - `get_model_version`: the registry's GetModelVersion servicer method in-process vs through the
   Python client and a registry process: what a real read pays.
 """
@@ -17,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import grpc
 from opentelemetry import trace
 
 from bench.echo_server import SERVICE as ECHO_SERVICE
@@ -34,15 +37,15 @@ from services.registry.store import RegistryStore
 from tests.support import ServiceProcess
 
 
-def _echo_process(env: dict[str, str], workdir: Path) -> ServiceProcess:
+def _echo_process(env: dict[str, str], workdir: Path, bare: bool = False) -> ServiceProcess:
     """The echo server as its own process (ServiceProcess runs `python -m services.<name>`)."""
     import subprocess
 
-    ready = workdir / "echo.ready"
+    ready = workdir / ("bare.ready" if bare else "echo.ready")
     prefix = "LLMOPS_BENCH-ECHO"
     full_env = {**os.environ, **env, f"{prefix}_PORT": "0", f"{prefix}_READY_FILE": str(ready)}
     p = ServiceProcess("bench-echo", env, workdir)
-    p.proc = subprocess.Popen([sys.executable, "-m", "bench.echo_server"], env=full_env,
+    p.proc = subprocess.Popen([sys.executable, "-m", "bench.echo_server", *(["--bare"] if bare else [])], env=full_env,
                               stdout=open(workdir / "echo.log", "ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while not ready.exists():
@@ -63,6 +66,7 @@ def main() -> int:
     proc = ServiceProcess("registry", env, tmp).start()
     echo_env = {"LLMOPS_BENCH-ECHO_KEYS_FILE": str(tmp / "keys.json"), "LLMOPS_LOG_LEVEL": "WARNING"}
     echo_proc = _echo_process(echo_env, tmp)
+    bare_proc = _echo_process(echo_env, tmp, bare=True)
     provider = telemetry.setup_tracing("llmops-bench")
     try:
         with Client({"registry": proc.address}, admin) as client:
@@ -99,13 +103,17 @@ def main() -> int:
 
                 assert echo_hop() == echo(payload)
                 hop = compare("in_process", lambda: echo(payload), "grpc_traced", echo_hop)
+            with grpc.insecure_channel(bare_proc.address) as bare_ch:
+                bare = bare_ch.unary_unary(f"/{ECHO_SERVICE}/Echo", request_serializer=bytes, response_deserializer=bytes)
+                floor = compare("in_process", lambda: echo(payload), "grpc_plain", lambda: bare(payload))
             rpc = compare("in_process", in_process, "grpc_traced", traced_hop)
-            report = write_report("grpc_hop", {"hop": hop, "get_model_version": rpc},
+            report = write_report("grpc_hop", {"hop": hop, "floor": floor, "get_model_version": rpc},
                                   {"added_p50_le_1ms": ("hop", "added_p50_ms", "<=", 1.0)})
             loop.close()
     finally:
         proc.terminate()
         echo_proc.terminate()
+        bare_proc.terminate()
         provider.shutdown()
     return 0 if all(t["met"] for t in report["targets"].values()) else 1
 
