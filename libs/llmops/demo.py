@@ -1,8 +1,10 @@
-"""`make run`: start the stack and walk one model through the registry workflow, traced.
+"""`make run`: start the stack, index the sample documents, and walk a model through the
+registry workflow, traced.
 
-Starts every implemented service, registers a model built from the project's own docs folder,
-uploads it with a progress bar, approves it, points `production` at it, resolves
-`name@production`, downloads it back with digests checked, and prints the trace waterfall.
+Starts every implemented service; indexes the project's own docs folder in the retrieval service
+(a progress bar) and searches it; registers a model built from the same folder, uploads it,
+approves it, points `production` at it, resolves `name@production` and downloads it back with
+digests checked; and prints the trace waterfall of the search and the resolution.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from tqdm import tqdm
 
 from llmops.cli import stack, tracecmd
 from llmops.client import CallError, Client
+from llmops.client.retrieval import folder_documents
 from llmops.core import telemetry
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "demo-notes"
+INDEX = "docs"
+QUESTION = "Who may move the production alias of a model?"
 
 
 def sample_folder(dest: Path) -> Path:
@@ -34,6 +39,20 @@ def sample_folder(dest: Path) -> Path:
     return dest
 
 
+def index_docs(client: Client) -> None:
+    """Create the `docs` index if needed and (re-)ingest the docs folder; re-ingesting replaces."""
+    try:
+        client.retrieval.create_index(INDEX, chunk_size=128, chunk_overlap=16)
+        print(f"== created index {INDEX!r}")
+    except CallError as exc:
+        if exc.code.name != "ALREADY_EXISTS":
+            raise
+    docs = folder_documents(ROOT / "docs")
+    with tqdm(total=len(docs), unit="doc", desc="index docs/") as bar:
+        last = client.retrieval.ingest(INDEX, docs, lambda p: bar.update(p.documents_done - bar.n))
+    print(f"== indexed {last.documents_done} documents as {last.chunks_done} chunks (index version {last.index_version})")
+
+
 def main() -> int:
     print("== starting services")
     stack.up()
@@ -41,6 +60,7 @@ def main() -> int:
     trace.set_tracer_provider(provider)
     tracer = trace.get_tracer("llmops.demo")
     with Client.local() as client, tempfile.TemporaryDirectory() as tmp:
+        index_docs(client)
         reg = client.registry
         try:
             reg.create_model(MODEL, description="the project's docs, packaged like a model")
@@ -56,7 +76,11 @@ def main() -> int:
         reg.approve(ref, "demo: contents checked")
         reg.set_alias(MODEL, "production", version.version)
         print(f"== approved and aliased: {MODEL}@production -> version {version.version}")
-        with tracer.start_as_current_span("demo: resolve and download production") as span:
+        with tracer.start_as_current_span("demo: search the docs, resolve and download production") as span:
+            hits = client.retrieval.search(INDEX, QUESTION, top_k=3)
+            print(f"\n== search {INDEX!r} (index version {hits.index_version}): {QUESTION}")
+            for rank, h in enumerate(hits.hits, 1):
+                print(f"   {rank}. {h.score:.3f} {h.chunk_id}: {' '.join(h.text.split())[:100]}")
             resolved = reg.get_version(f"{MODEL}@production")
             reg.download_version(resolved.name, Path(tmp) / "download")
             trace_id = format(span.get_span_context().trace_id, "032x")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2
 
+from llmops.core.timeutil import timestamp
 from llmops.registry.v1 import registry_pb2 as pb
 from services.registry import names
 from services.registry.domain import EventRecord, EventType, Kind, ModelRecord, Status, VersionRecord
@@ -17,12 +18,6 @@ STATUS_TO_PB = {
 }
 EVENT_TO_PB = {e: pb.EventType.Value(f"EVENT_TYPE_{e.name}") for e in EventType}
 EVENT_FROM_PB = {v: k for k, v in EVENT_TO_PB.items()}
-
-
-def timestamp(us: int) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromMicroseconds(us)
-    return ts
 
 
 def model_to_pb(m: ModelRecord) -> pb.Model:

@@ -8,7 +8,6 @@ concurrent alias moves and version numbers are serialised per model.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from llmops.core.errors import AlreadyExists, FailedPrecondition, NotFound
 from llmops.core.storage import Database, Migration
+from llmops.core.timeutil import now_us
 from services.registry.domain import (
     Actor,
     EventRecord,
@@ -95,10 +95,6 @@ events = sa.Table(
 MIGRATIONS = [
     Migration(1, "models, versions, aliases, events", lambda conn: meta.create_all(conn)),
 ]
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class RegistryStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llmops.cli import models, stack, tracecmd
+from llmops.cli import index, models, stack, tracecmd
 from llmops.client import CallError, Client
 from llmops.core import auth, localenv
 
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--role", required=True, choices=[r.name.lower() for r in auth.Role])
     k.set_defaults(run=cmd_keys_create, local=True)
     models.register(sub)
+    index.register(sub)
     return parser
 
 

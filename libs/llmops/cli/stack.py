@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmops.core import auth, localenv
 
 # The services `llmops up` starts, in dependency order; each later service is added here.
-SERVICES = ["registry"]
+SERVICES = ["registry", "retrieval"]
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 

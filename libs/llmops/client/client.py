@@ -8,6 +8,7 @@ import os
 import grpc
 
 from llmops.client.registry import RegistryClient
+from llmops.client.retrieval import RetrievalClient
 from llmops.core import channels
 from llmops.core.localenv import DEFAULT_PORTS, LocalConfig
 
@@ -41,11 +42,16 @@ class Client:
     def registry(self) -> RegistryClient:
         return RegistryClient(self.channel("registry"))
 
+    @functools.cached_property
+    def retrieval(self) -> RetrievalClient:
+        return RetrievalClient(self.channel("retrieval"))
+
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
-        self.__dict__.pop("registry", None)
+        for wrapper in ("registry", "retrieval"):
+            self.__dict__.pop(wrapper, None)
 
     def __enter__(self) -> Client:
         return self

@@ -66,6 +66,7 @@ class Server:
         self.port = port
         self._names = list(names)
         self._on_stop = list(on_stop)
+        self._watchers: list[asyncio.Task] = []
 
     @property
     def address(self) -> str:
@@ -76,8 +77,30 @@ class Server:
         for name in ["", *self._names]:
             await self.health.set(name, status)
 
+    def watch_dependency(self, name: str, check: Callable[[], Awaitable[bool]], interval_s: float = 5.0) -> None:
+        """Report NOT_SERVING while `check` fails (a database or vector store the service cannot
+        work without), SERVING again once it passes."""
+
+        async def loop() -> None:
+            healthy = True
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    ok = await check()
+                except Exception:  # noqa: BLE001 - a failing check means unhealthy, whatever it raised
+                    ok = False
+                if ok != healthy:
+                    healthy = ok
+                    log.warning("%s is %s: health %s", name, "back" if ok else "unreachable",
+                                "SERVING" if ok else "NOT_SERVING")
+                    await self.set_serving(ok)
+
+        self._watchers.append(asyncio.get_running_loop().create_task(loop()))
+
     async def stop(self, grace_s: float | None) -> None:
         """NOT_SERVING first (load balancers stop sending), then let in-flight calls finish."""
+        for task in self._watchers:
+            task.cancel()
         await self.set_serving(False)
         await self.grpc_server.stop(grace_s)
         for hook in self._on_stop:

@@ -1,0 +1,2 @@
+-- One database per service: a service never reads another's store.
+CREATE DATABASE retrieval OWNER llmops;

@@ -1,0 +1,1 @@
+"""The retrieval service: chunk, embed, index in Milvus, search."""

@@ -1,0 +1,227 @@
+"""RetrievalService: request validation, proto <-> domain, and the order of writes (Milvus first,
+then the SQL record, so a crash in between is repaired by re-upserting the same documents)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import numpy as np
+from google.protobuf import json_format
+from opentelemetry import trace
+
+from llmops.core import auth, pagination
+from llmops.core.auth import Role
+from llmops.core.errors import AlreadyExists, InvalidArgument, NotFound
+from llmops.core.timeutil import now_us, timestamp
+from llmops.retrieval.v1 import retrieval_pb2 as pb
+from llmops.retrieval.v1 import retrieval_pb2_grpc
+from services.retrieval import embedding, filters
+from services.retrieval.config import RetrievalConfig
+from services.retrieval.ingest import Doc, chunk_documents
+from services.retrieval.store import IndexRecord, IndexStore
+from services.retrieval.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+SERVICE = pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name
+POLICY = auth.Policy.for_service(SERVICE, {
+    "CreateIndex": Role.EDITOR, "GetIndex": Role.READER, "ListIndexes": Role.READER, "DeleteIndex": Role.EDITOR,
+    "UpsertDocuments": Role.EDITOR, "IngestDocuments": Role.EDITOR, "DeleteDocuments": Role.EDITOR,
+    "Search": Role.READER, "SyncIndex": Role.EDITOR,
+})
+INDEX_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+DOC_ID = re.compile(r"^[^\x00-\x1f#]{1,256}$")
+METRIC_NAMES = {pb.METRIC_UNSPECIFIED: "cosine", pb.METRIC_COSINE: "cosine",
+                pb.METRIC_INNER_PRODUCT: "inner_product", pb.METRIC_L2: "l2"}
+METRIC_PB = {"cosine": pb.METRIC_COSINE, "inner_product": pb.METRIC_INNER_PRODUCT, "l2": pb.METRIC_L2}
+
+
+def index_id(name: str) -> str:
+    name = name.removeprefix("indexes/")
+    if not INDEX_ID.match(name or ""):
+        raise InvalidArgument(f"index name {name[:80]!r} is invalid: use 1-63 lowercase letters, digits, '-' or '_', "
+                              "starting with a letter")
+    return name
+
+
+def _annotate(**attrs) -> None:
+    span = trace.get_current_span()
+    for k, v in attrs.items():
+        span.set_attribute(f"llmops.{k}", v)
+
+
+def index_to_pb(r: IndexRecord) -> pb.Index:
+    return pb.Index(
+        name=f"indexes/{r.name}", embedding_model=r.embedding_model, dimension=r.dimension,
+        chunking=pb.Chunking(chunk_size_tokens=r.chunk_size, chunk_overlap_tokens=r.chunk_overlap),
+        metric=METRIC_PB[r.metric], collection=r.collection, version=r.version, document_count=r.document_count,
+        chunk_count=r.chunk_count, source_table_uri=r.source_table_uri, source_table_version=r.source_table_version,
+        create_time=timestamp(r.create_time_us), update_time=timestamp(r.update_time_us),
+    )
+
+
+class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
+    def __init__(self, store: IndexStore, vectors: VectorStore, config: RetrievalConfig):
+        self._store = store
+        self._db = store.db
+        self._vectors = vectors
+        self._config = config
+        self._write_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # one writer per index
+
+    # -- indexes -------------------------------------------------------------------------------
+
+    async def CreateIndex(self, request: pb.CreateIndexRequest, context) -> pb.Index:
+        name = index_id(request.index_id)
+        size = request.chunking.chunk_size_tokens or 256
+        overlap = request.chunking.chunk_overlap_tokens if request.HasField("chunking") else 32
+        if not 16 <= size <= 8192:
+            raise InvalidArgument(f"chunk_size_tokens must be 16-8192, got {size}")
+        if not 0 <= overlap < size:
+            raise InvalidArgument(f"chunk_overlap_tokens must be >= 0 and below chunk_size_tokens ({size}), got {overlap}")
+        if request.enable_hybrid:
+            raise InvalidArgument("hybrid (BM25) search is not available on this Milvus engine; create the index without it")
+        model_name = request.embedding_model or self._config.default_embedding_model
+        embedder = await asyncio.to_thread(embedding.load, model_name)
+        metric = METRIC_NAMES.get(request.metric)
+        if metric is None:
+            raise InvalidArgument(f"unknown metric {request.metric}")
+        _annotate(index=name)
+        await self._db.run_read(self._store_absent, name)
+        collection = "llmops_" + name.replace("-", "_")
+        await asyncio.to_thread(self._vectors.create_collection, collection, embedder.dimension, metric)
+        t = now_us()
+        record = IndexRecord(name, model_name, embedder.dimension, size, overlap, metric, collection, False, 0, 0, 0,
+                             "", -1, t, t)
+        return index_to_pb(await self._db.run(self._store.create, record))
+
+    def _store_absent(self, name: str) -> None:
+        try:
+            self._store.get(name)
+        except NotFound:
+            return
+        raise AlreadyExists(f"index {name!r} already exists")
+
+    async def GetIndex(self, request: pb.GetIndexRequest, context) -> pb.Index:
+        return index_to_pb(await self._db.run_read(self._store.get, index_id(request.name)))
+
+    async def ListIndexes(self, request: pb.ListIndexesRequest, context) -> pb.ListIndexesResponse:
+        size = pagination.page_size(request.page_size)
+        after = pagination.decode(request.page_token, {"list": "indexes"})
+        if after is not None and not isinstance(after, str):
+            raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
+        rows = await self._db.run_read(self._store.list, after, size + 1)
+        token = pagination.encode(rows[size - 1].name, {"list": "indexes"}) if len(rows) > size else ""
+        return pb.ListIndexesResponse(indexes=[index_to_pb(r) for r in rows[:size]], next_page_token=token)
+
+    async def DeleteIndex(self, request: pb.DeleteIndexRequest, context) -> pb.DeleteIndexResponse:
+        name = index_id(request.name)
+        async with self._write_locks[name]:
+            record = await self._db.run(self._store.delete, name)
+            await asyncio.to_thread(self._vectors.drop_collection, record.collection)
+        return pb.DeleteIndexResponse()
+
+    # -- documents -----------------------------------------------------------------------------
+
+    def _docs(self, documents) -> list[Doc]:
+        if not documents:
+            raise InvalidArgument("no documents given")
+        if len(documents) > self._config.max_documents_per_call:
+            raise InvalidArgument(f"at most {self._config.max_documents_per_call} documents per call; "
+                                  "stream more through IngestDocuments")
+        out: dict[str, Doc] = {}
+        for i, d in enumerate(documents):
+            if not DOC_ID.match(d.id):
+                raise InvalidArgument(f"documents[{i}].id must be 1-256 characters without control characters or '#'")
+            if not d.text.strip():
+                raise InvalidArgument(f"documents[{i}] ({d.id!r}) has no text")
+            if len(d.text) > self._config.max_document_chars:
+                raise InvalidArgument(f"documents[{i}] ({d.id!r}) has {len(d.text)} characters; the limit is "
+                                      f"{self._config.max_document_chars}")
+            out[d.id] = Doc(d.id, d.text, json_format.MessageToDict(d.metadata))  # the last one of an id wins
+        return list(out.values())
+
+    async def _upsert(self, name: str, docs: list[Doc]) -> tuple[IndexRecord, int]:
+        async with self._write_locks[name]:
+            index = await self._db.run_read(self._store.get, name)
+            embedder = await asyncio.to_thread(embedding.load, index.embedding_model)
+            rows, counts = await asyncio.to_thread(chunk_documents, docs, embedder, index.chunk_size,
+                                                   index.chunk_overlap, self._config.embed_batch_size)
+            await asyncio.to_thread(self._vectors.replace_documents, index.collection, [d.id for d in docs], rows)
+            record = await self._db.run(self._store.record_upsert, name,
+                                        [(d.id, counts[d.id], d.content_sha256()) for d in docs])
+            return record, len(rows)
+
+    async def UpsertDocuments(self, request: pb.UpsertDocumentsRequest, context) -> pb.UpsertDocumentsResponse:
+        name = index_id(request.index)
+        docs = self._docs(request.documents)
+        _annotate(index=name, documents=len(docs))
+        record, chunks = await self._upsert(name, docs)
+        _annotate(index_version=record.version, chunks=chunks)
+        return pb.UpsertDocumentsResponse(document_count=len(docs), chunk_count=chunks, index_version=record.version)
+
+    async def IngestDocuments(self, request_iterator, context) -> AsyncIterator[pb.IngestDocumentsResponse]:
+        name, done_docs, done_chunks = "", 0, 0
+        async for msg in request_iterator:
+            if not name:
+                name = index_id(msg.index)
+                _annotate(index=name)
+            if not msg.documents:
+                continue
+            record, chunks = await self._upsert(name, self._docs(msg.documents))
+            done_docs += len(msg.documents)
+            done_chunks += chunks
+            yield pb.IngestDocumentsResponse(documents_done=done_docs, chunks_done=done_chunks, index_version=record.version)
+        if not name:
+            raise InvalidArgument("an ingest stream needs at least one message naming the index")
+
+    async def DeleteDocuments(self, request: pb.DeleteDocumentsRequest, context) -> pb.DeleteDocumentsResponse:
+        name = index_id(request.index)
+        has_filter = request.HasField("filter")
+        if bool(request.document_ids) == has_filter:
+            raise InvalidArgument("give either document_ids or a filter")
+        expression = filters.to_expression(request.filter) if has_filter else ""
+        _annotate(index=name, filter=expression)
+        async with self._write_locks[name]:
+            index = await self._db.run_read(self._store.get, name)
+            ids = list(request.document_ids) or await asyncio.to_thread(
+                self._vectors.document_ids_matching, index.collection, expression)
+            await asyncio.to_thread(self._vectors.delete_documents, index.collection, ids)
+            gone, record = await self._db.run(self._store.record_delete, name, ids)
+        return pb.DeleteDocumentsResponse(document_count=gone, index_version=record.version)
+
+    # -- search --------------------------------------------------------------------------------
+
+    async def Search(self, request: pb.SearchRequest, context) -> pb.SearchResponse:
+        name = index_id(request.index)
+        top_k = request.top_k or 10
+        if not 1 <= top_k <= self._config.max_top_k:
+            raise InvalidArgument(f"top_k must be 1-{self._config.max_top_k}, got {request.top_k}")
+        expression = filters.to_expression(request.filter) if request.HasField("filter") else ""
+        if request.hybrid:
+            raise InvalidArgument("hybrid search is not available on this Milvus engine; search without hybrid")
+        index = await self._db.run_read(self._store.get, name)
+        query = request.WhichOneof("query")
+        if query == "text":
+            if not request.text.strip():
+                raise InvalidArgument("the query text is empty")
+            embedder = await asyncio.to_thread(embedding.load, index.embedding_model)
+            vector = (await asyncio.to_thread(embedder.encode, [request.text]))[0]
+        elif query == "vector":
+            vector = np.asarray(request.vector.values, dtype=np.float32)
+            if vector.shape[0] != index.dimension:
+                raise InvalidArgument(f"the vector has {vector.shape[0]} dimensions; index {name!r} has {index.dimension}")
+            if not np.all(np.isfinite(vector)):
+                raise InvalidArgument("the vector has NaN or infinite components")
+        else:
+            raise InvalidArgument("give a query: text or vector")
+        hits = await asyncio.to_thread(self._vectors.search, index.collection, vector, top_k, expression)
+        _annotate(index=name, index_version=index.version, top_k=top_k, filter=expression,
+                  hit_ids=[h.chunk_id for h in hits], hit_scores=[h.score for h in hits])
+        out = pb.SearchResponse(index_version=index.version)
+        for h in hits:
+            hit = out.hits.add(document_id=h.document_id, chunk_id=h.chunk_id, text=h.text, score=h.score)
+            json_format.ParseDict(h.metadata, hit.metadata)
+        return out

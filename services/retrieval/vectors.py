@@ -1,0 +1,120 @@
+"""Chunks in Milvus through pymilvus' MilvusClient: the same code for the embedded engine and for
+a Milvus standalone or cluster named by URI. One collection per index; each chunk row holds its
+chunk id (`{document_id}#{n}`, the primary key), document id, text, metadata (JSON) and vector."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from llmops.core.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+METRICS = {"cosine": "COSINE", "inner_product": "IP", "l2": "L2"}
+MAX_TEXT = 65535
+OUTPUT = ["chunk_id", "document_id", "text", "metadata"]
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: str
+    document_id: str
+    text: str
+    metadata: dict
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: str
+    document_id: str
+    text: str
+    metadata: dict
+    score: float
+
+
+def _quote(values: Sequence[str]) -> str:
+    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+
+class VectorStore:
+    def __init__(self, uri: str, token: str = ""):
+        from pymilvus import MilvusClient
+
+        self.uri = uri
+        # Milvus Lite (a local file) searches exactly (FLAT: recall 1.0, correct under any filter);
+        # a Milvus server gets HNSW. See docs/retrieval.md for the measurements behind this.
+        self.embedded = "://" not in uri
+        try:
+            self._client = MilvusClient(uri=uri, token=token)
+        except Exception as exc:  # noqa: BLE001 - any connection failure means the same to callers
+            raise Unavailable(f"Milvus at {uri} is not reachable: {type(exc).__name__}") from None
+
+    def ping(self) -> bool:
+        try:
+            self._client.list_collections()
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    def create_collection(self, name: str, dimension: int, metric: str) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        if self._client.has_collection(name):
+            return  # created before a crash: adopt it
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=512)
+        schema.add_field("document_id", DataType.VARCHAR, max_length=256)
+        schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT)
+        schema.add_field("metadata", DataType.JSON)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        index = self._client.prepare_index_params()
+        if self.embedded:
+            index.add_index("vector", index_type="FLAT", metric_type=METRICS[metric])
+        else:
+            index.add_index("vector", index_type="HNSW", metric_type=METRICS[metric],
+                            params={"M": 16, "efConstruction": 200})
+        self._client.create_collection(name, schema=schema, index_params=index)
+        self._client.load_collection(name)
+
+    def drop_collection(self, name: str) -> None:
+        if self._client.has_collection(name):
+            self._client.drop_collection(name)
+
+    def replace_documents(self, collection: str, document_ids: Sequence[str], rows: Sequence[ChunkRow]) -> None:
+        """Remove every chunk of `document_ids`, then write `rows` (their new chunks)."""
+        if document_ids:
+            self._client.delete(collection, filter=f"document_id in {_quote(document_ids)}")
+        if rows:
+            self._client.insert(collection, [
+                {"chunk_id": r.chunk_id, "document_id": r.document_id, "text": r.text[:MAX_TEXT],
+                 "metadata": r.metadata, "vector": r.vector.tolist()} for r in rows])
+
+    def delete_documents(self, collection: str, document_ids: Sequence[str]) -> None:
+        if document_ids:
+            self._client.delete(collection, filter=f"document_id in {_quote(document_ids)}")
+
+    def document_ids_matching(self, collection: str, expression: str, limit: int = 16384) -> list[str]:
+        rows = self._client.query(collection, filter=expression, output_fields=["document_id"], limit=limit)
+        return sorted({r["document_id"] for r in rows})
+
+    def search(self, collection: str, vector: np.ndarray, top_k: int, expression: str) -> list[Hit]:
+        params = {} if self.embedded else {"params": {"ef": max(64, top_k)}}
+        result = self._client.search(collection, [vector.tolist()], limit=top_k, filter=expression or "",
+                                     output_fields=OUTPUT, search_params=params)
+        hits = []
+        for h in result[0]:
+            e = h.get("entity", h)
+            hits.append(Hit(e["chunk_id"], e["document_id"], e["text"], e.get("metadata") or {}, float(h["distance"])))
+        return hits
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection is not an error
+            pass

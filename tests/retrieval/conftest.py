@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from llmops.client import Client
+from llmops.core.server import ServerConfig
+from services.retrieval.config import RetrievalConfig
+from services.retrieval.server import build
+from tests.support import ServerThread
+
+
+class RetrievalHarness:
+    def __init__(self, thread: ServerThread, keys: dict[str, str]):
+        self.thread = thread
+        self.clients = {role: Client({"retrieval": thread.address}, key) for role, key in keys.items()}
+
+    def as_(self, role: str):
+        return self.clients[role].retrieval
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+        self.thread.stop()
+
+
+@pytest.fixture
+def retrieval(keys, key_store, tmp_path, spans):
+    provider, _ = spans
+    config = RetrievalConfig(database_url=f"sqlite:///{tmp_path / 'retrieval.db'}",
+                             milvus_data_dir=str(tmp_path / "milvus"))
+    factory = functools.partial(build, tracer_provider=provider, config=config)
+    thread = ServerThread(lambda sc, ks: factory(sc, ks), key_store, ServerConfig(port=0)).start()
+    harness = RetrievalHarness(thread, keys)
+    yield harness
+    harness.close()

@@ -1,0 +1,103 @@
+"""The retrieval service through its client: indexes, ingestion, filtered search, replacement and
+deletion of documents, and bad input with exact status codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from llmops.client import CallError
+from llmops.client.retrieval import document, folder_documents
+from llmops.retrieval.v1 import retrieval_pb2 as pb
+from tests.retrieval.test_filters import cond
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def code_of(fn, *args, **kwargs) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(CallError) as info:
+        fn(*args, **kwargs)
+    assert info.value.code is not grpc.StatusCode.UNKNOWN
+    return info.value.code, info.value.message
+
+
+def test_index_docs_search_filter_replace_delete(retrieval):
+    r = retrieval.as_("editor")
+    index = r.create_index("docs", chunk_size=128, chunk_overlap=16)
+    assert index.dimension == 384 and index.version == 0
+    docs = folder_documents(DOCS)
+    assert len(docs) >= 5
+    last = r.ingest("docs", docs)
+    assert last.documents_done == len(docs) and last.chunks_done >= len(docs)
+    info = r.get_index("docs")
+    assert info.document_count == len(docs) and info.chunk_count == last.chunks_done and info.version >= 1
+
+    hits = r.search("docs", "which role may approve a model version for production?", top_k=5)
+    assert hits.index_version == info.version
+    assert hits.hits[0].document_id in {"security.md", "registry.md"}
+    assert all(h.chunk_id.startswith(h.document_id + "#") for h in hits.hits)
+    assert hits.hits[0].score >= hits.hits[-1].score
+
+    only_tracing = r.search("docs", "which role may approve a model version?", top_k=5,
+                            filter=cond("source", pb.FILTER_OPERATOR_EQ, "tracing.md"))
+    assert only_tracing.hits and {h.document_id for h in only_tracing.hits} == {"tracing.md"}
+    assert only_tracing.hits[0].metadata["type"] == "md"
+
+    r.upsert("docs", [document("security.md", "Bananas are yellow and grow in bunches.", {"source": "security.md"})])
+    fruit = r.search("docs", "what colour are bananas", top_k=3,
+                     filter=cond("source", pb.FILTER_OPERATOR_EQ, "security.md"))
+    assert [h.chunk_id for h in fruit.hits] == ["security.md#0"]  # the old chunks are gone
+    assert r.get_index("docs").document_count == len(docs)
+
+    gone = r.delete_documents("docs", ["tracing.md"])
+    assert gone.document_count == 1
+    assert not r.search("docs", "trace", top_k=5, filter=cond("source", pb.FILTER_OPERATOR_EQ, "tracing.md")).hits
+    by_filter = r.delete_documents("docs", filter=cond("source", pb.FILTER_OPERATOR_IN, ["contracts.md", "registry.md"]))
+    assert by_filter.document_count == 2
+    assert r.get_index("docs").document_count == len(docs) - 3
+
+
+def test_search_by_vector_and_top_k(retrieval):
+    r = retrieval.as_("editor")
+    r.create_index("v")
+    r.upsert("v", [document(f"d{i}", f"document number {i} talks about topic {i % 3}") for i in range(12)])
+    from services.retrieval import embedding
+
+    vec = embedding.load("all-MiniLM-L6-v2").encode(["document number 4 talks about topic 1"])[0]
+    hits = r.search("v", vector=vec.tolist(), top_k=3)
+    assert len(hits.hits) == 3 and hits.hits[0].document_id == "d4"
+
+
+def test_bad_input(retrieval):
+    r = retrieval.as_("editor")
+    r.create_index("x")
+    assert code_of(r.get_index, "nope")[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(r.search, "nope", "q")[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(r.create_index, "x")[0] is grpc.StatusCode.ALREADY_EXISTS
+    assert code_of(r.create_index, "Bad Name")[0] is INVALID
+    assert code_of(r.create_index, "y", chunk_size=8)[0] is INVALID
+    assert code_of(r.create_index, "z", embedding_model="/no/such/model")[0] is INVALID
+    code, msg = code_of(r.search, "x", vector=[0.1] * 10)
+    assert code is INVALID and "384" in msg
+    code, msg = code_of(r.search, "x", "q", top_k=101)
+    assert code is INVALID and "top_k" in msg
+    code, msg = code_of(r.search, "x", "q", filter=cond("a b", pb.FILTER_OPERATOR_EQ, 1))
+    assert code is INVALID and "identifier" in msg
+    assert code_of(r.upsert, "x", [document("", "text")])[0] is INVALID
+    assert code_of(r.upsert, "x", [document("a", "   ")])[0] is INVALID
+    assert code_of(r.delete_documents, "x")[0] is INVALID
+    code, msg = code_of(retrieval.as_("reader").upsert, "x", [document("a", "text")])
+    assert code is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_delete_index_drops_everything(retrieval):
+    r = retrieval.as_("editor")
+    r.create_index("tmp")
+    r.upsert("tmp", [document("a", "hello world")])
+    r.delete_index("tmp")
+    assert code_of(r.get_index, "tmp")[0] is grpc.StatusCode.NOT_FOUND
+    r.create_index("tmp")
+    assert not r.search("tmp", "hello").hits
