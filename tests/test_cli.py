@@ -75,3 +75,25 @@ def test_keys_create_prints_a_working_key(stack):
     config = LocalConfig.load(Path(stack / "config.json"))
     with Client(config.services, key) as client:
         assert client.registry.list_models() == []
+
+
+def test_index_create_ingest_search_and_sync(stack, tmp_path):
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    llmops("index", "create", "docs", "--chunk-size", "128")
+    ingest = llmops("index", "ingest", "docs", str(docs))
+    assert "documents" in ingest.stdout and "100%" in ingest.stderr
+    found = llmops("index", "search", "docs", "who may approve a model version", "--top-k", "3")
+    assert "index version" in found.stdout and ".md#" in found.stdout
+    assert "docs" in llmops("index", "list").stdout
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    table = str(tmp_path / "faq")
+    write_deltalake(table, pa.table({"id": ["q1", "q2"], "answer": ["Aliases move.", "Versions do not."]}))
+    llmops("index", "create", "faq")
+    synced = llmops("index", "sync", "faq", table, "--id-column", "id", "--text-column", "answer")
+    assert "table version 0: 2 rows embedded, 0 deleted" in synced.stdout
+    bad = llmops("index", "sync", "faq", table, "--id-column", "id", "--text-column", "nope", check=False)
+    assert bad.returncode == 1 and "FAILED_PRECONDITION" in bad.stderr and "'nope'" in bad.stderr
+    assert "Traceback" not in bad.stderr

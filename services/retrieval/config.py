@@ -19,6 +19,9 @@ class RetrievalConfig:
     max_documents_per_call: int = 1000
     max_document_chars: int = 5_000_000
     embed_batch_size: int = 64
+    sync_poll_s: float = 5.0  # how often a CONTINUOUS sync looks for a new table version
+    sync_batch_documents: int = 128
+    health_interval_s: float = 5.0  # how often Milvus is probed for the health status
 
     def data_dir(self):
         path = localenv.home() / "data" / "retrieval"

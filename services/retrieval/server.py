@@ -43,7 +43,7 @@ async def build(
     store = IndexStore(db)
     await asyncio.to_thread(store.migrate)
     uri = milvus_uri(config)
-    vectors = await asyncio.to_thread(VectorStore, uri, config.milvus_token)
+    vectors = VectorStore(uri, config.milvus_token)
     log.info("vectors in Milvus at %s", uri)
     servicer = RetrievalServicer(store, vectors, config)
 
@@ -53,5 +53,5 @@ async def build(
 
     binding = ServiceBinding(SERVICE, retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server, servicer, POLICY)
     server = await create_server([binding], server_config, keys=keys, tracer_provider=tracer_provider, on_stop=[close])
-    server.watch_dependency("Milvus", lambda: asyncio.to_thread(vectors.ping))
+    await server.watch_dependency("Milvus", lambda: asyncio.to_thread(vectors.ping), config.health_interval_s)
     return server

@@ -15,11 +15,11 @@ from opentelemetry import trace
 
 from llmops.core import auth, pagination
 from llmops.core.auth import Role
-from llmops.core.errors import AlreadyExists, InvalidArgument, NotFound
+from llmops.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from llmops.core.timeutil import now_us, timestamp
 from llmops.retrieval.v1 import retrieval_pb2 as pb
 from llmops.retrieval.v1 import retrieval_pb2_grpc
-from services.retrieval import embedding, filters
+from services.retrieval import embedding, filters, sync
 from services.retrieval.config import RetrievalConfig
 from services.retrieval.ingest import Doc, chunk_documents
 from services.retrieval.store import IndexRecord, IndexStore
@@ -143,22 +143,30 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             out[d.id] = Doc(d.id, d.text, json_format.MessageToDict(d.metadata))  # the last one of an id wins
         return list(out.values())
 
-    async def _upsert(self, name: str, docs: list[Doc]) -> tuple[IndexRecord, int]:
+    async def _upsert(self, name: str, docs: list[Doc], skip_unchanged: bool = False) -> tuple[IndexRecord, int, int]:
+        """Chunk, embed and store `docs`; returns the index, chunks written and documents embedded.
+        With `skip_unchanged`, documents whose content is already indexed are left alone (a resumed
+        sync does not embed twice what an interrupted pass already stored)."""
         async with self._write_locks[name]:
             index = await self._db.run_read(self._store.get, name)
+            if skip_unchanged:
+                known = await self._db.run_read(self._store.known_hashes, name, [d.id for d in docs])
+                docs = [d for d in docs if known.get(d.id) != d.content_sha256()]
+                if not docs:
+                    return index, 0, 0
             embedder = await asyncio.to_thread(embedding.load, index.embedding_model)
             rows, counts = await asyncio.to_thread(chunk_documents, docs, embedder, index.chunk_size,
                                                    index.chunk_overlap, self._config.embed_batch_size)
             await asyncio.to_thread(self._vectors.replace_documents, index.collection, [d.id for d in docs], rows)
             record = await self._db.run(self._store.record_upsert, name,
                                         [(d.id, counts[d.id], d.content_sha256()) for d in docs])
-            return record, len(rows)
+            return record, len(rows), len(docs)
 
     async def UpsertDocuments(self, request: pb.UpsertDocumentsRequest, context) -> pb.UpsertDocumentsResponse:
         name = index_id(request.index)
         docs = self._docs(request.documents)
         _annotate(index=name, documents=len(docs))
-        record, chunks = await self._upsert(name, docs)
+        record, chunks, _ = await self._upsert(name, docs)
         _annotate(index_version=record.version, chunks=chunks)
         return pb.UpsertDocumentsResponse(document_count=len(docs), chunk_count=chunks, index_version=record.version)
 
@@ -170,12 +178,18 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 _annotate(index=name)
             if not msg.documents:
                 continue
-            record, chunks = await self._upsert(name, self._docs(msg.documents))
+            record, chunks, _ = await self._upsert(name, self._docs(msg.documents))
             done_docs += len(msg.documents)
             done_chunks += chunks
             yield pb.IngestDocumentsResponse(documents_done=done_docs, chunks_done=done_chunks, index_version=record.version)
         if not name:
             raise InvalidArgument("an ingest stream needs at least one message naming the index")
+
+    async def _delete(self, name: str, ids: list[str]) -> tuple[int, IndexRecord]:
+        async with self._write_locks[name]:
+            index = await self._db.run_read(self._store.get, name)
+            await asyncio.to_thread(self._vectors.delete_documents, index.collection, ids)
+            return await self._db.run(self._store.record_delete, name, ids)
 
     async def DeleteDocuments(self, request: pb.DeleteDocumentsRequest, context) -> pb.DeleteDocumentsResponse:
         name = index_id(request.index)
@@ -184,13 +198,63 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             raise InvalidArgument("give either document_ids or a filter")
         expression = filters.to_expression(request.filter) if has_filter else ""
         _annotate(index=name, filter=expression)
-        async with self._write_locks[name]:
+        ids = list(request.document_ids)
+        if not ids:
             index = await self._db.run_read(self._store.get, name)
-            ids = list(request.document_ids) or await asyncio.to_thread(
-                self._vectors.document_ids_matching, index.collection, expression)
-            await asyncio.to_thread(self._vectors.delete_documents, index.collection, ids)
-            gone, record = await self._db.run(self._store.record_delete, name, ids)
+            ids = await asyncio.to_thread(self._vectors.document_ids_matching, index.collection, expression)
+        gone, record = await self._delete(name, ids)
         return pb.DeleteDocumentsResponse(document_count=gone, index_version=record.version)
+
+    # -- sync from Delta tables ----------------------------------------------------------------
+
+    async def SyncIndex(self, request: pb.SyncIndexRequest, context) -> AsyncIterator[pb.SyncIndexResponse]:
+        name = index_id(request.index)
+        if not request.table_uri:
+            raise InvalidArgument("table_uri is empty; name a Delta table (a path or an object-store URI)")
+        if not request.id_column or not request.text_column:
+            raise InvalidArgument("id_column and text_column are required")
+        if request.mode == pb.SYNC_MODE_UNSPECIFIED:
+            raise InvalidArgument("mode is required: SYNC_MODE_TRIGGERED (one pass) or SYNC_MODE_CONTINUOUS")
+        spec = sync.TableSpec(request.table_uri, request.id_column, request.text_column, tuple(request.metadata_columns))
+        _annotate(index=name, table_uri=spec.uri)
+        table = await asyncio.to_thread(sync.open_table, spec.uri)
+        await asyncio.to_thread(sync.check_columns, table, spec)
+        index = await self._db.run_read(self._store.get, name)
+        if index.source_table_uri and index.source_table_uri != spec.uri:
+            raise FailedPrecondition(f"index {name!r} follows {index.source_table_uri!r}; sync another table into a new index")
+        while True:
+            until = (await asyncio.to_thread(sync.open_table, spec.uri)).version()
+            since = index.source_table_version if index.source_table_uri else -1
+            if until > since:
+                last = pb.SyncIndexResponse()
+                async for last in self._sync_pass(name, spec, since, until):
+                    yield last
+                index = await self._db.run(self._store.set_source, name, spec.uri, until)
+                yield pb.SyncIndexResponse(table_version=until, rows_upserted=last.rows_upserted,
+                                           rows_deleted=last.rows_deleted, pass_complete=True,
+                                           index_version=index.version)
+            elif request.mode == pb.SYNC_MODE_TRIGGERED:
+                yield pb.SyncIndexResponse(table_version=until, pass_complete=True, index_version=index.version)
+            if request.mode == pb.SYNC_MODE_TRIGGERED:
+                return
+            await asyncio.sleep(self._config.sync_poll_s)
+
+    async def _sync_pass(self, name: str, spec: sync.TableSpec, since: int, until: int):
+        changes = await asyncio.to_thread(sync.changes, spec, since, until)
+        _annotate(sync_method=changes.method, since=since, until=until,
+                  changed=len(changes.upserts), deleted=len(changes.deletes))
+        log.info("sync %s from %s@%d..%d (%s): %d upserts, %d deletes", name, spec.uri, since, until,
+                 changes.method, len(changes.upserts), len(changes.deletes))
+        upserted = deleted = 0
+        if changes.deletes:
+            deleted, record = await self._delete(name, changes.deletes)
+            yield pb.SyncIndexResponse(table_version=until, rows_deleted=deleted, index_version=record.version)
+        batch = self._config.sync_batch_documents
+        for start in range(0, len(changes.upserts), batch):
+            record, _, embedded = await self._upsert(name, changes.upserts[start:start + batch], skip_unchanged=True)
+            upserted += embedded
+            yield pb.SyncIndexResponse(table_version=until, rows_upserted=upserted, rows_deleted=deleted,
+                                       index_version=record.version)
 
     # -- search --------------------------------------------------------------------------------
 

@@ -135,6 +135,14 @@ class IndexStore:
                 documents.c.index_name == name, documents.c.document_id.in_(list(ids)))).rowcount
             return gone, self._bump(conn, name)
 
+    def set_source(self, name: str, uri: str, version: int) -> IndexRecord:
+        """Record that the index now reflects `version` of the table at `uri` (a completed pass)."""
+        with self.db.write() as conn:
+            self._row(conn, name, lock=True)
+            conn.execute(indexes.update().where(indexes.c.name == name).values(
+                source_table_uri=uri, source_table_version=version, update_time_us=now_us()))
+            return _record(self._row(conn, name))
+
     def _bump(self, conn: Connection, name: str) -> IndexRecord:
         counts = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(documents.c.chunk_count), 0))
                               .where(documents.c.index_name == name)).one()

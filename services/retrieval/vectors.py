@@ -4,9 +4,11 @@ chunk id (`{document_id}#{n}`, the primary key), document id, text, metadata (JS
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,26 +44,78 @@ def _quote(values: Sequence[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
-class VectorStore:
-    def __init__(self, uri: str, token: str = ""):
-        from pymilvus import MilvusClient
+def _unreachable(exc: Exception) -> bool:
+    """Whether a pymilvus or grpc error means Milvus could not be reached (vs. a bad request)."""
+    import grpc
 
+    if isinstance(exc, grpc.RpcError):
+        return exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    text = str(exc).lower()
+    return any(s in text for s in ("fail connecting", "unavailable", "connection refused", "deadline", "timeout",
+                                   "not connected", "channel closed"))
+
+
+def _milvus_call(fn: Callable) -> Callable:
+    """Connection failures become UNAVAILABLE (and the next call reconnects)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: VectorStore, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except Unavailable:
+            raise
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            self._drop_client()
+            log.warning("Milvus at %s unreachable: %s", self.uri, exc)
+            raise Unavailable(f"the vector store (Milvus at {self.uri}) is unreachable; retry shortly") from None
+
+    return wrapper
+
+
+class VectorStore:
+    """Connects lazily, so the service starts (reporting NOT_SERVING) while Milvus is down."""
+
+    def __init__(self, uri: str, token: str = ""):
         self.uri = uri
+        self._token = token
         # Milvus Lite (a local file) searches exactly (FLAT: recall 1.0, correct under any filter);
         # a Milvus server gets HNSW. See docs/retrieval.md for the measurements behind this.
         self.embedded = "://" not in uri
-        try:
-            self._client = MilvusClient(uri=uri, token=token)
-        except Exception as exc:  # noqa: BLE001 - any connection failure means the same to callers
-            raise Unavailable(f"Milvus at {uri} is not reachable: {type(exc).__name__}") from None
+        self._lock = threading.Lock()
+        self._conn = None
+
+    @property
+    def _client(self):
+        with self._lock:
+            if self._conn is None:
+                from pymilvus import MilvusClient
+
+                self._conn = MilvusClient(uri=self.uri, token=self._token, timeout=10)
+            return self._conn
+
+    def _drop_client(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection is not an error
+                pass
 
     def ping(self) -> bool:
         try:
-            self._client.list_collections()
+            self._list()
             return True
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - any failure means unhealthy
             return False
 
+    @_milvus_call
+    def _list(self) -> list[str]:
+        return self._client.list_collections()
+
+    @_milvus_call
     def create_collection(self, name: str, dimension: int, metric: str) -> None:
         from pymilvus import DataType, MilvusClient
 
@@ -82,10 +136,12 @@ class VectorStore:
         self._client.create_collection(name, schema=schema, index_params=index)
         self._client.load_collection(name)
 
+    @_milvus_call
     def drop_collection(self, name: str) -> None:
         if self._client.has_collection(name):
             self._client.drop_collection(name)
 
+    @_milvus_call
     def replace_documents(self, collection: str, document_ids: Sequence[str], rows: Sequence[ChunkRow]) -> None:
         """Remove every chunk of `document_ids`, then write `rows` (their new chunks)."""
         if document_ids:
@@ -95,14 +151,17 @@ class VectorStore:
                 {"chunk_id": r.chunk_id, "document_id": r.document_id, "text": r.text[:MAX_TEXT],
                  "metadata": r.metadata, "vector": r.vector.tolist()} for r in rows])
 
+    @_milvus_call
     def delete_documents(self, collection: str, document_ids: Sequence[str]) -> None:
         if document_ids:
             self._client.delete(collection, filter=f"document_id in {_quote(document_ids)}")
 
+    @_milvus_call
     def document_ids_matching(self, collection: str, expression: str, limit: int = 16384) -> list[str]:
         rows = self._client.query(collection, filter=expression, output_fields=["document_id"], limit=limit)
         return sorted({r["document_id"] for r in rows})
 
+    @_milvus_call
     def search(self, collection: str, vector: np.ndarray, top_k: int, expression: str) -> list[Hit]:
         params = {} if self.embedded else {"params": {"ef": max(64, top_k)}}
         result = self._client.search(collection, [vector.tolist()], limit=top_k, filter=expression or "",
@@ -114,7 +173,4 @@ class VectorStore:
         return hits
 
     def close(self) -> None:
-        try:
-            self._client.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection is not an error
-            pass
+        self._drop_client()

@@ -101,3 +101,26 @@ def test_delete_index_drops_everything(retrieval):
     assert code_of(r.get_index, "tmp")[0] is grpc.StatusCode.NOT_FOUND
     r.create_index("tmp")
     assert not r.search("tmp", "hello").hits
+
+
+def test_milvus_unreachable_is_unavailable_and_not_serving(keys, key_store, tmp_path):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from llmops.client import Client
+    from llmops.core.server import ServerConfig
+    from services.retrieval.config import RetrievalConfig
+    from services.retrieval.server import build
+    from tests.support import ServerThread, free_port
+
+    config = RetrievalConfig(database_url=f"sqlite:///{tmp_path / 'r.db'}",
+                             milvus_uri=f"http://127.0.0.1:{free_port()}", health_interval_s=0.2)
+    thread = ServerThread(lambda sc, ks: build(sc, ks, config=config), key_store, ServerConfig(port=0)).start()
+    try:
+        with grpc.insecure_channel(thread.address) as ch:
+            status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+        with Client({"retrieval": thread.address}, keys["editor"]) as client:
+            code, msg = code_of(client.retrieval.create_index, "x")
+            assert code is grpc.StatusCode.UNAVAILABLE and "Milvus" in msg
+    finally:
+        thread.stop()

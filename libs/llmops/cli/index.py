@@ -48,6 +48,24 @@ def cmd_search(client: Client, args) -> None:
         print(f"{rank:>2}. {h.score:.3f}  {h.chunk_id:<36} {snippet}")
 
 
+def cmd_sync(client: Client, args) -> None:
+    from llmops.retrieval.v1 import retrieval_pb2 as pb
+
+    mode = pb.SYNC_MODE_CONTINUOUS if args.continuous else pb.SYNC_MODE_TRIGGERED
+    request = pb.SyncIndexRequest(index=args.index, table_uri=args.table_uri, id_column=args.id_column,
+                                  text_column=args.text_column, metadata_columns=args.metadata_column or [], mode=mode)
+    bar = None
+    for p in client.retrieval.stub.SyncIndex(request):
+        if bar is None:
+            bar = tqdm(unit="row", desc=f"sync {args.index} <- table v{p.table_version}")
+        bar.update(p.rows_upserted + p.rows_deleted - bar.n)
+        if p.pass_complete:
+            bar.close()
+            bar = None
+            print(f"table version {p.table_version}: {p.rows_upserted} rows embedded, {p.rows_deleted} deleted; "
+                  f"index version {p.index_version}")
+
+
 def cmd_delete(client: Client, args) -> None:
     client.retrieval.delete_index(args.index)
     print(f"deleted {args.index}")
@@ -74,6 +92,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("query")
     a.add_argument("--top-k", type=int, default=5)
     a.set_defaults(run=cmd_search)
+    a = s.add_parser("sync", help="sync an index from a Delta table (incremental)")
+    a.add_argument("index")
+    a.add_argument("table_uri")
+    a.add_argument("--id-column", required=True)
+    a.add_argument("--text-column", required=True)
+    a.add_argument("--metadata-column", action="append")
+    a.add_argument("--continuous", action="store_true", help="keep following new table versions")
+    a.set_defaults(run=cmd_sync)
     a = s.add_parser("delete", help="delete an index and its collection")
     a.add_argument("index")
     a.set_defaults(run=cmd_delete)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import grpc
+
 from llmops.cli import index, models, stack, tracecmd
 from llmops.client import CallError, Client
 from llmops.core import auth, localenv
@@ -82,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             trace_id = format(span.get_span_context().trace_id, "032x")
             try:
                 args.run(client, args)
-            except CallError as exc:
+            except (CallError, grpc.RpcError) as exc:
+                if isinstance(exc, grpc.RpcError):  # streams raise grpc's own error
+                    exc = CallError.from_rpc(exc)
                 print(f"error: {exc.code.name}: {exc.message}", file=sys.stderr)
                 print(f"trace {trace_id}", file=sys.stderr)
                 return 1

@@ -77,18 +77,26 @@ class Server:
         for name in ["", *self._names]:
             await self.health.set(name, status)
 
-    def watch_dependency(self, name: str, check: Callable[[], Awaitable[bool]], interval_s: float = 5.0) -> None:
+    async def watch_dependency(self, name: str, check: Callable[[], Awaitable[bool]], interval_s: float = 5.0) -> None:
         """Report NOT_SERVING while `check` fails (a database or vector store the service cannot
-        work without), SERVING again once it passes."""
+        work without), SERVING again once it passes. Checks once now, then every `interval_s`."""
+
+        async def probe() -> bool:
+            try:
+                return await check()
+            except Exception:  # noqa: BLE001 - a failing check means unhealthy, whatever it raised
+                return False
+
+        healthy = await probe()
+        if not healthy:
+            log.warning("%s is unreachable: health NOT_SERVING", name)
+            await self.set_serving(False)
 
         async def loop() -> None:
-            healthy = True
+            nonlocal healthy
             while True:
                 await asyncio.sleep(interval_s)
-                try:
-                    ok = await check()
-                except Exception:  # noqa: BLE001 - a failing check means unhealthy, whatever it raised
-                    ok = False
+                ok = await probe()
                 if ok != healthy:
                     healthy = ok
                     log.warning("%s is %s: health %s", name, "back" if ok else "unreachable",
