@@ -2,7 +2,7 @@
 machine hits both sides alike), medians and ratios, and a JSON report.
 
     result = compare("direct", direct_fn, "service", service_fn)
-    write_report("my_bench", {"latency": result}, targets={"added_p50_ms": ("<=", 1.0)})
+    write_report("my_bench", {"latency": result}, {"hop": ("latency", "added_p50_ms", "<=", 1.0)})
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ class Comparison:
     def added_p50_ms(self) -> float:
         return self.candidate.p50_ms - self.baseline.p50_ms
 
+    @property
+    def throughput_ratio(self) -> float:
+        """Baseline time over candidate time: the candidate's throughput relative to the baseline."""
+        return self.baseline.p50_ms / self.candidate.p50_ms
+
     def as_dict(self) -> dict:
         return {"baseline": self.baseline_name, "candidate": self.candidate_name,
                 self.baseline_name: asdict(self.baseline), self.candidate_name: asdict(self.candidate),
@@ -80,11 +85,66 @@ def compare(baseline_name: str, baseline: Callable[[], object], candidate_name: 
     return Comparison(baseline_name, candidate_name, Stats.of(a), Stats.of(b))
 
 
+@dataclass(frozen=True)
+class Throughput:
+    baseline_name: str
+    candidate_name: str
+    concurrency: int
+    baseline_qps: float
+    candidate_qps: float
+
+    @property
+    def ratio(self) -> float:
+        return self.candidate_qps / self.baseline_qps
+
+    def as_dict(self) -> dict:
+        return {"baseline": self.baseline_name, "candidate": self.candidate_name, "concurrency": self.concurrency,
+                f"{self.baseline_name}_qps": round(self.baseline_qps, 1),
+                f"{self.candidate_name}_qps": round(self.candidate_qps, 1), "ratio": round(self.ratio, 3)}
+
+
+def _qps(fn: Callable[[], object], concurrency: int, seconds: float) -> float:
+    import threading
+
+    stop = time.perf_counter() + seconds
+    counts = [0] * concurrency
+
+    def worker(i: int) -> None:
+        while time.perf_counter() < stop:
+            fn()
+            counts[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def compare_throughput(baseline_name: str, baseline: Callable[[], object], candidate_name: str,
+                       candidate: Callable[[], object], *, concurrency: int, rounds: int = 6,
+                       seconds: float = 2.0) -> Throughput:
+    """Calls per second with `concurrency` threads calling in a loop, alternating the two sides
+    over `rounds` rounds; the median round of each side is reported."""
+    _qps(baseline, concurrency, 0.5)
+    _qps(candidate, concurrency, 0.5)
+    a: list[float] = []
+    b: list[float] = []
+    for r in range(rounds):
+        first, second = ((baseline, a), (candidate, b)) if r % 2 == 0 else ((candidate, b), (baseline, a))
+        first[1].append(_qps(first[0], concurrency, seconds))
+        second[1].append(_qps(second[0], concurrency, seconds))
+    return Throughput(baseline_name, candidate_name, concurrency, statistics.median(a), statistics.median(b))
+
+
 def check(value: float, op: str, bound: float) -> bool:
     return value <= bound if op == "<=" else value >= bound
 
 
-def write_report(name: str, comparisons: dict[str, Comparison], targets: dict[str, tuple[str, str, float]]) -> dict:
+def write_report(name: str, comparisons: dict[str, Comparison | Throughput],
+                 targets: dict[str, tuple[str, str, str, float]], extra: dict | None = None) -> dict:
     """Print and save `bench/results/<name>.json`. `targets` maps a label to (comparison, metric,
     "<=" or ">=" bound), e.g. {"hop": ("unary", "added_p50_ms", "<=", 1.0)}."""
     report = {
@@ -93,6 +153,7 @@ def write_report(name: str, comparisons: dict[str, Comparison], targets: dict[st
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "comparisons": {k: c.as_dict() for k, c in comparisons.items()},
         "targets": {},
+        **(extra or {}),
     }
     for label, (comp, metric, op, bound) in targets.items():  # type: ignore[misc]
         value = getattr(comparisons[comp], metric)
@@ -101,6 +162,10 @@ def write_report(name: str, comparisons: dict[str, Comparison], targets: dict[st
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
     for k, c in comparisons.items():
+        if isinstance(c, Throughput):
+            print(f"{k}: {c.baseline_name} {c.baseline_qps:.1f}/s | {c.candidate_name} {c.candidate_qps:.1f}/s "
+                  f"at concurrency {c.concurrency} | ratio {c.ratio:.2f}x")
+            continue
         print(f"{k}: {c.baseline_name} p50 {c.baseline.p50_ms:.3f} ms p95 {c.baseline.p95_ms:.3f} ms | "
               f"{c.candidate_name} p50 {c.candidate.p50_ms:.3f} ms p95 {c.candidate.p95_ms:.3f} ms | "
               f"ratio {c.ratio_p50:.2f}x, added {c.added_p50_ms:.3f} ms")

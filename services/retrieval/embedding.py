@@ -45,12 +45,18 @@ class Embedder:
                                     convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
+    @property
+    def max_chunk_tokens(self) -> int:
+        """The longest chunk the model reads whole (its window less the two special tokens)."""
+        return self.max_tokens - 2
+
     def count_tokens(self, text: str) -> int:
-        return len(self.model.tokenizer.encode(text, add_special_tokens=False))
+        # verbose=False: counting a text longer than the model's window is fine here (it is split)
+        return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character span of each token (used to cut chunks at token counts)."""
-        enc = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = self.model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [tuple(o) for o in enc["offset_mapping"]]
 
 

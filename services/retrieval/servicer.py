@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
@@ -32,6 +33,7 @@ POLICY = auth.Policy.for_service(SERVICE, {
     "UpsertDocuments": Role.EDITOR, "IngestDocuments": Role.EDITOR, "DeleteDocuments": Role.EDITOR,
     "Search": Role.READER, "SyncIndex": Role.EDITOR,
 })
+INDEX_CACHE_S = 1.0
 INDEX_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DOC_ID = re.compile(r"^[^\x00-\x1f#]{1,256}$")
 METRIC_NAMES = {pb.METRIC_UNSPECIFIED: "cosine", pb.METRIC_COSINE: "cosine",
@@ -70,21 +72,38 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self._vectors = vectors
         self._config = config
         self._write_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # one writer per index
+        self._cache: dict[str, tuple[float, IndexRecord]] = {}  # searches read the index record from here
+
+    async def _index(self, name: str) -> IndexRecord:
+        """The index record, cached for searches: this process drops it on every write, and a
+        record older than INDEX_CACHE_S is re-read (writes by other replicas)."""
+        hit = self._cache.get(name)
+        if hit is not None and time.monotonic() - hit[0] < INDEX_CACHE_S:
+            return hit[1]
+        record = await self._db.run_read(self._store.get, name)
+        self._cache[name] = (time.monotonic(), record)
+        return record
+
+    def _changed(self, record: IndexRecord) -> IndexRecord:
+        self._cache[record.name] = (time.monotonic(), record)
+        return record
 
     # -- indexes -------------------------------------------------------------------------------
 
     async def CreateIndex(self, request: pb.CreateIndexRequest, context) -> pb.Index:
         name = index_id(request.index_id)
-        size = request.chunking.chunk_size_tokens or 256
-        overlap = request.chunking.chunk_overlap_tokens if request.HasField("chunking") else 32
-        if not 16 <= size <= 8192:
-            raise InvalidArgument(f"chunk_size_tokens must be 16-8192, got {size}")
-        if not 0 <= overlap < size:
-            raise InvalidArgument(f"chunk_overlap_tokens must be >= 0 and below chunk_size_tokens ({size}), got {overlap}")
         if request.enable_hybrid:
             raise InvalidArgument("hybrid (BM25) search is not available on this Milvus engine; create the index without it")
         model_name = request.embedding_model or self._config.default_embedding_model
         embedder = await asyncio.to_thread(embedding.load, model_name)
+        limit = embedder.max_chunk_tokens
+        size = request.chunking.chunk_size_tokens or min(256, limit)
+        overlap = request.chunking.chunk_overlap_tokens if request.HasField("chunking") else 32
+        if not 16 <= size <= min(8192, limit):
+            raise InvalidArgument(f"chunk_size_tokens must be 16-{limit} for {model_name} (it reads {embedder.max_tokens} "
+                                  f"tokens at most, two of them special), got {size}")
+        if not 0 <= overlap < size:
+            raise InvalidArgument(f"chunk_overlap_tokens must be >= 0 and below chunk_size_tokens ({size}), got {overlap}")
         metric = METRIC_NAMES.get(request.metric)
         if metric is None:
             raise InvalidArgument(f"unknown metric {request.metric}")
@@ -120,6 +139,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         name = index_id(request.name)
         async with self._write_locks[name]:
             record = await self._db.run(self._store.delete, name)
+            self._cache.pop(name, None)
             await asyncio.to_thread(self._vectors.drop_collection, record.collection)
         return pb.DeleteIndexResponse()
 
@@ -158,8 +178,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             rows, counts = await asyncio.to_thread(chunk_documents, docs, embedder, index.chunk_size,
                                                    index.chunk_overlap, self._config.embed_batch_size)
             await asyncio.to_thread(self._vectors.replace_documents, index.collection, [d.id for d in docs], rows)
-            record = await self._db.run(self._store.record_upsert, name,
-                                        [(d.id, counts[d.id], d.content_sha256()) for d in docs])
+            record = self._changed(await self._db.run(self._store.record_upsert, name,
+                                                      [(d.id, counts[d.id], d.content_sha256()) for d in docs]))
             return record, len(rows), len(docs)
 
     async def UpsertDocuments(self, request: pb.UpsertDocumentsRequest, context) -> pb.UpsertDocumentsResponse:
@@ -189,7 +209,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         async with self._write_locks[name]:
             index = await self._db.run_read(self._store.get, name)
             await asyncio.to_thread(self._vectors.delete_documents, index.collection, ids)
-            return await self._db.run(self._store.record_delete, name, ids)
+            gone, record = await self._db.run(self._store.record_delete, name, ids)
+            return gone, self._changed(record)
 
     async def DeleteDocuments(self, request: pb.DeleteDocumentsRequest, context) -> pb.DeleteDocumentsResponse:
         name = index_id(request.index)
@@ -229,7 +250,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                 last = pb.SyncIndexResponse()
                 async for last in self._sync_pass(name, spec, since, until):
                     yield last
-                index = await self._db.run(self._store.set_source, name, spec.uri, until)
+                index = self._changed(await self._db.run(self._store.set_source, name, spec.uri, until))
                 yield pb.SyncIndexResponse(table_version=until, rows_upserted=last.rows_upserted,
                                            rows_deleted=last.rows_deleted, pass_complete=True,
                                            index_version=index.version)
@@ -266,7 +287,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         expression = filters.to_expression(request.filter) if request.HasField("filter") else ""
         if request.hybrid:
             raise InvalidArgument("hybrid search is not available on this Milvus engine; search without hybrid")
-        index = await self._db.run_read(self._store.get, name)
+        index = await self._index(name)
         query = request.WhichOneof("query")
         if query == "text":
             if not request.text.strip():
@@ -286,6 +307,6 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
                   hit_ids=[h.chunk_id for h in hits], hit_scores=[h.score for h in hits])
         out = pb.SearchResponse(index_version=index.version)
         for h in hits:
-            hit = out.hits.add(document_id=h.document_id, chunk_id=h.chunk_id, text=h.text, score=h.score)
-            json_format.ParseDict(h.metadata, hit.metadata)
+            out.hits.add(document_id=h.document_id, chunk_id=h.chunk_id, text=h.text, score=h.score).metadata.update(
+                h.metadata)
         return out

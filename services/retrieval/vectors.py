@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 METRICS = {"cosine": "COSINE", "inner_product": "IP", "l2": "L2"}
 MAX_TEXT = 65535
+# Inserts go in batches: Milvus Lite 2.5 takes ~4,500 rows/s in batches of 1,000 but ~130 rows/s
+# when one insert carries 5,000 rows of 384-d vectors (measured here).
+INSERT_BATCH = 1000
 OUTPUT = ["chunk_id", "document_id", "text", "metadata"]
 
 
@@ -146,10 +149,10 @@ class VectorStore:
         """Remove every chunk of `document_ids`, then write `rows` (their new chunks)."""
         if document_ids:
             self._client.delete(collection, filter=f"document_id in {_quote(document_ids)}")
-        if rows:
+        for start in range(0, len(rows), INSERT_BATCH):
             self._client.insert(collection, [
                 {"chunk_id": r.chunk_id, "document_id": r.document_id, "text": r.text[:MAX_TEXT],
-                 "metadata": r.metadata, "vector": r.vector.tolist()} for r in rows])
+                 "metadata": r.metadata, "vector": r.vector.tolist()} for r in rows[start:start + INSERT_BATCH]])
 
     @_milvus_call
     def delete_documents(self, collection: str, document_ids: Sequence[str]) -> None:

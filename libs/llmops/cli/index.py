@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = s.add_parser("create", help="create an index")
     a.add_argument("index")
     a.add_argument("--embedding-model", help="default all-MiniLM-L6-v2, or a local sentence-transformers folder")
-    a.add_argument("--chunk-size", type=int, default=256)
+    a.add_argument("--chunk-size", type=int, default=0, help="tokens per chunk (default: 256 or the model's limit)")
     a.add_argument("--chunk-overlap", type=int, default=32)
     a.add_argument("--metric", choices=["cosine", "inner_product", "l2"], default="cosine")
     a.set_defaults(run=cmd_create)

@@ -40,11 +40,11 @@ class RetrievalClient(ServiceClient):
         self.stub = retrieval_pb2_grpc.RetrievalServiceStub(channel)
 
     @operation("create_index")
-    def create_index(self, index_id: str, *, embedding_model: str = "", chunk_size: int = 256, chunk_overlap: int = 32,
+    def create_index(self, index_id: str, *, embedding_model: str = "", chunk_size: int = 0, chunk_overlap: int = 32,
                      metric: str = "cosine") -> pb.Index:
         return self._unary(self.stub.CreateIndex, pb.CreateIndexRequest(
             index_id=index_id, embedding_model=embedding_model, metric=METRICS[metric],
-            chunking=pb.Chunking(chunk_size_tokens=chunk_size, chunk_overlap_tokens=chunk_overlap)))
+            chunking=pb.Chunking(chunk_size_tokens=chunk_size, chunk_overlap_tokens=chunk_overlap)))  # 0: the model's
 
     @operation("get_index")
     def get_index(self, name: str) -> pb.Index:
