@@ -281,7 +281,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
 
     async def Search(self, request: pb.SearchRequest, context) -> pb.SearchResponse:
         name = index_id(request.index)
-        top_k = request.top_k or 10
+        top_k = request.top_k
         if not 1 <= top_k <= self._config.max_top_k:
             raise InvalidArgument(f"top_k must be 1-{self._config.max_top_k}, got {request.top_k}")
         expression = filters.to_expression(request.filter) if request.HasField("filter") else ""

@@ -82,6 +82,8 @@ def test_bad_input(retrieval):
     assert code_of(r.create_index, "z", embedding_model="/no/such/model")[0] is INVALID
     code, msg = code_of(r.search, "x", vector=[0.1] * 10)
     assert code is INVALID and "384" in msg
+    code, msg = code_of(r.search, "x", "q", top_k=0)
+    assert code is INVALID and "top_k" in msg
     code, msg = code_of(r.search, "x", "q", top_k=101)
     assert code is INVALID and "top_k" in msg
     code, msg = code_of(r.search, "x", "q", filter=cond("a b", pb.FILTER_OPERATOR_EQ, 1))
@@ -124,3 +126,24 @@ def test_milvus_unreachable_is_unavailable_and_not_serving(keys, key_store, tmp_
             assert code is grpc.StatusCode.UNAVAILABLE and "Milvus" in msg
     finally:
         thread.stop()
+
+
+def test_search_spans_carry_index_version_top_k_filter_and_hits(retrieval, spans):
+    import time
+
+    _, exporter = spans
+    r = retrieval.as_("editor")
+    r.create_index("t")
+    r.upsert("t", [document("a", "alpha text", {"lang": "en"}), document("b", "beta text", {"lang": "en"})])
+    resp = r.search("t", "alpha", top_k=2, filter=cond("lang", pb.FILTER_OPERATOR_EQ, "en"))
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        found = [s for s in exporter.get_finished_spans() if s.name.endswith("/Search")]
+        if found:
+            break
+        time.sleep(0.02)
+    attrs = found[0].attributes
+    assert attrs["llmops.index"] == "t" and attrs["llmops.index_version"] == resp.index_version
+    assert attrs["llmops.top_k"] == 2 and attrs["llmops.filter"] == 'metadata["lang"] == "en"'
+    assert list(attrs["llmops.hit_ids"]) == [h.chunk_id for h in resp.hits]
+    assert len(attrs["llmops.hit_scores"]) == 2

@@ -100,3 +100,24 @@ def test_sync_bad_input(retrieval, tmp_path):
     assert status is grpc.StatusCode.FAILED_PRECONDITION and "'content'" in msg
     assert code(mode=pb.SYNC_MODE_UNSPECIFIED)[0] is grpc.StatusCode.INVALID_ARGUMENT
     assert code(index="nope")[0] is grpc.StatusCode.NOT_FOUND
+
+
+def test_continuous_sync_follows_new_table_versions(retrieval, tmp_path):
+    r = retrieval.as_("editor")
+    uri = str(tmp_path / "table")
+    write_deltalake(uri, rows(range(5)), configuration={"delta.enableChangeDataFeed": "true"})
+    r.create_index("live", chunk_size=64, chunk_overlap=0)
+    stream = r.stub.SyncIndex(pb.SyncIndexRequest(index="live", table_uri=uri, id_column="doc_id", text_column="body",
+                                                  mode=pb.SYNC_MODE_CONTINUOUS), timeout=120)
+    passes = []
+    for msg in stream:
+        if msg.pass_complete:
+            passes.append(msg)
+            if len(passes) == 1:
+                write_deltalake(uri, rows(range(5, 8), "later"), mode="append")  # a new table version
+            else:
+                stream.cancel()
+                break
+    assert [p.table_version for p in passes] == [0, 1]
+    assert passes[1].rows_upserted == 3
+    assert r.get_index("live").document_count == 8 and r.get_index("live").source_table_version == 1
