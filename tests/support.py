@@ -57,6 +57,23 @@ class ServerThread:
         self._thread.join(10)
 
 
+def code_of(fn, *args, **kwargs):
+    """The status code and message of a failing call (client wrapper or raw stub); a call must
+    never fail with UNKNOWN or show a traceback."""
+    import grpc
+    import pytest
+
+    from llmops.client import CallError
+
+    with pytest.raises((CallError, grpc.RpcError)) as info:
+        fn(*args, **kwargs)
+    err = info.value
+    code, message = (err.code, err.message) if isinstance(err, CallError) else (err.code(), err.details())
+    assert code is not grpc.StatusCode.UNKNOWN
+    assert "Traceback" not in message and 'File "' not in message
+    return code, message
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from opentelemetry import trace
-
 from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.blobstore import BlobStore, check_digest
@@ -48,12 +46,6 @@ def _actor() -> Actor:
     return Actor(auth.caller().name, telemetry.current_trace_id())
 
 
-def _annotate(**attrs) -> None:
-    span = trace.get_current_span()
-    for k, v in attrs.items():
-        span.set_attribute(f"llmops.{k}", v)
-
-
 def _check_labels(labels) -> dict[str, str]:
     if len(labels) > MAX_LABELS:
         raise InvalidArgument(f"at most {MAX_LABELS} labels, got {len(labels)}")
@@ -83,7 +75,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def CreateModel(self, request: pb.CreateModelRequest, context) -> pb.Model:
         model_id = names.check_model_id(request.model_id)
         kind = convert.KIND_FROM_PB.get(request.kind, Kind.MODEL)
-        _annotate(model=model_id)
+        telemetry.annotate(model=model_id)
         record = await self._db.run(self._store.create_model, _actor(), model_id, kind,
                                     _check_text("description", request.description), _check_labels(request.labels))
         self._feed.notify()
@@ -91,16 +83,14 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def GetModel(self, request: pb.GetModelRequest, context) -> pb.Model:
         model_id = names.model_id(request.name)
-        _annotate(model=model_id)
+        telemetry.annotate(model=model_id)
         return convert.model_to_pb(await self._db.run_read(self._store.get_model, model_id))
 
     async def ListModels(self, request: pb.ListModelsRequest, context) -> pb.ListModelsResponse:
         size = pagination.page_size(request.page_size)
         kind = convert.KIND_FROM_PB.get(request.kind)
         query = {"kind": request.kind}
-        after = pagination.decode(request.page_token, query)
-        if after is not None and not isinstance(after, str):
-            raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
+        after = pagination.decode(request.page_token, query, str)
         rows = await self._db.run_read(self._store.list_models, after, size + 1, kind)
         token = pagination.encode(rows[size - 1].id, query) if len(rows) > size else ""
         return pb.ListModelsResponse(models=[convert.model_to_pb(m) for m in rows[:size]], next_page_token=token)
@@ -134,7 +124,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                 f"{path!r} is {h.size_bytes} bytes; the registry stores files up to "
                 f"{self._config.max_artifact_bytes} bytes (LLMOPS_REGISTRY_MAX_ARTIFACT_BYTES)"
             )
-        _annotate(model=model_id, path=path, size_bytes=h.size_bytes)
+        telemetry.annotate(model=model_id, path=path, size_bytes=h.size_bytes)
         await self._db.run_read(self._store.get_model, model_id)  # NOT_FOUND before reading content
         if await asyncio.to_thread(self._blobs.size, digest) == h.size_bytes:
             await asyncio.to_thread(artifacts.check_stored, path, self._blobs.read(digest), h.size_bytes)
@@ -180,7 +170,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         entry = next((f for f in version.files if f.path == path), None)
         if entry is None:
             raise NotFound(f"{names.version_name(ref.model, version.version)} has no file {path!r}")
-        _annotate(model=ref.model, version=version.version, path=path)
+        telemetry.annotate(model=ref.model, version=version.version, path=path)
         yield pb.DownloadArtifactResponse(file=pb.ArtifactFile(path=entry.path, sha256=entry.sha256, size_bytes=entry.size_bytes))
         chunks = self._blobs.read(entry.sha256)
         while True:
@@ -195,7 +185,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         model_id = names.model_id(request.parent)
         if request.request_id and not names.REQUEST_ID.match(request.request_id):
             raise InvalidArgument("request_id must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
-        _annotate(model=model_id)
+        telemetry.annotate(model=model_id)
         has_spec = request.HasField("pipeline_spec")
         kind = Kind.PIPELINE if has_spec else Kind.MODEL
         files, spec, digest, size, fmt = [], None, "", 0, ""
@@ -218,7 +208,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             description=_check_text("description", request.description), request_id=request.request_id or None,
         ))
         self._feed.notify()
-        _annotate(version=record.version)
+        telemetry.annotate(version=record.version)
         return convert.version_to_pb(record)
 
     async def _check_files(self, files) -> list[FileEntry]:
@@ -260,23 +250,21 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def GetModelVersion(self, request: pb.GetModelVersionRequest, context) -> pb.ModelVersion:
         ref = names.parse_version_ref(request.name)
         record = await self._db.run_read(self._store.get_version, ref)
-        _annotate(model=ref.model, version=record.version, reference=str(ref))
+        telemetry.annotate(model=ref.model, version=record.version, reference=str(ref))
         return convert.version_to_pb(record)
 
     async def ListModelVersions(self, request: pb.ListModelVersionsRequest, context) -> pb.ListModelVersionsResponse:
         model_id = names.model_id(request.parent)
         size = pagination.page_size(request.page_size)
         query = {"model": model_id}
-        before = pagination.decode(request.page_token, query)
-        if before is not None and not isinstance(before, int):
-            raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
+        before = pagination.decode(request.page_token, query, int)
         rows = await self._db.run_read(self._store.list_versions, model_id, before, size + 1)
         token = pagination.encode(rows[size - 1].version, query) if len(rows) > size else ""
         return pb.ListModelVersionsResponse(versions=[convert.version_to_pb(v) for v in rows[:size]], next_page_token=token)
 
     async def _review(self, name: str, comment: str, approve: bool) -> pb.ModelVersion:
         ref = names.parse_version_ref(name)
-        _annotate(model=ref.model, reference=str(ref))
+        telemetry.annotate(model=ref.model, reference=str(ref))
         record = await self._db.run(self._store.review_version, _actor(), ref, approve,
                                     _check_text("comment", comment), self._protected)
         self._feed.notify()
@@ -298,7 +286,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         protected = alias in self._protected
         if protected:
             auth.require(Role.APPROVER, f"moving protected alias {alias!r}")
-        _annotate(model=model_id, alias=alias, version=request.version)
+        telemetry.annotate(model=model_id, alias=alias, version=request.version)
         record = await self._db.run(self._store.set_alias, _actor(), model_id, alias, request.version, protected)
         self._feed.notify()
         return convert.model_to_pb(record)
@@ -308,7 +296,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         alias = names.check_alias(request.alias)
         if alias in self._protected:
             auth.require(Role.APPROVER, f"deleting protected alias {alias!r}")
-        _annotate(model=model_id, alias=alias)
+        telemetry.annotate(model=model_id, alias=alias)
         record = await self._db.run(self._store.delete_alias, _actor(), model_id, alias)
         self._feed.notify()
         return convert.model_to_pb(record)
@@ -319,9 +307,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         model_id = names.model_id(request.model) if request.model else None
         size = pagination.page_size(request.page_size)
         query = {"model": model_id}
-        after = pagination.decode(request.page_token, query)
-        if after is not None and not isinstance(after, int):
-            raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
+        after = pagination.decode(request.page_token, query, int)
         rows = await self._db.run_read(self._store.list_events, model_id, after or 0, size + 1)
         token = pagination.encode(rows[size - 1].sequence, query) if len(rows) > size else ""
         return pb.ListEventsResponse(events=[convert.event_to_pb(e) for e in rows[:size]], next_page_token=token)

@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 from google.protobuf import json_format
-from opentelemetry import trace
 
-from llmops.core import auth, pagination
+from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from llmops.core.timeutil import now_us, timestamp
@@ -47,12 +46,6 @@ def index_id(name: str) -> str:
         raise InvalidArgument(f"index name {name[:80]!r} is invalid: use 1-63 lowercase letters, digits, '-' or '_', "
                               "starting with a letter")
     return name
-
-
-def _annotate(**attrs) -> None:
-    span = trace.get_current_span()
-    for k, v in attrs.items():
-        span.set_attribute(f"llmops.{k}", v)
 
 
 def index_to_pb(r: IndexRecord) -> pb.Index:
@@ -107,7 +100,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         metric = METRIC_NAMES.get(request.metric)
         if metric is None:
             raise InvalidArgument(f"unknown metric {request.metric}")
-        _annotate(index=name)
+        telemetry.annotate(index=name)
         await self._db.run_read(self._store_absent, name)
         collection = "llmops_" + name.replace("-", "_")
         await asyncio.to_thread(self._vectors.create_collection, collection, embedder.dimension, metric)
@@ -128,9 +121,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
 
     async def ListIndexes(self, request: pb.ListIndexesRequest, context) -> pb.ListIndexesResponse:
         size = pagination.page_size(request.page_size)
-        after = pagination.decode(request.page_token, {"list": "indexes"})
-        if after is not None and not isinstance(after, str):
-            raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
+        after = pagination.decode(request.page_token, {"list": "indexes"}, str)
         rows = await self._db.run_read(self._store.list, after, size + 1)
         token = pagination.encode(rows[size - 1].name, {"list": "indexes"}) if len(rows) > size else ""
         return pb.ListIndexesResponse(indexes=[index_to_pb(r) for r in rows[:size]], next_page_token=token)
@@ -185,9 +176,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def UpsertDocuments(self, request: pb.UpsertDocumentsRequest, context) -> pb.UpsertDocumentsResponse:
         name = index_id(request.index)
         docs = self._docs(request.documents)
-        _annotate(index=name, documents=len(docs))
+        telemetry.annotate(index=name, documents=len(docs))
         record, chunks, _ = await self._upsert(name, docs)
-        _annotate(index_version=record.version, chunks=chunks)
+        telemetry.annotate(index_version=record.version, chunks=chunks)
         return pb.UpsertDocumentsResponse(document_count=len(docs), chunk_count=chunks, index_version=record.version)
 
     async def IngestDocuments(self, request_iterator, context) -> AsyncIterator[pb.IngestDocumentsResponse]:
@@ -195,7 +186,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         async for msg in request_iterator:
             if not name:
                 name = index_id(msg.index)
-                _annotate(index=name)
+                telemetry.annotate(index=name)
             if not msg.documents:
                 continue
             record, chunks, _ = await self._upsert(name, self._docs(msg.documents))
@@ -218,7 +209,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if bool(request.document_ids) == has_filter:
             raise InvalidArgument("give either document_ids or a filter")
         expression = filters.to_expression(request.filter) if has_filter else ""
-        _annotate(index=name, filter=expression)
+        telemetry.annotate(index=name, filter=expression)
         ids = list(request.document_ids)
         if not ids:
             index = await self._db.run_read(self._store.get, name)
@@ -237,7 +228,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if request.mode == pb.SYNC_MODE_UNSPECIFIED:
             raise InvalidArgument("mode is required: SYNC_MODE_TRIGGERED (one pass) or SYNC_MODE_CONTINUOUS")
         spec = sync.TableSpec(request.table_uri, request.id_column, request.text_column, tuple(request.metadata_columns))
-        _annotate(index=name, table_uri=spec.uri)
+        telemetry.annotate(index=name, table_uri=spec.uri)
         table = await asyncio.to_thread(sync.open_table, spec.uri)
         await asyncio.to_thread(sync.check_columns, table, spec)
         index = await self._db.run_read(self._store.get, name)
@@ -262,7 +253,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
 
     async def _sync_pass(self, name: str, spec: sync.TableSpec, since: int, until: int):
         changes = await asyncio.to_thread(sync.changes, spec, since, until)
-        _annotate(sync_method=changes.method, since=since, until=until,
+        telemetry.annotate(sync_method=changes.method, since=since, until=until,
                   changed=len(changes.upserts), deleted=len(changes.deletes))
         log.info("sync %s from %s@%d..%d (%s): %d upserts, %d deletes", name, spec.uri, since, until,
                  changes.method, len(changes.upserts), len(changes.deletes))
@@ -303,7 +294,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         else:
             raise InvalidArgument("give a query: text or vector")
         hits = await asyncio.to_thread(self._vectors.search, index.collection, vector, top_k, expression)
-        _annotate(index=name, index_version=index.version, top_k=top_k, filter=expression,
+        telemetry.annotate(index=name, index_version=index.version, top_k=top_k, filter=expression,
                   hit_ids=[h.chunk_id for h in hits], hit_scores=[h.score for h in hits])
         out = pb.SearchResponse(index_version=index.version)
         for h in hits:

@@ -15,19 +15,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from llmops.client import CallError
 from llmops.registry.v1 import registry_pb2 as pb
 from tests.registry.helpers import folder_digests, make_model_folder, safetensors_bytes, sha256
+from tests.support import code_of
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
-
-
-def code_of(fn, *args, **kwargs) -> tuple[grpc.StatusCode, str]:
-    """The status code and message of a failing call (client wrapper or raw stub)."""
-    with pytest.raises((CallError, grpc.RpcError)) as info:
-        fn(*args, **kwargs)
-    err = info.value
-    code, message = (err.code, err.message) if isinstance(err, CallError) else (err.code(), err.details())
-    assert code is not grpc.StatusCode.UNKNOWN
-    assert "Traceback" not in message and 'File "' not in message
-    return code, message
 
 
 def test_model_lifecycle_upload_approve_alias_download(registry, tmp_path):

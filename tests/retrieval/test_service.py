@@ -6,22 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
-import pytest
 
-from llmops.client import CallError
 from llmops.client.retrieval import document, folder_documents
 from llmops.retrieval.v1 import retrieval_pb2 as pb
 from tests.retrieval.test_filters import cond
+from tests.support import code_of
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
-
-
-def code_of(fn, *args, **kwargs) -> tuple[grpc.StatusCode, str]:
-    with pytest.raises(CallError) as info:
-        fn(*args, **kwargs)
-    assert info.value.code is not grpc.StatusCode.UNKNOWN
-    return info.value.code, info.value.message
 
 
 def test_index_docs_search_filter_replace_delete(retrieval):

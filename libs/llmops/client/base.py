@@ -58,6 +58,18 @@ class ServiceClient:
         return response
 
 
+    def _paged(self, method: Callable, make_request: Callable[[str], Any], field: str) -> list:
+        """Every item of a paginated List call: `make_request(page_token)` builds each request and
+        `field` names the repeated field of the response."""
+        out, token = [], ""
+        while True:
+            resp = self._unary(method, make_request(token))
+            out.extend(getattr(resp, field))
+            token = resp.next_page_token
+            if not token:
+                return out
+
+
 def operation(name: str) -> Callable[[F], F]:
     """Run the wrapped client method in a CLIENT span named `<service>.<name>`."""
 

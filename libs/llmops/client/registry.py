@@ -60,14 +60,8 @@ class RegistryClient(ServiceClient):
 
     @operation("list_models")
     def list_models(self, *, kind: str | None = None, page_size: int = 100) -> list[pb.Model]:
-        out, token = [], ""
-        while True:
-            resp = self._unary(self.stub.ListModels, pb.ListModelsRequest(
-                page_size=page_size, page_token=token, kind=KINDS[kind] if kind else 0))
-            out.extend(resp.models)
-            token = resp.next_page_token
-            if not token:
-                return out
+        return self._paged(self.stub.ListModels, lambda token: pb.ListModelsRequest(
+            page_size=page_size, page_token=token, kind=KINDS[kind] if kind else 0), "models")
 
     # -- versions ------------------------------------------------------------------------------
 
@@ -95,14 +89,8 @@ class RegistryClient(ServiceClient):
 
     @operation("list_versions")
     def list_versions(self, model: str, *, page_size: int = 100) -> list[pb.ModelVersion]:
-        out, token = [], ""
-        while True:
-            resp = self._unary(self.stub.ListModelVersions, pb.ListModelVersionsRequest(
-                parent=model, page_size=page_size, page_token=token))
-            out.extend(resp.versions)
-            token = resp.next_page_token
-            if not token:
-                return out
+        return self._paged(self.stub.ListModelVersions, lambda token: pb.ListModelVersionsRequest(
+            parent=model, page_size=page_size, page_token=token), "versions")
 
     @operation("approve")
     def approve(self, ref: str, comment: str = "") -> pb.ModelVersion:
@@ -189,13 +177,8 @@ class RegistryClient(ServiceClient):
 
     @operation("list_events")
     def list_events(self, model: str = "", *, page_size: int = 100) -> list[pb.Event]:
-        out, token = [], ""
-        while True:
-            resp = self._unary(self.stub.ListEvents, pb.ListEventsRequest(model=model, page_size=page_size, page_token=token))
-            out.extend(resp.events)
-            token = resp.next_page_token
-            if not token:
-                return out
+        return self._paged(self.stub.ListEvents, lambda token: pb.ListEventsRequest(
+            model=model, page_size=page_size, page_token=token), "events")
 
     def watch_events(self, *, after_sequence: int = 0, models: list[str] | None = None,
                      timeout: float | None = None) -> Iterator[pb.Event]:

@@ -52,13 +52,8 @@ class RetrievalClient(ServiceClient):
 
     @operation("list_indexes")
     def list_indexes(self) -> list[pb.Index]:
-        out, token = [], ""
-        while True:
-            resp = self._unary(self.stub.ListIndexes, pb.ListIndexesRequest(page_size=100, page_token=token))
-            out.extend(resp.indexes)
-            token = resp.next_page_token
-            if not token:
-                return out
+        return self._paged(self.stub.ListIndexes, lambda token: pb.ListIndexesRequest(page_size=100, page_token=token),
+                           "indexes")
 
     @operation("delete_index")
     def delete_index(self, name: str) -> None:

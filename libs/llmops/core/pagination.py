@@ -31,9 +31,9 @@ def encode(position: Any, query: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(token: str, query: Any) -> Any | None:
+def decode(token: str, query: Any, expect: type | None = None) -> Any | None:
     """The position in `token`, or None for the first page; INVALID_ARGUMENT when it is not a
-    token this query issued."""
+    token this query issued (or its position is not of type `expect`)."""
     if not token:
         return None
     try:
@@ -44,4 +44,6 @@ def decode(token: str, query: Any) -> Any | None:
         raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response") from None
     if fingerprint != _fingerprint(query):
         raise InvalidArgument("page_token belongs to a different query; restart the listing without it")
+    if expect is not None and (not isinstance(position, expect) or isinstance(position, bool)):
+        raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
     return position

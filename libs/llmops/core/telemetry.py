@@ -59,3 +59,10 @@ def setup_tracing(service_name: str) -> TracerProvider:
 def current_trace_id() -> str:
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+
+
+def annotate(**attrs) -> None:
+    """Set `llmops.<name>` attributes on the current span (the servicers' typed span attributes)."""
+    span = trace.get_current_span()
+    for k, v in attrs.items():
+        span.set_attribute(f"llmops.{k}", v)
