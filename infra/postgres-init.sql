@@ -1,2 +1,3 @@
 -- One database per service: a service never reads another's store.
 CREATE DATABASE retrieval OWNER llmops;
+CREATE DATABASE prompt OWNER llmops;

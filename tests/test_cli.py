@@ -97,3 +97,16 @@ def test_index_create_ingest_search_and_sync(stack, tmp_path):
     bad = llmops("index", "sync", "faq", table, "--id-column", "id", "--text-column", "nope", check=False)
     assert bad.returncode == 1 and "FAILED_PRECONDITION" in bad.stderr and "'nope'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_prompts_create_alias_render_and_diff(stack):
+    llmops("prompts", "create", "greet", "--new", "--user", "Hello {{ name }}", "--variable", "name")
+    llmops("prompts", "create", "greet", "--user", "Hi {{ name }}!", "--variable", "name")
+    llmops("prompts", "alias", "greet", "production", "2")
+    rendered = llmops("prompts", "render", "greet@production", "--var", "name={{ x }}")
+    assert "Hi {{ x }}!" in rendered.stdout
+    diff = llmops("prompts", "diff", "greet@1", "greet@production").stdout
+    assert "-Hello {{ name }}" in diff and "+Hi {{ name }}!" in diff
+    assert "greet" in llmops("prompts", "list").stdout
+    bad = llmops("prompts", "render", "greet@production", check=False)
+    assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr and "'name'" in bad.stderr

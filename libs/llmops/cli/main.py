@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from llmops.cli import index, models, stack, tracecmd
+from llmops.cli import index, models, prompts, stack, tracecmd
 from llmops.client import CallError, Client
 from llmops.core import auth, localenv
 
@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(run=cmd_keys_create, local=True)
     models.register(sub)
     index.register(sub)
+    prompts.register(sub)
     return parser
 
 

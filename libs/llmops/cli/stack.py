@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmops.core import auth, localenv
 
 # The services `llmops up` starts, in dependency order; each later service is added here.
-SERVICES = ["registry", "retrieval"]
+SERVICES = ["registry", "retrieval", "prompt"]
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 
@@ -113,7 +113,9 @@ def up(services: list[str] | None = None, *, free_ports: bool = False, echo=prin
         address = f"127.0.0.1:{port}"
         prefix = f"LLMOPS_{name.upper()}"
         env = {**os.environ, "LLMOPS_HOME": str(home), f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port),
-               f"{prefix}_KEYS_FILE": str(localenv.keys_path())}
+               f"{prefix}_KEYS_FILE": str(localenv.keys_path()),
+               # where the services started before this one listen (a service calls those it needs)
+               **{f"LLMOPS_{s.upper()}_ADDRESS": a for s, a in config.services.items()}}
         log = open(home / "logs" / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)  # outlives this command

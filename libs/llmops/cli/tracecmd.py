@@ -8,7 +8,8 @@ BAR_WIDTH = 32
 KEY_ATTRIBUTES = (
     "llmops.model", "llmops.version", "llmops.alias", "llmops.reference", "llmops.path", "enduser.id",
     "rpc.grpc.status_code", "llmops.index", "llmops.index_version", "llmops.top_k", "gen_ai.request.model",
-    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "llmops.template", "llmops.pipeline",
+    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "llmops.template", "llmops.prompt_tokens",
+    "llmops.truncated", "llmops.pipeline",
 )
 
 

@@ -7,10 +7,11 @@ import os
 
 import grpc
 
+from llmops.client.prompt import PromptClient
 from llmops.client.registry import RegistryClient
 from llmops.client.retrieval import RetrievalClient
 from llmops.core import channels
-from llmops.core.localenv import DEFAULT_PORTS, LocalConfig
+from llmops.core.localenv import DEFAULT_PORTS, LocalConfig, service_address
 
 
 class Client:
@@ -24,12 +25,10 @@ class Client:
     def local(cls, config: LocalConfig | None = None) -> Client:
         """From the config `llmops up` wrote; `LLMOPS_API_KEY` and `LLMOPS_<SERVICE>_ADDRESS` override it."""
         config = config or LocalConfig.load()
-        addresses = {s: f"127.0.0.1:{p}" for s, p in DEFAULT_PORTS.items()}
-        addresses.update(config.services)
-        for service in DEFAULT_PORTS:
-            override = os.environ.get(f"LLMOPS_{service.upper()}_ADDRESS")
-            if override:
-                addresses[service] = override
+        addresses = {s: service_address(s) for s in DEFAULT_PORTS}
+        for service, address in config.services.items():
+            if not os.environ.get(f"LLMOPS_{service.upper()}_ADDRESS"):  # the environment wins
+                addresses[service] = address
         return cls(addresses, os.environ.get("LLMOPS_API_KEY") or config.api_key)
 
     def channel(self, service: str) -> grpc.Channel:
@@ -46,11 +45,15 @@ class Client:
     def retrieval(self) -> RetrievalClient:
         return RetrievalClient(self.channel("retrieval"))
 
+    @functools.cached_property
+    def prompt(self) -> PromptClient:
+        return PromptClient(self.channel("prompt"))
+
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
-        for wrapper in ("registry", "retrieval"):
+        for wrapper in ("registry", "retrieval", "prompt"):
             self.__dict__.pop(wrapper, None)
 
     def __enter__(self) -> Client:

@@ -63,6 +63,10 @@ current_principal: contextvars.ContextVar[Principal | None] = contextvars.Contex
 )
 
 
+# The caller's own key, so a service can call another on the caller's behalf (same permissions).
+current_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("llmops_key", default=None)
+
+
 def caller() -> Principal:
     """The principal of the current RPC (servicers use it for created_by and finer checks)."""
     return current_principal.get() or ANONYMOUS

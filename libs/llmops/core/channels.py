@@ -5,6 +5,7 @@ Sync channels serve applications and the CLI; aio channels serve services callin
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import grpc
 from opentelemetry import propagate
@@ -33,9 +34,14 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def outgoing_metadata(api_key: str | None, existing=None) -> list[tuple[str, str]]:
+ApiKey = str | Callable[[], str | None] | None  # a callable forwards a per-call key (e.g. the caller's)
+
+
+def outgoing_metadata(api_key: ApiKey, existing=None) -> list[tuple[str, str]]:
     """The caller's metadata plus the API key and the current trace context (traceparent)."""
     md = list(existing or ())
+    if callable(api_key):
+        api_key = api_key()
     if api_key:
         md.append(("authorization", f"Bearer {api_key}"))
     carrier: dict[str, str] = {}
@@ -111,7 +117,7 @@ def sync_channel(target: str, api_key: str | None, *, default_timeout_s: float =
 
 
 class _AioMixin:
-    def __init__(self, api_key: str | None, default_timeout_s: float, unary: bool):
+    def __init__(self, api_key: ApiKey, default_timeout_s: float, unary: bool):
         self._key = api_key
         self._timeout = default_timeout_s
         self._unary = unary
@@ -142,7 +148,7 @@ class _AioStreamStream(_AioMixin, grpc.aio.StreamStreamClientInterceptor):
         return await continuation(self._details(d), request_iterator)
 
 
-def aio_channel(target: str, api_key: str | None, *, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> grpc.aio.Channel:
+def aio_channel(target: str, api_key: ApiKey, *, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> grpc.aio.Channel:
     interceptors = [
         _AioUnaryUnary(api_key, default_timeout_s, True),
         _AioUnaryStream(api_key, default_timeout_s, False),

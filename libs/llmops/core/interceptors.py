@@ -107,9 +107,11 @@ class AuthStage(Stage):
         self._keys = keys
 
     def enter(self, call: Call) -> None:
-        principal = self._policy.authorize(call.method, auth.bearer_key(call.metadata), self._keys)
+        key = auth.bearer_key(call.metadata)
+        principal = self._policy.authorize(call.method, key, self._keys)
         if principal is not None:
             call.state["auth_token"] = auth.current_principal.set(principal)
+            call.state["key_token"] = auth.current_key.set(key)
             span = call.state.get("span")
             if span is not None:
                 span.set_attribute("enduser.id", principal.name)
@@ -119,6 +121,7 @@ class AuthStage(Stage):
         token = call.state.pop("auth_token", None)
         if token is not None:
             auth.current_principal.reset(token)
+            auth.current_key.reset(call.state.pop("key_token"))
 
 
 class DeadlineStage(Stage):

@@ -15,6 +15,11 @@ DEFAULT_PORTS = {
 }
 
 
+def service_address(service: str) -> str:
+    """Where a service is reached: `LLMOPS_<SERVICE>_ADDRESS`, else loopback on its default port."""
+    return os.environ.get(f"LLMOPS_{service.upper()}_ADDRESS") or f"127.0.0.1:{DEFAULT_PORTS[service]}"
+
+
 def home() -> Path:
     return Path(os.environ.get("LLMOPS_HOME") or Path.home() / ".llmops").expanduser()
 

@@ -201,7 +201,7 @@ class SetPromptAliasRequest(_message.Message):
     def __init__(self, template: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class AssemblePromptRequest(_message.Message):
-    __slots__ = ("template", "variables", "query", "filter", "context_window_tokens", "reserve_output_tokens", "route")
+    __slots__ = ("template", "variables", "query", "filter", "context_window_tokens", "reserve_output_tokens", "route", "tokenizer_model")
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -209,6 +209,7 @@ class AssemblePromptRequest(_message.Message):
     CONTEXT_WINDOW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     RESERVE_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_MODEL_FIELD_NUMBER: _ClassVar[int]
     template: str
     variables: _struct_pb2.Struct
     query: str
@@ -216,7 +217,8 @@ class AssemblePromptRequest(_message.Message):
     context_window_tokens: int
     reserve_output_tokens: int
     route: str
-    def __init__(self, template: _Optional[str] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., query: _Optional[str] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context_window_tokens: _Optional[int] = ..., reserve_output_tokens: _Optional[int] = ..., route: _Optional[str] = ...) -> None: ...
+    tokenizer_model: str
+    def __init__(self, template: _Optional[str] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., query: _Optional[str] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context_window_tokens: _Optional[int] = ..., reserve_output_tokens: _Optional[int] = ..., route: _Optional[str] = ..., tokenizer_model: _Optional[str] = ...) -> None: ...
 
 class IncludedChunk(_message.Message):
     __slots__ = ("document_id", "chunk_id", "score", "citation", "tokens")

@@ -1,0 +1,145 @@
+"""Variables bound and typed, retrieved chunks packed into the context budget, messages rendered.
+
+Packing is greedy by score: the best chunks go in while they fit the budget (the context window
+less the answer's reserve and the rest of the prompt); a chunk that does not fit is dropped and
+smaller ones after it may still go in. The final prompt is counted again, whole, and chunks are
+dropped from the end until it fits, so the budget holds exactly for the tokenizer used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from llmops.core.errors import InvalidArgument
+from services.prompt.render import compile_template, render
+
+TYPE_CHECKS: dict[str, tuple[type, ...]] = {
+    "VARIABLE_TYPE_UNSPECIFIED": (str,), "VARIABLE_TYPE_STRING": (str,), "VARIABLE_TYPE_NUMBER": (int, float),
+    "VARIABLE_TYPE_BOOL": (bool,), "VARIABLE_TYPE_LIST": (list,),
+}
+DEFAULT_CHUNK_TEMPLATE = "{{ citation }} {{ chunk.text }}"
+ROLE_NAMES = {"ROLE_SYSTEM": "system", "ROLE_USER": "user", "ROLE_ASSISTANT": "assistant"}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    document_id: str
+    chunk_id: str
+    text: str
+    score: float
+
+
+@dataclass
+class Assembly:
+    messages: list[tuple[str, str]]
+    text: str
+    included: list[tuple[Chunk, str, int]] = field(default_factory=list)  # chunk, citation, tokens
+    prompt_tokens: int = 0
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class CompiledVersion:
+    messages: list[tuple[str, jinja2.Template]]
+    chunk_template: jinja2.Template
+    separator: str
+    context_variable: str
+
+
+def compile_version(body: dict) -> CompiledVersion:
+    """Compile every template of a version (INVALID_ARGUMENT names the message and line)."""
+    messages = body.get("messages") or []
+    if not messages:
+        raise InvalidArgument("a prompt version needs at least one message")
+    compiled = []
+    for i, m in enumerate(messages):
+        role = ROLE_NAMES.get(m.get("role", ""))
+        if role is None:
+            raise InvalidArgument(f"messages[{i}].role must be system, user or assistant")
+        compiled.append((role, compile_template(m.get("content", ""), f"messages[{i}]")))
+    ctx = body.get("context") or {}
+    return CompiledVersion(compiled, compile_template(ctx.get("chunk_template") or DEFAULT_CHUNK_TEMPLATE,
+                                                      "context.chunk_template"),
+                           ctx.get("separator") or "\n\n", ctx.get("variable") or "context")
+
+
+def bind_variables(declared: Sequence[dict], given: dict[str, Any], context_variable: str) -> dict[str, Any]:
+    """Declared variables with the caller's values or defaults; INVALID_ARGUMENT names a missing,
+    mistyped or undeclared variable."""
+    names = {d["name"] for d in declared}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise InvalidArgument(f"unknown variable {', '.join(map(repr, unknown))}; this template declares "
+                              f"{', '.join(sorted(names)) or 'none'}")
+    out: dict[str, Any] = {}
+    for d in declared:
+        name, kind = d["name"], d.get("type", "VARIABLE_TYPE_UNSPECIFIED")
+        if name in given:
+            value = given[name]
+        elif "default_value" in d:
+            value = d["default_value"]
+        else:
+            raise InvalidArgument(f"variable {name!r} is required and has no default")
+        allowed = TYPE_CHECKS[kind]
+        if not isinstance(value, allowed) or (bool not in allowed and isinstance(value, bool)):
+            wanted = kind.removeprefix("VARIABLE_TYPE_").lower().replace("unspecified", "string")
+            raise InvalidArgument(f"variable {name!r} must be a {wanted}, got {type(value).__name__}")
+        if kind == "VARIABLE_TYPE_NUMBER" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out[name] = value
+    out.setdefault(context_variable, "")
+    return out
+
+
+def _render_messages(version: CompiledVersion, variables: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(role, render(t, variables, f"messages[{i}]")) for i, (role, t) in enumerate(version.messages)]
+
+
+def flatten(messages: Sequence[tuple[str, str]]) -> str:
+    return "\n\n".join(f"{role}: {text}" for role, text in messages)
+
+
+def assemble(version: CompiledVersion, variables: dict[str, Any], chunks: Sequence[Chunk],
+             count: Callable[[str], int] | None, budget: int | None) -> Assembly:
+    """Render `version` with the best `chunks` that fit `budget` tokens (no budget: all chunks)."""
+    ctx_var = version.context_variable
+
+    def piece(chunk: Chunk, n: int) -> tuple[str, str]:
+        citation = f"[{n}]"
+        return citation, render(version.chunk_template, {"chunk": chunk.__dict__, "citation": citation},
+                                "context.chunk_template")
+
+    def build(included: list[tuple[Chunk, str, str]]) -> list[tuple[str, str]]:
+        context = version.separator.join(text for _, _, text in included)
+        return _render_messages(version, {**variables, ctx_var: context})
+
+    ranked = sorted(chunks, key=lambda c: c.score, reverse=True)
+    included: list[tuple[Chunk, str, str]] = []
+    truncated = False
+    if count is None or budget is None:
+        included = [(c, *piece(c, i + 1)) for i, c in enumerate(ranked)]
+    else:
+        base = count(flatten(build([])))
+        if base > budget:
+            raise InvalidArgument(f"the prompt without context is {base} tokens, over the budget of {budget}; "
+                                  "raise context_window_tokens or lower reserve_output_tokens")
+        used, sep = base, count(version.separator)
+        for chunk in ranked:
+            citation, text = piece(chunk, len(included) + 1)
+            cost = count(text) + (sep if included else 0)
+            if used + cost <= budget:
+                included.append((chunk, citation, text))
+                used += cost
+            else:
+                truncated = True
+        while included and count(flatten(build(included))) > budget:  # joins can tokenize differently
+            included.pop()
+            truncated = True
+    messages = build(included)
+    text = flatten(messages)
+    return Assembly(messages, text, [(c, cit, count(t) if count else 0) for c, cit, t in included],
+                    count(text) if count else 0, truncated)

@@ -1,0 +1,27 @@
+"""Prompt settings, from `LLMOPS_PROMPT_*` variables; the addresses of the services it calls come
+from `LLMOPS_RETRIEVAL_ADDRESS` and `LLMOPS_REGISTRY_ADDRESS` (loopback defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmops.core import localenv
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    database_url: str = ""  # default: SQLite under $LLMOPS_HOME/data/prompt
+    retrieval_address: str = ""
+    registry_address: str = ""
+    downstream_timeout_s: float = 10.0
+    max_top_k: int = 100
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        path = localenv.home() / "data" / "prompt"
+        path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path / 'prompt.db'}"
+
+    def address(self, service: str) -> str:
+        return getattr(self, f"{service}_address") or localenv.service_address(service)

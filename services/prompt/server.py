@@ -1,0 +1,40 @@
+"""Wiring: store, the retrieval and registry clients (calls made with the caller's own key) and
+the servicer into a server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from opentelemetry import trace
+
+from llmops.core import auth, channels
+from llmops.core.config import from_env
+from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
+from llmops.core.storage import Database
+from llmops.prompt.v1 import prompt_pb2_grpc
+from llmops.registry.v1 import registry_pb2_grpc
+from llmops.retrieval.v1 import retrieval_pb2_grpc
+from services.prompt.config import PromptConfig
+from services.prompt.servicer import POLICY, SERVICE, PromptServicer
+from services.prompt.store import TemplateStore
+from services.prompt.tokenizers_cache import TokenizerCache
+
+
+async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provider: trace.TracerProvider | None = None,
+                config: PromptConfig | None = None) -> Server:
+    config = config or from_env(PromptConfig, "LLMOPS_PROMPT")
+    db = Database(config.resolved_database_url())
+    store = TemplateStore(db)
+    await asyncio.to_thread(store.migrate)
+    retrieval = channels.aio_channel(config.address("retrieval"), auth.current_key.get)
+    registry = channels.aio_channel(config.address("registry"), auth.current_key.get)
+    servicer = PromptServicer(store, retrieval_pb2_grpc.RetrievalServiceStub(retrieval),
+                              TokenizerCache(registry_pb2_grpc.RegistryServiceStub(registry)), config)
+
+    async def close() -> None:
+        await retrieval.close()
+        await registry.close()
+        db.dispose()
+
+    binding = ServiceBinding(SERVICE, prompt_pb2_grpc.add_PromptServiceServicer_to_server, servicer, POLICY)
+    return await create_server([binding], server_config, keys=keys, tracer_provider=tracer_provider, on_stop=[close])

@@ -1,0 +1,195 @@
+"""PromptService: templates, versions and aliases, and AssemblePrompt (retrieval through the
+retrieval service on the caller's behalf, tokens counted with the target model's tokenizer)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import grpc
+from google.protobuf import json_format
+
+from llmops.core import auth, names, pagination, telemetry
+from llmops.core.auth import Role
+from llmops.core.errors import InvalidArgument, NotFound, Unavailable
+from llmops.core.timeutil import timestamp
+from llmops.prompt.v1 import prompt_pb2 as pb
+from llmops.prompt.v1 import prompt_pb2_grpc
+from llmops.retrieval.v1 import retrieval_pb2 as rpb
+from services.prompt import assemble
+from services.prompt.config import PromptConfig
+from services.prompt.store import TemplateRecord, TemplateStore, VersionRecord
+from services.prompt.tokenizers_cache import TokenizerCache
+
+SERVICE = pb.DESCRIPTOR.services_by_name["PromptService"].full_name
+POLICY = auth.Policy.for_service(SERVICE, {
+    "CreatePromptTemplate": Role.EDITOR, "GetPromptTemplate": Role.READER, "ListPromptTemplates": Role.READER,
+    "CreatePromptVersion": Role.EDITOR, "GetPromptVersion": Role.READER, "ListPromptVersions": Role.READER,
+    "SetPromptAlias": Role.EDITOR, "AssemblePrompt": Role.READER,
+})
+VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def template_id(name: str) -> str:
+    return names.resource_id("prompt template", "prompts", name)
+
+
+def version_ref(ref: str) -> names.VersionRef:
+    return names.parse_version_ref("prompt template", "prompts", ref)
+
+
+def template_to_pb(t: TemplateRecord) -> pb.PromptTemplate:
+    return pb.PromptTemplate(name=f"prompts/{t.name}", description=t.description, aliases=t.aliases,
+                             latest_version=t.latest_version, create_time=timestamp(t.create_time_us))
+
+
+def version_to_pb(v: VersionRecord) -> pb.PromptVersion:
+    out = pb.PromptVersion(name=f"prompts/{v.template}/versions/{v.version}", version=v.version,
+                           aliases=list(v.aliases), created_by=v.created_by, create_time=timestamp(v.create_time_us))
+    json_format.ParseDict(v.body, out, ignore_unknown_fields=True)
+    return out
+
+
+def _downstream(exc: grpc.aio.AioRpcError, service: str) -> Exception:
+    """A failed call to another service, as this service's own error."""
+    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return Unavailable(f"the {service} service is unavailable ({exc.code().name}); retry shortly")
+    if exc.code() is grpc.StatusCode.NOT_FOUND:
+        return NotFound(f"{service}: {exc.details()}")
+    if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(f"{service}: {exc.details()}")
+    return Unavailable(f"the {service} service failed ({exc.code().name}): {exc.details()}")
+
+
+class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
+    def __init__(self, store: TemplateStore, retrieval_stub, tokenizers: TokenizerCache, config: PromptConfig):
+        self._store = store
+        self._db = store.db
+        self._retrieval = retrieval_stub
+        self._tokenizers = tokenizers
+        self._config = config
+
+    async def CreatePromptTemplate(self, request, context) -> pb.PromptTemplate:
+        name = names.check_id("prompt template", request.template_id)
+        return template_to_pb(await self._db.run(self._store.create, name, request.description[:10_000]))
+
+    async def GetPromptTemplate(self, request, context) -> pb.PromptTemplate:
+        return template_to_pb(await self._db.run_read(self._store.get, template_id(request.name)))
+
+    async def ListPromptTemplates(self, request, context) -> pb.ListPromptTemplatesResponse:
+        size = pagination.page_size(request.page_size)
+        after = pagination.decode(request.page_token, {"list": "templates"}, str)
+        rows = await self._db.run_read(self._store.list, after, size + 1)
+        token = pagination.encode(rows[size - 1].name, {"list": "templates"}) if len(rows) > size else ""
+        return pb.ListPromptTemplatesResponse(templates=[template_to_pb(t) for t in rows[:size]], next_page_token=token)
+
+    def _check_body(self, request: pb.CreatePromptVersionRequest) -> dict:
+        body = json_format.MessageToDict(
+            pb.PromptVersion(messages=request.messages, variables=request.variables, context=request.context,
+                             retrieval=request.retrieval), preserving_proto_field_name=True)
+        seen = set()
+        for v in request.variables:
+            if not VARIABLE.match(v.name) or v.name in seen:
+                raise InvalidArgument(f"variable name {v.name!r} must be a unique identifier")
+            seen.add(v.name)
+        version = assemble.compile_version(body)  # syntax errors name the message and line
+        if version.context_variable in seen:
+            raise InvalidArgument(f"variable {version.context_variable!r} is filled with the retrieved context; "
+                                  "do not declare it")
+        r = request.retrieval
+        if r.index:
+            names.check_id("index", r.index.removeprefix("indexes/"))
+            if not 1 <= (r.top_k or 5) <= self._config.max_top_k:
+                raise InvalidArgument(f"retrieval.top_k must be 1-{self._config.max_top_k}")
+            if r.HasField("filter"):
+                json_format.ParseDict(json_format.MessageToDict(r.filter), rpb.Filter())
+            query_var = r.query_variable or "question"
+            if query_var not in seen:
+                raise InvalidArgument(f"retrieval.query_variable {query_var!r} is not a declared variable")
+        return body
+
+    async def CreatePromptVersion(self, request, context) -> pb.PromptVersion:
+        name = template_id(request.parent)
+        if request.request_id and not names.REQUEST_ID.match(request.request_id):
+            raise InvalidArgument("request_id must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+        try:
+            body = self._check_body(request)
+        except json_format.ParseError as exc:
+            raise InvalidArgument(f"retrieval.filter is not a valid filter: {exc}") from None
+        record = await self._db.run(self._store.add_version, name, body, auth.caller().name, request.request_id or None)
+        telemetry.annotate(template=name, version=record.version)
+        return version_to_pb(record)
+
+    async def GetPromptVersion(self, request, context) -> pb.PromptVersion:
+        return version_to_pb(await self._db.run_read(self._store.get_version, version_ref(request.name)))
+
+    async def ListPromptVersions(self, request, context) -> pb.ListPromptVersionsResponse:
+        name = template_id(request.parent)
+        size = pagination.page_size(request.page_size)
+        before = pagination.decode(request.page_token, {"template": name}, int)
+        rows = await self._db.run_read(self._store.list_versions, name, before, size + 1)
+        token = pagination.encode(rows[size - 1].version, {"template": name}) if len(rows) > size else ""
+        return pb.ListPromptVersionsResponse(versions=[version_to_pb(v) for v in rows[:size]], next_page_token=token)
+
+    async def SetPromptAlias(self, request, context) -> pb.PromptTemplate:
+        name = template_id(request.template)
+        alias = names.check_alias(request.alias)
+        return template_to_pb(await self._db.run(self._store.set_alias, name, alias, request.version))
+
+    async def AssemblePrompt(self, request: pb.AssemblePromptRequest, context) -> pb.AssemblePromptResponse:
+        ref = version_ref(request.template)
+        record = await self._db.run_read(self._store.get_version, ref)
+        body = record.body
+        version = assemble.compile_version(body)
+        variables = assemble.bind_variables(body.get("variables", []), json_format.MessageToDict(request.variables),
+                                            version.context_variable)
+        count, budget = None, None
+        if request.route:
+            raise InvalidArgument("counting tokens through a generation route needs the generation service, "
+                                  "which this deployment does not run yet; pass tokenizer_model instead")
+        if request.tokenizer_model:
+            try:
+                _, count = await self._tokenizers.counter(request.tokenizer_model)
+            except grpc.aio.AioRpcError as exc:
+                raise _downstream(exc, "registry") from None
+        if request.context_window_tokens:
+            if count is None:
+                raise InvalidArgument("a context_window_tokens budget needs tokenizer_model to count tokens with")
+            if request.reserve_output_tokens < 0 or request.reserve_output_tokens >= request.context_window_tokens:
+                raise InvalidArgument("reserve_output_tokens must be >= 0 and below context_window_tokens")
+            budget = request.context_window_tokens - request.reserve_output_tokens
+        chunks, index_version = await self._retrieve(body.get("retrieval") or {}, request, variables)
+        result = await asyncio.to_thread(assemble.assemble, version, variables, chunks, count, budget)
+        telemetry.annotate(template=ref.id, version=record.version, reference=str(ref),
+                           prompt_tokens=result.prompt_tokens, truncated=result.truncated,
+                           chunk_ids=[c.chunk_id for c, _, _ in result.included])
+        out = pb.AssemblePromptResponse(
+            rendered_text=result.text, index_version=index_version, prompt_tokens=result.prompt_tokens,
+            truncated=result.truncated, template_version=f"prompts/{ref.id}/versions/{record.version}")
+        role_pb = {v: k for k, v in assemble.ROLE_NAMES.items()}
+        for role, text in result.messages:
+            out.messages.add(role=pb.Role.Value(role_pb[role]), content=text)
+        for chunk, citation, tokens in result.included:
+            out.chunks.add(document_id=chunk.document_id, chunk_id=chunk.chunk_id, score=chunk.score,
+                           citation=citation, tokens=tokens)
+        return out
+
+    async def _retrieve(self, spec: dict, request: pb.AssemblePromptRequest, variables: dict):
+        if not spec.get("index"):
+            return [], 0
+        query = request.query or variables.get(spec.get("query_variable") or "question", "")
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidArgument("the retrieval query is empty; pass the question variable or `query`")
+        search = rpb.SearchRequest(index=spec["index"], text=query, top_k=int(spec.get("top_k") or 5))
+        filter_json = json_format.MessageToDict(request.filter) if request.HasField("filter") else spec.get("filter")
+        if filter_json:
+            try:
+                json_format.ParseDict(filter_json, search.filter)
+            except json_format.ParseError as exc:
+                raise InvalidArgument(f"filter is not a valid retrieval filter: {exc}") from None
+        try:
+            resp = await self._retrieval.Search(search, timeout=self._config.downstream_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise _downstream(exc, "retrieval") from None
+        chunks = [assemble.Chunk(h.document_id, h.chunk_id, h.text, h.score) for h in resp.hits]
+        return chunks, resp.index_version

@@ -1,0 +1,118 @@
+"""Templates, versions and aliases, and assembly against an index built from docs/: the budget
+holds exactly, the best chunks are kept, citations line up; every bad input has its code."""
+
+from __future__ import annotations
+
+import grpc
+
+from llmops.client.prompt import variable
+from tests.support import code_of
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+SYSTEM = "Answer from the context; cite sources like [1].\n{{ context }}"
+
+
+def make_support_qa(p, index: str = "docs"):
+    p.create_template("support-qa", "answers questions about llmops")
+    p.create_version("support-qa", [("system", "v1: " + SYSTEM), ("user", "{{ question }}")],
+                     variables=[variable("question")], index=index, top_k=8)
+    p.create_version("support-qa", [("system", SYSTEM), ("user", "{{ tone }}: {{ question }}")],
+                     variables=[variable("question"), variable("tone", default="Briefly")], index=index, top_k=8)
+
+
+def test_versions_and_aliases(stack):
+    p = stack.clients["editor"].prompt
+    make_support_qa(p)
+    p.set_alias("support-qa", "production", 1)
+    assert p.get_version("support-qa@production").version == 1
+    p.set_alias("support-qa", "production", 2)
+    v = p.get_version("support-qa@production")
+    assert v.version == 2 and list(v.aliases) == ["production"] and v.retrieval.index == "docs"
+    assert [x.version for x in p.list_versions("support-qa")] == [2, 1]
+    assert p.get_template("support-qa").aliases["production"] == 2
+
+
+def test_assembly_fits_the_budget_exactly_and_keeps_the_best_chunks(stack):
+    p = stack.clients["editor"].prompt
+    make_support_qa(p)
+    question = "Who may move the production alias of a model?"
+    full = p.assemble("support-qa@2", {"question": question}, tokenizer_model="target@production")
+    assert not full.truncated and len(full.chunks) == 8
+    assert full.prompt_tokens == stack.count(full.rendered_text)
+
+    budget = full.prompt_tokens - 40  # too small for everything
+    packed = p.assemble("support-qa@2", {"question": question}, context_window_tokens=budget + 50,
+                        reserve_output_tokens=50, tokenizer_model="target@production")
+    assert packed.truncated and 0 < len(packed.chunks) < 8
+    assert packed.prompt_tokens == stack.count(packed.rendered_text) <= budget
+    scores = [c.score for c in full.chunks]
+    assert scores == sorted(scores, reverse=True)
+    assert packed.chunks[0].chunk_id == full.chunks[0].chunk_id  # the best chunk is kept
+    for i, chunk in enumerate(packed.chunks, 1):  # citations line up with the chunks, in order
+        assert chunk.citation == f"[{i}]" and f"[{i}] " in packed.messages[0].content
+    assert packed.messages[1].content == f"Briefly: {question}"
+    assert packed.template_version == "prompts/support-qa/versions/2" and packed.index_version >= 1
+
+
+def test_values_stay_data_and_filters_apply(stack):
+    p = stack.clients["editor"].prompt
+    make_support_qa(p)
+    out = p.assemble("support-qa@2", {"question": "{{ 7 * 7 }} about tracing", "tone": "Precisely"},
+                     filter={"condition": {"field": "source", "op": "FILTER_OPERATOR_EQ", "value": "tracing.md"}})
+    assert out.messages[1].content == "Precisely: {{ 7 * 7 }} about tracing"
+    assert out.chunks and {c.document_id for c in out.chunks} == {"tracing.md"}
+
+
+def test_bad_input(stack):
+    p = stack.clients["editor"].prompt
+    make_support_qa(p)
+    code, msg = code_of(p.assemble, "support-qa@2", {})
+    assert code is INVALID and "'question'" in msg
+    code, msg = code_of(p.assemble, "support-qa@2", {"question": 42})
+    assert code is INVALID and "string" in msg
+    code, msg = code_of(p.assemble, "support-qa@2", {"question": "q", "extra": 1})
+    assert code is INVALID and "'extra'" in msg
+    code, msg = code_of(p.create_version, "support-qa", [("user", "line one\n{% if %}")], variables=[variable("question")])
+    assert code is INVALID and "line 2" in msg
+    p.create_version("support-qa", [("user", "{{ ''.__class__.__mro__ }} {{ question }}")], variables=[variable("question")])
+    code, msg = code_of(p.assemble, "support-qa@3", {"question": "q"})
+    assert code is INVALID and "sandbox" in msg
+    p.create_version("support-qa", [("user", "{{ 'x'|attr('format') }}")], variables=[])
+    assert code_of(p.assemble, "support-qa@4", {})[0] is INVALID
+    p.create_version("support-qa", [("user", "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+                                             "{% endfor %}")], variables=[])
+    code, msg = code_of(p.assemble, "support-qa@5", {})
+    assert code is INVALID and "stopped" in msg
+    assert code_of(p.assemble, "nope@1", {})[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(p.assemble, "support-qa@staging", {})[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(p.create_template, "support-qa")[0] is grpc.StatusCode.ALREADY_EXISTS
+    assert code_of(p.assemble, "support-qa@2", {"question": "q"}, context_window_tokens=100)[0] is INVALID
+    assert code_of(p.assemble, "support-qa@2", {"question": "q"}, tokenizer_model="nope@1")[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(stack.clients["reader"].prompt.create_template, "x")[0] is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_retrieval_down_is_unavailable(stack):
+    p = stack.clients["editor"].prompt
+    make_support_qa(p)
+    stack.retrieval.stop()
+    stack.retrieval.server = None
+    code, msg = code_of(p.assemble, "support-qa@2", {"question": "anything"})
+    assert code is grpc.StatusCode.UNAVAILABLE and "retrieval" in msg
+
+
+def test_assembly_spans_carry_template_version_tokens_and_chunks(stack, spans):
+    import time
+
+    _, exporter = spans
+    p = stack.clients["editor"].prompt
+    make_support_qa(p)
+    out = p.assemble("support-qa@2", {"question": "what is traced?"}, tokenizer_model="target@production")
+    deadline = time.monotonic() + 3
+    found = []
+    while not found and time.monotonic() < deadline:
+        found = [s for s in exporter.get_finished_spans() if s.name.endswith("/AssemblePrompt")]
+        time.sleep(0.02)
+    attrs = found[0].attributes
+    assert attrs["llmops.template"] == "support-qa" and attrs["llmops.version"] == 2
+    assert attrs["llmops.prompt_tokens"] == out.prompt_tokens
+    assert list(attrs["llmops.chunk_ids"]) == [c.chunk_id for c in out.chunks]
