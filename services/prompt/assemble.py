@@ -113,33 +113,40 @@ def assemble(version: CompiledVersion, variables: dict[str, Any], chunks: Sequen
         return citation, render(version.chunk_template, {"chunk": chunk.__dict__, "citation": citation},
                                 "context.chunk_template")
 
-    def build(included: list[tuple[Chunk, str, str]]) -> list[tuple[str, str]]:
-        context = version.separator.join(text for _, _, text in included)
+    def build(included: list[tuple[Chunk, str, str, int]]) -> list[tuple[str, str]]:
+        context = version.separator.join(text for _, _, text, _ in included)
         return _render_messages(version, {**variables, ctx_var: context})
 
     ranked = sorted(chunks, key=lambda c: c.score, reverse=True)
-    included: list[tuple[Chunk, str, str]] = []
+    included: list[tuple[Chunk, str, str, int]] = []  # chunk, citation, rendered text, its tokens
     truncated = False
-    if count is None or budget is None:
-        included = [(c, *piece(c, i + 1)) for i, c in enumerate(ranked)]
-    else:
-        base = count(flatten(build([])))
-        if base > budget:
-            raise InvalidArgument(f"the prompt without context is {base} tokens, over the budget of {budget}; "
-                                  "raise context_window_tokens or lower reserve_output_tokens")
-        used, sep = base, count(version.separator)
-        for chunk in ranked:
-            citation, text = piece(chunk, len(included) + 1)
-            cost = count(text) + (sep if included else 0)
-            if used + cost <= budget:
-                included.append((chunk, citation, text))
-                used += cost
-            else:
-                truncated = True
-        while included and count(flatten(build(included))) > budget:  # joins can tokenize differently
-            included.pop()
+    if count is None or budget is None:  # no budget: every chunk, counted when a tokenizer is given
+        for i, c in enumerate(ranked):
+            citation, text = piece(c, i + 1)
+            included.append((c, citation, text, count(text) if count else 0))
+        messages = build(included)
+        text = flatten(messages)
+        return Assembly(messages, text, [(c, cit, n) for c, cit, _, n in included], count(text) if count else 0)
+    base = count(flatten(build([])))
+    if base > budget:
+        raise InvalidArgument(f"the prompt without context is {base} tokens, over the budget of {budget}; "
+                              "raise context_window_tokens or lower reserve_output_tokens")
+    used, sep = base, count(version.separator)
+    for chunk in ranked:
+        citation, text = piece(chunk, len(included) + 1)
+        tokens = count(text)
+        cost = tokens + (sep if included else 0)
+        if used + cost <= budget:
+            included.append((chunk, citation, text, tokens))
+            used += cost
+        else:
             truncated = True
-    messages = build(included)
-    text = flatten(messages)
-    return Assembly(messages, text, [(c, cit, count(t) if count else 0) for c, cit, t in included],
-                    count(text) if count else 0, truncated)
+    while True:  # count the whole prompt again: joined pieces can tokenize differently
+        messages = build(included)
+        text = flatten(messages)
+        total = count(text)
+        if total <= budget or not included:
+            break
+        included.pop()
+        truncated = True
+    return Assembly(messages, text, [(c, cit, n) for c, cit, _, n in included], total, truncated)

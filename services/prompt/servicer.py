@@ -27,6 +27,7 @@ POLICY = auth.Policy.for_service(SERVICE, {
     "CreatePromptVersion": Role.EDITOR, "GetPromptVersion": Role.READER, "ListPromptVersions": Role.READER,
     "SetPromptAlias": Role.EDITOR, "AssemblePrompt": Role.READER,
 })
+COMPILED_CACHE = 1024
 VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -68,6 +69,7 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
         self._retrieval = retrieval_stub
         self._tokenizers = tokenizers
         self._config = config
+        self._compiled_versions: dict[tuple[str, int], assemble.CompiledVersion] = {}
 
     async def CreatePromptTemplate(self, request, context) -> pb.PromptTemplate:
         name = names.check_id("prompt template", request.template_id)
@@ -136,11 +138,21 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
         alias = names.check_alias(request.alias)
         return template_to_pb(await self._db.run(self._store.set_alias, name, alias, request.version))
 
+    def _compiled(self, record: VersionRecord) -> assemble.CompiledVersion:
+        """Versions never change, so each is compiled once (Jinja compilation costs milliseconds)."""
+        key = (record.template, record.version)
+        compiled = self._compiled_versions.get(key)
+        if compiled is None:
+            if len(self._compiled_versions) >= COMPILED_CACHE:
+                self._compiled_versions.pop(next(iter(self._compiled_versions)))
+            compiled = self._compiled_versions[key] = assemble.compile_version(record.body)
+        return compiled
+
     async def AssemblePrompt(self, request: pb.AssemblePromptRequest, context) -> pb.AssemblePromptResponse:
         ref = version_ref(request.template)
         record = await self._db.run_read(self._store.get_version, ref)
         body = record.body
-        version = assemble.compile_version(body)
+        version = self._compiled(record)
         variables = assemble.bind_variables(body.get("variables", []), json_format.MessageToDict(request.variables),
                                             version.context_variable)
         count, budget = None, None
