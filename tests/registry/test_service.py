@@ -365,3 +365,26 @@ def test_content_rules_follow_the_name_a_stored_blob_is_listed_under(registry, t
     renamed = pb.ArtifactFile(path="model.safetensors", sha256=stored.sha256, size_bytes=stored.size_bytes)
     code, msg = code_of(reg.create_version, "m", [renamed])
     assert code is INVALID and "safetensors header" in msg
+
+
+def test_update_model_and_delete_alias(registry, tmp_path):
+    reg = registry.as_("admin")
+    reg.create_model("m", description="old", labels={"team": "a"})
+    updated = reg.update_model("m", description="new")
+    assert updated.description == "new" and dict(updated.labels) == {"team": "a"}
+    assert dict(reg.update_model("m", labels={"team": "b", "tier": "gold"}).labels) == {"team": "b", "tier": "gold"}
+    code, msg = code_of(reg.stub.UpdateModel, pb.UpdateModelRequest(name="m", update_mask=["owner"]))
+    assert code is INVALID and "owner" in msg
+    assert code_of(reg.update_model, "absent", description="x")[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(reg.update_model, "m", labels={"Bad Key": "v"})[0] is INVALID
+
+    reg.upload_folder("m", make_model_folder(tmp_path / "f", total_bytes=100))
+    reg.approve("m@1")
+    reg.set_alias("m", "production", 1)
+    reg.set_alias("m", "staging", 1)
+    code, msg = code_of(registry.as_("editor").delete_alias, "m", "production")
+    assert code is grpc.StatusCode.PERMISSION_DENIED and "protected" in msg
+    assert dict(registry.as_("editor").delete_alias("m", "staging").aliases) == {"production": 1}
+    assert code_of(reg.delete_alias, "m", "staging")[0] is grpc.StatusCode.NOT_FOUND
+    types = [pb.EventType.Name(e.type) for e in reg.list_events("m")]
+    assert "EVENT_TYPE_MODEL_UPDATED" in types and types[-1] == "EVENT_TYPE_ALIAS_DELETED"

@@ -58,6 +58,13 @@ class RegistryClient(ServiceClient):
     def get_model(self, name: str) -> pb.Model:
         return self._unary(self.stub.GetModel, pb.GetModelRequest(name=name))
 
+    @operation("update_model")
+    def update_model(self, name: str, *, description: str | None = None,
+                     labels: dict[str, str] | None = None) -> pb.Model:
+        mask = [f for f, v in (("description", description), ("labels", labels)) if v is not None]
+        return self._unary(self.stub.UpdateModel, pb.UpdateModelRequest(
+            name=name, description=description or "", labels=labels or {}, update_mask=mask))
+
     @operation("list_models")
     def list_models(self, *, kind: str | None = None, page_size: int = 100) -> list[pb.Model]:
         return self._paged(self.stub.ListModels, lambda token: pb.ListModelsRequest(
