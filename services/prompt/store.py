@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from llmops.core.errors import AlreadyExists, NotFound
 from llmops.core.names import VersionRef
-from llmops.core.storage import Database, Migration
+from llmops.core.storage import Database, Migration, fetch_one
 from llmops.core.timeutil import now_us
 
 meta = sa.MetaData()
@@ -69,11 +69,9 @@ class TemplateStore:
         return self.db.migrate(MIGRATIONS)
 
     def _row(self, conn: Connection, name: str, lock: bool = False):
-        q = sa.select(templates).where(templates.c.name == name)
-        row = conn.execute(q.with_for_update() if lock else q).first()
-        if row is None:
-            raise NotFound(f"prompt template {name!r} does not exist; create it first or check `llmops prompts list`")
-        return row
+        return fetch_one(conn, sa.select(templates).where(templates.c.name == name), lock=lock,
+                         missing=f"prompt template {name!r} does not exist; create it first or check "
+                                 "`llmops prompts list`")
 
     def _aliases(self, conn: Connection, pk: int) -> dict[str, int]:
         return dict(conn.execute(sa.select(aliases.c.alias, aliases.c.version).where(aliases.c.template_id == pk)).all())

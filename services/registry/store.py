@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llmops.core.errors import AlreadyExists, FailedPrecondition, NotFound
-from llmops.core.storage import Database, Migration
+from llmops.core.storage import Database, Migration, fetch_one
 from llmops.core.timeutil import now_us
 from services.registry.domain import (
     Actor,
@@ -109,13 +109,8 @@ class RegistryStore:
     # -- reads ---------------------------------------------------------------------------------
 
     def _model_row(self, conn: Connection, model_id: str, *, lock: bool = False):
-        q = sa.select(models).where(models.c.name == model_id)
-        if lock:
-            q = q.with_for_update()
-        row = conn.execute(q).first()
-        if row is None:
-            raise NotFound(f"model {model_id!r} does not exist; create it first or check `llmops models list`")
-        return row
+        return fetch_one(conn, sa.select(models).where(models.c.name == model_id), lock=lock,
+                         missing=f"model {model_id!r} does not exist; create it first or check `llmops models list`")
 
     def _aliases(self, conn: Connection, pk: int) -> dict[str, int]:
         rows = conn.execute(sa.select(aliases.c.alias, aliases.c.version).where(aliases.c.model_id == pk))

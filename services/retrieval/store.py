@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from llmops.core.errors import AlreadyExists, NotFound
-from llmops.core.storage import Database, Migration
+from llmops.core.errors import AlreadyExists
+from llmops.core.storage import Database, Migration, fetch_one
 from llmops.core.timeutil import now_us
 
 meta = sa.MetaData()
@@ -77,11 +77,8 @@ class IndexStore:
         return self.db.migrate(MIGRATIONS)
 
     def _row(self, conn: Connection, name: str, lock: bool = False):
-        q = sa.select(indexes).where(indexes.c.name == name)
-        row = conn.execute(q.with_for_update() if lock else q).first()
-        if row is None:
-            raise NotFound(f"index {name!r} does not exist; create it first or check `llmops index list`")
-        return row
+        return fetch_one(conn, sa.select(indexes).where(indexes.c.name == name), lock=lock,
+                         missing=f"index {name!r} does not exist; create it first or check `llmops index list`")
 
     def create(self, record: IndexRecord) -> IndexRecord:
         with self.db.write() as conn:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from llmops.core.errors import Unavailable
+from llmops.core.errors import NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +58,15 @@ def create_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+def fetch_one(conn: Connection, query, *, missing: str, lock: bool = False):
+    """The one row `query` selects (locked for the transaction when `lock`), or NOT_FOUND saying
+    `missing`."""
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound(missing)
+    return row
 
 
 @dataclass(frozen=True)
