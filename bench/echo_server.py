@@ -49,7 +49,7 @@ async def _bare() -> None:
     add_echo(EchoServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    ready = Path(os.environ["LLMOPS_BENCH-ECHO_READY_FILE"])
+    ready = Path(os.environ["LLMOPS_BENCH_ECHO_READY_FILE"])
     ready.with_suffix(".tmp").write_text(f"127.0.0.1:{port}\n")
     os.replace(ready.with_suffix(".tmp"), ready)
     await asyncio.Event().wait()
@@ -63,4 +63,4 @@ if __name__ == "__main__":
 
         asyncio.run(_bare())
     else:
-        run("bench-echo", build)
+        run("bench_echo", build)

@@ -16,7 +16,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import grpc
@@ -37,25 +36,6 @@ from services.registry.store import RegistryStore
 from tests.support import ServiceProcess
 
 
-def _echo_process(env: dict[str, str], workdir: Path, bare: bool = False) -> ServiceProcess:
-    """The echo server as its own process (ServiceProcess runs `python -m services.<name>`)."""
-    import subprocess
-
-    ready = workdir / ("bare.ready" if bare else "echo.ready")
-    prefix = "LLMOPS_BENCH-ECHO"
-    full_env = {**os.environ, **env, f"{prefix}_PORT": "0", f"{prefix}_READY_FILE": str(ready)}
-    p = ServiceProcess("bench-echo", env, workdir)
-    p.proc = subprocess.Popen([sys.executable, "-m", "bench.echo_server", *(["--bare"] if bare else [])], env=full_env,
-                              stdout=open(workdir / "echo.log", "ab"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        if p.proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("echo server did not start: " + (workdir / "echo.log").read_text()[-2000:])
-        time.sleep(0.05)
-    p.address = ready.read_text().strip()
-    return p
-
-
 def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="llmops-bench-"))
     os.environ["LLMOPS_HOME"] = str(tmp)
@@ -64,9 +44,10 @@ def main() -> int:
     env = {"LLMOPS_REGISTRY_KEYS_FILE": str(tmp / "keys.json"), "LLMOPS_REGISTRY_DATABASE_URL": db_url,
            "LLMOPS_REGISTRY_ARTIFACT_ROOT": str(tmp / "artifacts"), "LLMOPS_LOG_LEVEL": "WARNING"}
     proc = ServiceProcess("registry", env, tmp).start()
-    echo_env = {"LLMOPS_BENCH-ECHO_KEYS_FILE": str(tmp / "keys.json"), "LLMOPS_LOG_LEVEL": "WARNING"}
-    echo_proc = _echo_process(echo_env, tmp)
-    bare_proc = _echo_process(echo_env, tmp, bare=True)
+    echo_env = {"LLMOPS_BENCH_ECHO_KEYS_FILE": str(tmp / "keys.json"), "LLMOPS_LOG_LEVEL": "WARNING"}
+    echo_proc = ServiceProcess("bench_echo", echo_env, tmp, module="bench.echo_server").start()
+    bare_proc = ServiceProcess("bench_echo_bare", echo_env, tmp, module="bench.echo_server", args=("--bare",),
+                               prefix="LLMOPS_BENCH_ECHO").start()
     provider = telemetry.setup_tracing("llmops-bench")
     try:
         with Client({"registry": proc.address}, admin) as client:

@@ -81,24 +81,29 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    """`python -m services.<name>` as its own process, bound to a free loopback port."""
+    """`python -m services.<name>` (or another module) as its own process, bound to a free
+    loopback port; `prefix` is its settings prefix (default `LLMOPS_<NAME>`)."""
 
-    def __init__(self, name: str, env: dict[str, str], workdir: Path):
+    def __init__(self, name: str, env: dict[str, str], workdir: Path, *, module: str = "",
+                 args: tuple[str, ...] = (), prefix: str = ""):
         self.name = name
         self.env = env
         self.workdir = workdir
+        self.module = module or f"services.{name}"
+        self.args = args
+        self.prefix = prefix or f"LLMOPS_{name.upper()}"
         self.proc: subprocess.Popen | None = None
         self.address = ""
         self.log = workdir / f"{name}.log"
 
     def start(self, timeout: float = 60) -> ServiceProcess:
-        prefix = f"LLMOPS_{self.name.upper()}"
+        prefix = self.prefix
         ready = self.workdir / f"{self.name}.ready"
         ready.unlink(missing_ok=True)
         env = {**os.environ, **self.env, f"{prefix}_PORT": "0", f"{prefix}_HOST": "127.0.0.1",
                f"{prefix}_READY_FILE": str(ready)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"], env=env, cwd=ROOT,
+            [sys.executable, "-m", self.module, *self.args], env=env, cwd=ROOT,
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
