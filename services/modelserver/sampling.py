@@ -1,0 +1,65 @@
+"""Per-request sampling and streamed detokenisation, independent of the model: each row of a
+batch keeps its own temperature, top_p, seed and stop sequences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_tokens: int = 64
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int = 0  # 0: not seeded
+
+
+def sample(logits: torch.Tensor, params: Sampling, generator: torch.Generator | None) -> int:
+    """One token id from a row of logits."""
+    if params.temperature <= 0:
+        return int(logits.argmax())
+    probs = torch.softmax(logits.float() / params.temperature, dim=-1)
+    if params.top_p < 1.0:
+        sorted_p, order = probs.sort(descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < params.top_p  # the smallest set reaching top_p
+        sorted_p = sorted_p * keep
+        return int(order[torch.multinomial(sorted_p / sorted_p.sum(), 1, generator=generator)])
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+@dataclass
+class TextStream:
+    """Turns a growing list of token ids into text deltas. Holds back an incomplete UTF-8
+    character and anything that could still become a stop sequence, and cuts at a stop."""
+
+    decode: object  # ids -> text
+    stop: tuple[str, ...] = ()
+    ids: list[int] = field(default_factory=list)
+    sent: int = 0  # characters already emitted
+    stopped: bool = False
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        text = self.decode(self.ids)
+        for s in self.stop:
+            at = text.find(s)
+            if at >= 0:
+                self.stopped = True
+                return self._take(text[:at])
+        if text.endswith("\ufffd"):  # a character split across tokens
+            return ""
+        hold = max((len(s) - 1 for s in self.stop), default=0)
+        return self._take(text[:len(text) - hold] if hold else text)
+
+    def flush(self) -> str:
+        """What was held back, once generation ends without a stop."""
+        return "" if self.stopped else self._take(self.decode(self.ids).rstrip("\ufffd"))
+
+    def _take(self, text: str) -> str:
+        if len(text) <= self.sent:
+            return ""
+        delta, self.sent = text[self.sent:], len(text)
+        return delta

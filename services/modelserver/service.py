@@ -1,0 +1,236 @@
+"""The BentoML service (HTTP: BentoML's current API serves no gRPC). Endpoints, all POST JSON:
+
+- `/generate`: one completion with its usage and timing;
+- `/stream`: newline-delimited JSON events (`{"delta": ...}` then one `{"done": ...}` or
+  `{"error": ...}`); a client that disconnects cancels generation at the next token;
+- `/generate_batch`: BentoML's adaptive batching over lists of requests;
+- `/load`: load a model version ahead of traffic (the generation service calls it when an alias
+  moves); `/status`: loaded models and queue depth.
+
+Requests name a registry model version; every request continues the caller's W3C trace and
+records a span in the model server's own trace store or OTLP endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncGenerator
+from http import HTTPStatus
+from typing import Any
+
+import bentoml
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from pydantic import BaseModel, Field
+
+from llmops.client import CallError
+from llmops.core import telemetry
+from llmops.core.config import from_env
+from services.modelserver.config import ModelServerConfig
+from services.modelserver.engine import Job, RequestError, Result
+from services.modelserver.fetch import ModelFetcher
+from services.modelserver.pool import ModelPool
+from services.modelserver.sampling import Sampling
+
+log = logging.getLogger("llmops.modelserver")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+
+class Message(BaseModel):
+    role: str
+    content: str
+
+
+class GenerateItem(BaseModel):
+    model: str
+    prompt: str = ""
+    messages: list[Message] = Field(default_factory=list)
+    max_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: list[str] = Field(default_factory=list)
+    seed: int = 0
+    content_capture: bool = False
+
+
+def _error(status: HTTPStatus, message: str) -> bentoml.exceptions.BentoMLException:
+    return bentoml.exceptions.BentoMLException(message, error_code=status)
+
+
+@bentoml.service(workers=1, traffic={"timeout": 600, "concurrency": 256})
+class ModelServer:
+    def __init__(self) -> None:
+        self.config = from_env(ModelServerConfig, "LLMOPS_MODELSERVER")
+        fetcher = ModelFetcher(self.config.resolved_registry_address(), self.config.api_key,
+                               self.config.resolved_cache_dir())
+        self.pool = ModelPool(fetcher, max_loaded=self.config.max_loaded, max_batch=self.config.max_batch,
+                              window_s=self.config.batch_window_ms / 1e3)
+        self.provider = telemetry.create_tracer_provider("llmops-modelserver")
+        self.tracer = trace.get_tracer("llmops.modelserver", tracer_provider=self.provider)
+        self._preloaded = False
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _authorize(self, ctx: bentoml.Context) -> None:
+        if self.config.token and ctx.request.headers.get("authorization", "") != f"Bearer {self.config.token}":
+            raise _error(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token for the model server")
+
+    def _span(self, name: str, ctx: bentoml.Context, item: GenerateItem | None = None, current: bool = True):
+        """A SERVER span continuing the caller's trace. A streamed response's span is not made
+        current: its generator may be closed from another context when the client goes away."""
+        parent = propagate.extract(dict(ctx.request.headers))
+        attrs = {}
+        if item is not None:
+            attrs = {"gen_ai.operation.name": "chat" if item.messages else "text_completion",
+                     "gen_ai.request.model": item.model, "gen_ai.request.max_tokens": item.max_tokens,
+                     "gen_ai.request.temperature": item.temperature, "gen_ai.request.top_p": item.top_p}
+        if current:
+            return self.tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
+        return self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
+
+    async def _prepare(self, item: GenerateItem):
+        try:
+            loaded = await self.pool.get(item.model)
+        except FileNotFoundError as exc:
+            raise _error(HTTPStatus.NOT_FOUND, str(exc)) from None
+        except CallError as exc:
+            if exc.code.name in ("NOT_FOUND", "INVALID_ARGUMENT", "PERMISSION_DENIED"):
+                raise _error(HTTPStatus.NOT_FOUND, f"model {item.model!r}: {exc.message}") from None
+            log.warning("cannot load %s: %s", item.model, exc)
+            raise _error(HTTPStatus.SERVICE_UNAVAILABLE, f"model {item.model!r} cannot be loaded now; retry") from None
+        except (OSError, ValueError) as exc:  # a folder transformers cannot load
+            log.warning("cannot load %s: %s", item.model, exc)
+            raise _error(HTTPStatus.SERVICE_UNAVAILABLE, f"model {item.model!r} cannot be loaded now; retry") from None
+        if not 0 <= item.temperature <= 2 or not 0 < item.top_p <= 1:
+            raise _error(HTTPStatus.BAD_REQUEST, "temperature must be 0-2 and top_p in (0, 1]")
+        sampling = Sampling(item.max_tokens, item.temperature, item.top_p, tuple(s for s in item.stop if s), item.seed)
+        try:
+            messages = [m.model_dump() for m in item.messages]
+            ids = await asyncio.to_thread(loaded.engine.encode, item.prompt, messages)
+            loaded.engine.check(ids, sampling)
+        except RequestError as exc:
+            raise _error(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        return loaded, ids, sampling
+
+    def _submit(self, loaded, ids, sampling) -> tuple[Job, asyncio.Queue]:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        job = Job(ids, sampling, lambda kind, payload: loop.call_soon_threadsafe(events.put_nowait, (kind, payload)))
+        loaded.batcher.submit(job)
+        return job, events
+
+    @staticmethod
+    def _record(span, item: GenerateItem, loaded, result: Result, text: str) -> None:
+        span.set_attribute("gen_ai.response.model", loaded.version)
+        span.set_attribute("gen_ai.usage.input_tokens", result.input_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", result.output_tokens)
+        span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
+        span.set_attribute("llmops.time_to_first_token_ms", result.ttft_s * 1e3)
+        span.set_attribute("llmops.queue_ms", result.queue_s * 1e3)
+        span.set_attribute("llmops.engine", loaded.engine.backend)
+        if item.content_capture:
+            span.set_attribute("gen_ai.completion", text)
+
+    async def _complete(self, item: GenerateItem) -> dict[str, Any]:
+        loaded, ids, sampling = await self._prepare(item)
+        job, events = self._submit(loaded, ids, sampling)
+        parts = []
+        try:
+            while True:
+                kind, payload = await events.get()
+                if kind == "delta":
+                    parts.append(payload)
+                elif kind == "error":
+                    raise _error(HTTPStatus.INTERNAL_SERVER_ERROR, payload)
+                else:
+                    text = "".join(parts)
+                    self._record(trace.get_current_span(), item, loaded, payload, text)
+                    return {"text": text, "model": loaded.version, "backend": loaded.engine.backend,
+                            "usage": payload.as_dict()}
+        finally:
+            job.cancelled.set()  # a caller that went away stops its row at the next token
+
+    # -- API -----------------------------------------------------------------------------------
+
+    @bentoml.api
+    async def generate(self, ctx: bentoml.Context, model: str, prompt: str = "", messages: list[Message] | None = None,
+                       max_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
+                       stop: list[str] | None = None, seed: int = 0, content_capture: bool = False) -> dict[str, Any]:
+        self._authorize(ctx)
+        item = GenerateItem(model=model, prompt=prompt, messages=messages or [], max_tokens=max_tokens,
+                            temperature=temperature, top_p=top_p, stop=stop or [], seed=seed,
+                            content_capture=content_capture)
+        with self._span("modelserver.generate", ctx, item):
+            return await self._complete(item)
+
+    @bentoml.api
+    async def stream(self, ctx: bentoml.Context, model: str, prompt: str = "", messages: list[Message] | None = None,
+                     max_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
+                     stop: list[str] | None = None, seed: int = 0,
+                     content_capture: bool = False) -> AsyncGenerator[str, None]:
+        item = GenerateItem(model=model, prompt=prompt, messages=messages or [], max_tokens=max_tokens,
+                            temperature=temperature, top_p=top_p, stop=stop or [], seed=seed,
+                            content_capture=content_capture)
+        # The body of a streamed response starts before this generator runs, so failures travel
+        # in-band as an `error` event with the HTTP status they would have had.
+        span = self._span("modelserver.stream", ctx, item, current=False)
+        job = None
+        try:
+            self._authorize(ctx)
+            loaded, ids, sampling = await self._prepare(item)
+            job, events = self._submit(loaded, ids, sampling)
+            yield json.dumps({"model": loaded.version, "backend": loaded.engine.backend}) + "\n"
+            parts = []
+            while True:
+                kind, payload = await events.get()
+                if kind == "delta":
+                    parts.append(payload)
+                    yield json.dumps({"delta": payload}) + "\n"
+                elif kind == "error":
+                    yield json.dumps({"error": payload, "status": 500}) + "\n"
+                    return
+                else:
+                    self._record(span, item, loaded, payload, "".join(parts))
+                    yield json.dumps({"done": payload.as_dict()}) + "\n"
+                    return
+        except bentoml.exceptions.BentoMLException as exc:
+            span.set_status(Status(StatusCode.ERROR, exc.message))
+            yield json.dumps({"error": exc.message, "status": int(exc.error_code)}) + "\n"
+        finally:
+            if job is not None and not job.cancelled.is_set():
+                job.cancelled.set()
+                span.set_attribute("llmops.cancelled", True)
+            span.end()
+
+    @bentoml.api(batchable=True, max_batch_size=8, max_latency_ms=60_000)
+    async def generate_batch(self, items: list[GenerateItem]) -> list[dict[str, Any]]:
+        async def one(item: GenerateItem) -> dict[str, Any]:
+            try:
+                return await self._complete(item)
+            except bentoml.exceptions.BentoMLException as exc:
+                return {"error": exc.message, "status": int(exc.error_code)}
+
+        return list(await asyncio.gather(*(one(i) for i in items)))
+
+    @bentoml.api
+    async def load(self, ctx: bentoml.Context, model: str) -> dict[str, Any]:
+        self._authorize(ctx)
+        with self._span("modelserver.load", ctx):
+            loaded, _, _ = await self._prepare(GenerateItem(model=model, prompt="x", max_tokens=1))
+            return {**loaded.engine.info(), "version": loaded.version}
+
+    @bentoml.api
+    async def status(self, ctx: bentoml.Context) -> dict[str, Any]:
+        self._authorize(ctx)
+        if not self._preloaded and self.config.preload:
+            self._preloaded = True
+            for ref in filter(None, (r.strip() for r in self.config.preload.split(","))):
+                await self.pool.get(ref)
+        return {"models": self.pool.describe(), "busy": self.pool.busy}
+
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        self.pool.close()
+        self.provider.shutdown()
