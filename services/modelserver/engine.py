@@ -60,6 +60,13 @@ class Job:
     emit: Callable[[str, object], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.monotonic)
+    cancel_at: float = 0.0
+
+    def cancel(self) -> None:
+        """Stop at the next token (callable from any thread)."""
+        if not self.cancelled.is_set():
+            self.cancel_at = time.monotonic()
+            self.cancelled.set()
 
 
 def pick_device() -> str:
@@ -98,6 +105,7 @@ class Engine:
         self.context_window = context_window
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         self.eos_ids = self._eos_ids()
+        self.last_cancel_s: float | None = None  # from a cancel request to its row stopping
 
     @classmethod
     def load(cls, folder: Path | str, name: str = "", device: str | None = None) -> Engine:
@@ -239,7 +247,9 @@ class Engine:
 
     def _finish(self, job: Job, stream: TextStream, reason: str, started: float, first: float,
                 gaps: list[float]) -> None:
-        if reason != "cancelled":
+        if reason == "cancelled":
+            self.last_cancel_s = time.monotonic() - job.cancel_at if job.cancel_at else None
+        else:
             tail = stream.flush()
             if tail:
                 job.emit("delta", tail)

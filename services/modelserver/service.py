@@ -150,7 +150,7 @@ class ModelServer:
                     return {"text": text, "model": loaded.version, "backend": loaded.engine.backend,
                             "usage": payload.as_dict()}
         finally:
-            job.cancelled.set()  # a caller that went away stops its row at the next token
+            job.cancel()  # a caller that went away stops its row at the next token
 
     # -- API -----------------------------------------------------------------------------------
 
@@ -200,7 +200,7 @@ class ModelServer:
             yield json.dumps({"error": exc.message, "status": int(exc.error_code)}) + "\n"
         finally:
             if job is not None and not job.cancelled.is_set():
-                job.cancelled.set()
+                job.cancel()
                 span.set_attribute("llmops.cancelled", True)
             span.end()
 

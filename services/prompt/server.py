@@ -7,6 +7,7 @@ import asyncio
 
 from opentelemetry import trace
 
+from llmops.client.model_files import ModelFiles
 from llmops.core import auth, channels
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
@@ -17,7 +18,6 @@ from llmops.retrieval.v1 import retrieval_pb2_grpc
 from services.prompt.config import PromptConfig
 from services.prompt.servicer import POLICY, SERVICE, PromptServicer
 from services.prompt.store import TemplateStore
-from services.prompt.tokenizers_cache import TokenizerCache
 
 
 async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provider: trace.TracerProvider | None = None,
@@ -29,7 +29,7 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     retrieval = channels.aio_channel(config.address("retrieval"), auth.current_key.get)
     registry = channels.aio_channel(config.address("registry"), auth.current_key.get)
     servicer = PromptServicer(store, retrieval_pb2_grpc.RetrievalServiceStub(retrieval),
-                              TokenizerCache(registry_pb2_grpc.RegistryServiceStub(registry)), config)
+                              ModelFiles(registry_pb2_grpc.RegistryServiceStub(registry)), config)
 
     async def close() -> None:
         await retrieval.close()

@@ -9,6 +9,7 @@ import re
 import grpc
 from google.protobuf import json_format
 
+from llmops.client.model_files import ModelFiles
 from llmops.core import auth, names, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument, NotFound, Unavailable
@@ -19,7 +20,6 @@ from llmops.retrieval.v1 import retrieval_pb2 as rpb
 from services.prompt import assemble
 from services.prompt.config import PromptConfig
 from services.prompt.store import TemplateRecord, TemplateStore, VersionRecord
-from services.prompt.tokenizers_cache import TokenizerCache
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PromptService"].full_name
 POLICY = auth.Policy.for_service(SERVICE, {
@@ -63,7 +63,7 @@ def _downstream(exc: grpc.aio.AioRpcError, service: str) -> Exception:
 
 
 class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
-    def __init__(self, store: TemplateStore, retrieval_stub, tokenizers: TokenizerCache, config: PromptConfig):
+    def __init__(self, store: TemplateStore, retrieval_stub, tokenizers: ModelFiles, config: PromptConfig):
         self._store = store
         self._db = store.db
         self._retrieval = retrieval_stub

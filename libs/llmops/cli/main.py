@@ -7,9 +7,10 @@ import sys
 
 import grpc
 
-from llmops.cli import index, models, prompts, stack, tracecmd
+from llmops.cli import generate, index, models, prompts, stack, tracecmd
 from llmops.client import CallError, Client
 from llmops.core import auth, localenv
+from llmops.core.errors import DomainError
 
 
 def cmd_up(args) -> None:
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(sub)
     index.register(sub)
     prompts.register(sub)
+    generate.register(sub)
     return parser
 
 
@@ -90,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                     exc = CallError.from_rpc(exc)
                 print(f"error: {exc.code.name}: {exc.message}", file=sys.stderr)
                 print(f"trace {trace_id}", file=sys.stderr)
+                return 1
+            except DomainError as exc:  # checks made here before calling (e.g. a model folder)
+                print(f"error: {exc.message}", file=sys.stderr)
                 return 1
         print(f"trace {trace_id}", file=sys.stderr)
         return 0

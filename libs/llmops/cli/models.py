@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from llmops.client import Client
+from llmops.client import CallError, Client
 from llmops.registry.v1 import registry_pb2 as pb
 
 
@@ -124,6 +124,54 @@ def cmd_events(client: Client, args) -> None:
         print(f"{e.sequence:>6}  {_when(e.event_time)}  {e.actor:<12} {kind:<18} {e.model}{what}")
 
 
+def register_folder(client: Client, model: str, folder: Path, *, description: str = "",
+                    metrics: dict[str, float] | None = None, promote: bool = False) -> pb.ModelVersion:
+    """Upload a checked causal-LM folder as a new version of `model` (created if new); with
+    `promote`, approve it and point `production` at it (needs the approver role)."""
+    from llmops.modeling.folder import inspect_folder
+
+    info = inspect_folder(folder)
+    registry = client.registry
+    try:
+        registry.create_model(model, description=description or f"{info.architecture} causal language model")
+    except CallError as exc:
+        if exc.code.name != "ALREADY_EXISTS":
+            raise
+    metrics = {**(metrics or {}), "context_window": float(info.context_window)}
+    with tqdm(total=registry.folder_size(folder), unit="B", unit_scale=True, desc=f"upload {folder.name}") as bar:
+        v = registry.upload_folder(model, folder, format="hf-causal-lm", metrics=metrics, description=description,
+                                   progress=bar.update)
+    if promote:
+        registry.approve(f"{model}@{v.version}", "demo model built from the repository's docs")
+        registry.set_alias(model, "production", v.version)
+        v = registry.get_version(v.name)
+    return v
+
+
+def cmd_build_demo(client: Client, args) -> None:
+    import tempfile
+
+    from llmops.modeling import demo
+
+    spec = demo.DemoSpec(steps=args.steps)
+    root = Path(args.corpus) if args.corpus else Path(__file__).resolve().parents[3] / "docs"
+    with tempfile.TemporaryDirectory() as tmp, tqdm(total=spec.steps, desc="train demo model", unit="step") as bar:
+        result = demo.build(root, Path(tmp) / args.model, spec,
+                            progress=lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.2f}")))
+        bar.close()
+        print(f"{result.parameters / 1e6:.1f} M parameters, loss {result.first_loss:.2f} -> {result.final_loss:.2f} "
+              f"in {result.train_seconds:.0f} s")
+        v = register_folder(client, args.model, result.folder, description="demo model trained on the project's docs",
+                            metrics={"train_loss": result.final_loss, "train_seconds": result.train_seconds,
+                                     "parameters": float(result.parameters)}, promote=args.promote)
+    _print_version(v)
+
+
+def cmd_import(client: Client, args) -> None:
+    _print_version(register_folder(client, args.model, Path(args.folder), description=args.description,
+                                   promote=False))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="the model registry")
     s = p.add_subparsers(dest="action", required=True)
@@ -170,6 +218,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("version", type=int, nargs="?")
     a.add_argument("--delete", action="store_true")
     a.set_defaults(run=cmd_alias)
+    a = s.add_parser("build-demo", help="train the demo tokenizer and model on docs/ and register them")
+    a.add_argument("--model", default="demo-llm")
+    a.add_argument("--steps", type=int, default=300)
+    a.add_argument("--corpus", help="folder of markdown to train on (default: the project's docs/)")
+    a.add_argument("--promote", action="store_true", help="approve it and move `production` to it")
+    a.set_defaults(run=cmd_build_demo)
+    a = s.add_parser("import", help="register a Hugging Face causal-LM folder (safetensors) as a new version")
+    a.add_argument("model")
+    a.add_argument("folder")
+    a.add_argument("--description", default="")
+    a.set_defaults(run=cmd_import)
     a = s.add_parser("events", help="the audit trail")
     a.add_argument("--model")
     a.set_defaults(run=cmd_events)

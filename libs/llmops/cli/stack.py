@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmops.core import auth, localenv
 
 # The services `llmops up` starts, in dependency order; each later service is added here.
-SERVICES = ["registry", "retrieval", "prompt"]
-START_TIMEOUT_S = 60.0
+SERVICES = ["registry", "retrieval", "prompt", "modelserver", "generation"]
+HTTP_SERVICES = {"modelserver"}  # BentoML: health is GET /readyz
+# Services that call others in the background (not on a caller's behalf) get their own key.
+SERVICE_KEYS = {"modelserver": auth.Role.READER, "generation": auth.Role.READER}
+START_TIMEOUT_S = 120.0  # the model server imports BentoML, torch and DeepSpeed
 STOP_TIMEOUT_S = 20.0
 
 
@@ -71,6 +75,18 @@ def health(address: str, timeout: float = 1.0) -> str:
         return err.code().name
 
 
+def http_health(address: str, timeout: float = 1.0) -> str:
+    try:
+        with urllib.request.urlopen(f"http://{address}/readyz", timeout=timeout) as resp:
+            return "SERVING" if resp.status == 200 else "NOT_SERVING"
+    except OSError:
+        return "UNAVAILABLE"
+
+
+def service_health(name: str, address: str) -> str:
+    return http_health(address) if name in HTTP_SERVICES else health(address)
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -104,7 +120,7 @@ def up(services: list[str] | None = None, *, free_ports: bool = False, echo=prin
     for name in services or SERVICES:
         pid = _read_pid(name)
         address = config.services.get(name)
-        if _alive(pid) and address and health(address) == "SERVING":
+        if _alive(pid) and address and service_health(name, address) == "SERVING":
             echo(f"{name:<11} already running on {address} (pid {pid})")
             continue
         port = _free_port() if free_ports else localenv.DEFAULT_PORTS[name]
@@ -116,12 +132,14 @@ def up(services: list[str] | None = None, *, free_ports: bool = False, echo=prin
                f"{prefix}_KEYS_FILE": str(localenv.keys_path()),
                # where the services started before this one listen (a service calls those it needs)
                **{f"LLMOPS_{s.upper()}_ADDRESS": a for s, a in config.services.items()}}
+        if name in SERVICE_KEYS:
+            env[f"{prefix}_API_KEY"] = auth.add_key(localenv.keys_path(), f"service-{name}", SERVICE_KEYS[name])
         log = open(home / "logs" / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)  # outlives this command
         _pid_file(name).write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT_S
-        while (status := health(address)) != "SERVING":
+        while (status := service_health(name, address)) != "SERVING":
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with code {proc.returncode}; see {home / 'logs' / (name + '.log')}")
             if time.monotonic() > deadline:
@@ -163,6 +181,6 @@ def status() -> list[ServiceState]:
     for name in SERVICES:
         pid = _read_pid(name)
         address = config.services.get(name, "")
-        state = health(address) if address and _alive(pid) else "STOPPED"
+        state = service_health(name, address) if address and _alive(pid) else "STOPPED"
         out.append(ServiceState(name, address, pid if _alive(pid) else None, state))
     return out

@@ -7,6 +7,7 @@ import os
 
 import grpc
 
+from llmops.client.generation import GenerationClient
 from llmops.client.prompt import PromptClient
 from llmops.client.registry import RegistryClient
 from llmops.client.retrieval import RetrievalClient
@@ -49,11 +50,15 @@ class Client:
     def prompt(self) -> PromptClient:
         return PromptClient(self.channel("prompt"))
 
+    @functools.cached_property
+    def generation(self) -> GenerationClient:
+        return GenerationClient(self.channel("generation"))
+
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
-        for wrapper in ("registry", "retrieval", "prompt"):
+        for wrapper in ("registry", "retrieval", "prompt", "generation"):
             self.__dict__.pop(wrapper, None)
 
     def __enter__(self) -> Client:

@@ -1,0 +1,82 @@
+"""Typed wrapper over llmops.generation.v1.GenerationService."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from llmops.client.base import CallError, ServiceClient, operation
+from llmops.generation.v1 import generation_pb2 as pb
+from llmops.generation.v1 import generation_pb2_grpc
+
+
+def registry_target(ref: str, weight: int = 1) -> pb.Target:
+    """A registry model `name@alias` (or `name@version`) served by a model server."""
+    return pb.Target(registry_model=ref, weight=weight)
+
+
+def provider_target(base_url: str, model: str, credential_ref: str = "", weight: int = 1) -> pb.Target:
+    """An OpenAI-compatible provider; `credential_ref` is `env:NAME` or `secret:name`, never the key."""
+    return pb.Target(provider=pb.ProviderTarget(base_url=base_url, model=model, credential_ref=credential_ref),
+                     weight=weight)
+
+
+def _messages(messages) -> list[pb.ChatMessage]:
+    return [m if isinstance(m, pb.ChatMessage) else pb.ChatMessage(role=m[0], content=m[1]) if isinstance(m, tuple)
+            else pb.ChatMessage(role=m["role"], content=m["content"]) for m in messages or []]
+
+
+class GenerationClient(ServiceClient):
+    service = "generation"
+
+    def __init__(self, channel):
+        super().__init__(channel)
+        self.stub = generation_pb2_grpc.GenerationServiceStub(channel)
+
+    @operation("create_route")
+    def create_route(self, route_id: str, targets: list[pb.Target], **limits) -> pb.Route:
+        return self._unary(self.stub.CreateRoute, pb.CreateRouteRequest(route_id=route_id, targets=targets,
+                                                                         limits=pb.Limits(**limits)))
+
+    @operation("get_route")
+    def get_route(self, name: str) -> pb.Route:
+        return self._unary(self.stub.GetRoute, pb.GetRouteRequest(name=name))
+
+    @operation("list_routes")
+    def list_routes(self, page_size: int = 100) -> list[pb.Route]:
+        return self._paged(self.stub.ListRoutes, lambda t: pb.ListRoutesRequest(page_size=page_size, page_token=t),
+                           "routes")
+
+    @staticmethod
+    def request(route: str, messages=None, prompt: str = "", *, max_tokens: int = 0, temperature: float = 0.0,
+                top_p: float = 1.0, stop: list[str] | None = None, seed: int = 0) -> pb.GenerateRequest:
+        """`messages` as ChatMessage, (role, content) tuples or {"role", "content"} dicts."""
+        return pb.GenerateRequest(route=route, messages=_messages(messages), prompt=prompt,
+                                  sampling=pb.SamplingParams(max_tokens=max_tokens, temperature=temperature,
+                                                             top_p=top_p, stop=stop or [], seed=seed))
+
+    @operation("generate")
+    def generate(self, route: str, messages=None, prompt: str = "", *, timeout: float | None = None,
+                 **sampling) -> pb.GenerateResponse:
+        return self._unary(self.stub.Generate, self.request(route, messages, prompt, **sampling), timeout=timeout)
+
+    def stream(self, route: str, messages=None, prompt: str = "", *, timeout: float | None = None,
+               **sampling) -> Iterator[pb.StreamGenerateResponse]:
+        """Deltas as they come; the last message carries finish_reason and usage. Closing the
+        iterator (or breaking out of the loop) cancels the call."""
+        call = self.stub.StreamGenerate(self.request(route, messages, prompt, **sampling), timeout=timeout)
+        try:
+            yield from call
+        except grpc.RpcError as err:
+            raise CallError.from_rpc(err) from None
+        finally:
+            call.cancel()
+
+    @operation("count_tokens")
+    def count_tokens(self, route: str, texts: list[str]) -> pb.CountTokensResponse:
+        return self._unary(self.stub.CountTokens, pb.CountTokensRequest(route=route, texts=texts))
+
+    @operation("get_usage")
+    def get_usage(self, caller: str = "", route: str = "") -> list[pb.UsageRecord]:
+        return list(self._unary(self.stub.GetUsage, pb.GetUsageRequest(caller=caller, route=route)).records)

@@ -1,0 +1,114 @@
+"""Small files of registry model versions, for services that need a model's tokenizer or shape
+without its weights (the `tokenizers` library, no model code, no torch): files are kept per
+content digest (content never changes), and model references are resolved for `resolve_ttl_s`
+(an alias that moves is followed within that time, or at once through `pin`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from llmops.core.errors import FailedPrecondition
+from llmops.registry.v1 import registry_pb2 as rpb
+
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "config.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+
+
+class ModelFiles:
+    def __init__(self, registry_stub, resolve_ttl_s: float = 5.0):
+        self._stub = registry_stub
+        self._ttl = resolve_ttl_s
+        self._files: dict[str, bytes] = {}
+        self._counters: dict[str, Callable[[str], int]] = {}
+        self._prompt_counters: dict[str, Callable[[list[dict], str], int]] = {}
+        self._resolved: dict[str, tuple[float, rpb.ModelVersion]] = {}
+
+    async def resolve(self, model_ref: str) -> rpb.ModelVersion:
+        hit = self._resolved.get(model_ref)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return hit[1]
+        version = await self._stub.GetModelVersion(rpb.GetModelVersionRequest(name=model_ref))
+        self._resolved[model_ref] = (time.monotonic(), version)
+        return version
+
+    def pin(self, model_ref: str, version: rpb.ModelVersion, ttl_s: float = float("inf")) -> None:
+        """Resolve `model_ref` to `version` from now on (a follower of registry events calls this
+        once the new version is ready to serve)."""
+        self._resolved[model_ref] = (time.monotonic() + ttl_s - self._ttl, version)
+
+    def forget(self, model_ref: str) -> None:
+        self._resolved.pop(model_ref, None)
+
+    async def file(self, version: rpb.ModelVersion, path: str) -> bytes:
+        entry = next((f for f in version.artifact.files if f.path == path), None)
+        if entry is None:
+            raise FailedPrecondition(f"{version.name} has no {path}; name a model version that has one")
+        if entry.sha256 not in self._files:
+            data = bytearray()
+            async for msg in self._stub.DownloadArtifact(rpb.DownloadArtifactRequest(model_version=version.name,
+                                                                                       path=path)):
+                if msg.WhichOneof("part") == "chunk":
+                    data += msg.chunk
+            self._files[entry.sha256] = bytes(data)
+        return self._files[entry.sha256]
+
+    async def count_function(self, version: rpb.ModelVersion) -> Callable[[str], int]:
+        entry = next((f for f in version.artifact.files if f.path == TOKENIZER_FILE), None)
+        if entry is None or entry.sha256 not in self._counters:
+            data = await self.file(version, TOKENIZER_FILE)
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_str(data.decode())
+            self._counters[entry.sha256] = lambda text: len(tok.encode(text, add_special_tokens=False).ids)
+        return self._counters[entry.sha256]
+
+    async def prompt_counter(self, version: rpb.ModelVersion) -> Callable[[list[dict], str], int]:
+        """Exact input tokens of a request as the model server will see it: chat messages
+        rendered with the model's chat template (in a sandbox, as transformers does), or a raw
+        prompt with the tokenizer's special tokens."""
+        if version.name in self._prompt_counters:
+            return self._prompt_counters[version.name]
+        data = await self.file(version, TOKENIZER_FILE)
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_str(data.decode())
+        paths = {f.path for f in version.artifact.files}
+        tok_config = json.loads(await self.file(version, TOKENIZER_CONFIG_FILE)) if TOKENIZER_CONFIG_FILE in paths else {}
+        source = tok_config.get("chat_template") or ""
+        if not source and CHAT_TEMPLATE_FILE in paths:
+            source = (await self.file(version, CHAT_TEMPLATE_FILE)).decode()
+        template = None
+        if isinstance(source, str) and source:
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(source)
+        specials = {k: v for k, v in tok_config.items() if k in ("bos_token", "eos_token") and isinstance(v, str)}
+
+        def count(messages: list[dict], prompt: str) -> int:
+            if messages:
+                if template is None:  # the model server refuses these; count the text
+                    return sum(len(tok.encode(m["content"], add_special_tokens=False).ids) for m in messages)
+                text = template.render(messages=messages, add_generation_prompt=True, **specials)
+                return len(tok.encode(text, add_special_tokens=False).ids)
+            return len(tok.encode(prompt, add_special_tokens=True).ids)
+
+        self._prompt_counters[version.name] = count
+        return count
+
+    async def counter(self, model_ref: str) -> tuple[str, Callable[[str], int]]:
+        """(resolved version name, token counting function) for a registry model reference."""
+        version = await self.resolve(model_ref)
+        return version.name, await self.count_function(version)
+
+    async def config(self, version: rpb.ModelVersion) -> dict:
+        """The version's config.json ({} when it has none)."""
+        if not any(f.path == CONFIG_FILE for f in version.artifact.files):
+            return {}
+        try:
+            return json.loads(await self.file(version, CONFIG_FILE))
+        except ValueError:
+            return {}

@@ -1,0 +1,45 @@
+"""Generation settings, from `LLMOPS_GENERATION_*` variables; the registry's address comes from
+`LLMOPS_REGISTRY_ADDRESS` and the model server's from `LLMOPS_MODELSERVER_ADDRESS`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmops.core import localenv
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    database_url: str = ""  # default: SQLite under $LLMOPS_HOME/data/generation
+    registry_address: str = ""
+    api_key: str = ""  # the service's own key: resolves aliases and follows registry events
+    model_server_address: str = ""  # default model server (host:port, HTTP)
+    model_servers: str = ""  # JSON {"model-id": "host:port"} for models served elsewhere
+    model_server_token: str = ""
+    secrets_dir: str = ""  # `secret:<name>` credentials are files here (default $LLMOPS_HOME/secrets)
+    capture_content: bool = False  # prompt and completion text on spans
+    default_max_tokens: int = 256
+    request_timeout_s: float = 300.0
+    connect_timeout_s: float = 2.0
+    resolve_ttl_s: float = 5.0  # alias resolution cache when no registry events are followed
+    usage_flush_s: float = 1.0
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        path = localenv.home() / "data" / "generation"
+        path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path / 'generation.db'}"
+
+    def registry(self) -> str:
+        return self.registry_address or localenv.service_address("registry")
+
+    def model_server_for(self, model_id: str) -> str:
+        servers = json.loads(self.model_servers) if self.model_servers else {}
+        address = servers.get(model_id) or self.model_server_address or localenv.service_address("modelserver")
+        return address if address.startswith("http") else f"http://{address}"
+
+    def resolved_secrets_dir(self) -> Path:
+        return Path(self.secrets_dir) if self.secrets_dir else localenv.home() / "secrets"

@@ -1,0 +1,58 @@
+"""Wiring: store, accounting, registry files, the HTTP client for targets, the alias follower
+and the servicer into a server. The gateway imports no torch: it stays small and starts fast."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from opentelemetry import trace
+
+from llmops.client.model_files import ModelFiles
+from llmops.core import auth, channels
+from llmops.core.config import from_env
+from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
+from llmops.core.storage import Database
+from llmops.generation.v1 import generation_pb2_grpc
+from llmops.registry.v1 import registry_pb2_grpc
+from services.generation.accounting import Accounting
+from services.generation.config import GenerationConfig
+from services.generation.credentials import Credentials
+from services.generation.follow import AliasFollower
+from services.generation.servicer import POLICY, SERVICE, GenerationServicer
+from services.generation.store import GenerationStore
+
+
+async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provider: trace.TracerProvider | None = None,
+                config: GenerationConfig | None = None) -> Server:
+    config = config or from_env(GenerationConfig, "LLMOPS_GENERATION")
+    db = Database(config.resolved_database_url())
+    store = GenerationStore(db)
+    await asyncio.to_thread(store.migrate)
+    accounting = Accounting(store, config.usage_flush_s)
+    accounting.start()
+    # The service's own key when it has one (needed to follow events); else the caller's.
+    registry = channels.aio_channel(config.registry(), config.api_key or auth.current_key.get)
+    registry_stub = registry_pb2_grpc.RegistryServiceStub(registry)
+    following = bool(config.api_key)
+    models = ModelFiles(registry_stub, resolve_ttl_s=3600.0 if following else config.resolve_ttl_s)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
+                             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+    servicer = GenerationServicer(store, accounting, models, Credentials(config.resolved_secrets_dir()), http, config)
+    tasks: list[asyncio.Task] = []
+    if following:
+        follower = AliasFollower(registry_stub, models, http, servicer.followed_models, config.model_server_for,
+                                 config.model_server_token)
+        servicer.follower = follower
+        tasks.append(asyncio.get_running_loop().create_task(follower.run()))
+
+    async def close() -> None:
+        for t in tasks:
+            t.cancel()
+        await accounting.stop()
+        await http.aclose()
+        await registry.close()
+        db.dispose()
+
+    binding = ServiceBinding(SERVICE, generation_pb2_grpc.add_GenerationServiceServicer_to_server, servicer, POLICY)
+    return await create_server([binding], server_config, keys=keys, tracer_provider=tracer_provider, on_stop=[close])

@@ -1,0 +1,322 @@
+"""GenerationService: routes, Generate / StreamGenerate through a route's targets (canary split,
+fallback on UNAVAILABLE), CountTokens and GetUsage, with limits and usage per caller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import httpx
+from google.protobuf import json_format
+from opentelemetry import trace
+
+from llmops.client.model_files import ModelFiles
+from llmops.core import auth, names, pagination
+from llmops.core.auth import Role
+from llmops.core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from llmops.core.timeutil import timestamp
+from llmops.generation.v1 import generation_pb2 as pb
+from llmops.generation.v1 import generation_pb2_grpc
+from llmops.modeling.folder import context_window
+from services.generation import routing
+from services.generation.accounting import Accounting, Reservation
+from services.generation.backends import GenRequest, ModelServerTarget, Outcome, ProviderTarget
+from services.generation.config import GenerationConfig
+from services.generation.credentials import Credentials
+from services.generation.routing import RouteSpec, Target
+from services.generation.store import GenerationStore, RouteRecord
+
+log = logging.getLogger(__name__)
+SERVICE = pb.DESCRIPTOR.services_by_name["GenerationService"].full_name
+POLICY = auth.Policy.for_service(SERVICE, {
+    "CreateRoute": Role.ADMIN, "GetRoute": Role.READER, "ListRoutes": Role.READER, "Generate": Role.READER,
+    "StreamGenerate": Role.READER, "CountTokens": Role.READER, "GetUsage": Role.READER,
+})
+ROLES = {"system", "user", "assistant"}
+FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH}
+
+
+def route_id(name: str) -> str:
+    return names.resource_id("route", "routes", name)
+
+
+def route_to_pb(r: RouteRecord) -> pb.Route:
+    out = pb.Route(name=f"routes/{r.name}", create_time=timestamp(r.create_time_us))
+    json_format.ParseDict(r.body, out, ignore_unknown_fields=True)
+    return out
+
+
+def estimate_tokens(text: str) -> int:
+    """For providers, whose tokenizer we do not have: about four bytes per token."""
+    return math.ceil(len(text.encode()) / 4)
+
+
+def _duration(seconds: float):
+    from google.protobuf.duration_pb2 import Duration
+
+    d = Duration()
+    d.FromNanoseconds(int(seconds * 1e9))
+    return d
+
+
+@dataclass
+class Prepared:
+    """A request bound to its first target: token counts and the admitted reservation."""
+
+    route: RouteSpec
+    plan: list[Target]
+    request: GenRequest
+    input_tokens: int
+    count: object  # text -> tokens
+    reservation: Reservation
+
+
+class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
+    def __init__(self, store: GenerationStore, accounting: Accounting, models: ModelFiles, credentials: Credentials,
+                 http: httpx.AsyncClient, config: GenerationConfig, rng: random.Random | None = None):
+        self._store = store
+        self._db = store.db
+        self._accounting = accounting
+        self._models = models
+        self._credentials = credentials
+        self._http = http
+        self._config = config
+        self._rng = rng or random.Random()
+        self._routes: dict[str, RouteSpec] = {}
+        self.follower = None  # set when the service follows registry aliases
+
+    # -- routes --------------------------------------------------------------------------------
+
+    async def CreateRoute(self, request, context) -> pb.Route:
+        name = names.check_id("route", request.route_id)
+        routing.check_targets(request.targets)
+        routing.check_limits(request.limits)
+        body = json_format.MessageToDict(pb.Route(targets=request.targets, limits=request.limits))
+        record = await self._db.run(self._store.create_route, name, body, auth.caller().name)
+        return route_to_pb(record)
+
+    async def GetRoute(self, request, context) -> pb.Route:
+        return route_to_pb(await self._db.run_read(self._store.get_route, route_id(request.name)))
+
+    async def ListRoutes(self, request, context) -> pb.ListRoutesResponse:
+        size = pagination.page_size(request.page_size)
+        after = pagination.decode(request.page_token, {"list": "routes"}, str)
+        rows = await self._db.run_read(self._store.list_routes, after, size + 1)
+        token = pagination.encode(rows[size - 1].name, {"list": "routes"}) if len(rows) > size else ""
+        return pb.ListRoutesResponse(routes=[route_to_pb(r) for r in rows[:size]], next_page_token=token)
+
+    async def route(self, name: str) -> RouteSpec:
+        """Routes are immutable, so each is read from SQL once."""
+        rid = route_id(name)
+        spec = self._routes.get(rid)
+        if spec is None:
+            record = await self._db.run_read(self._store.get_route, rid)
+            spec = self._routes[rid] = routing.spec_from_body(rid, record.body)
+        return spec
+
+    def followed_models(self) -> set[str]:
+        """Registry references (`name@alias`) that some known route sends traffic to."""
+        return {t.ref for spec in self._routes.values() for t in spec.targets if t.kind == "registry"}
+
+    # -- targets -------------------------------------------------------------------------------
+
+    async def _model(self, target: Target):
+        """(version, context window, token counter, request counter) of a registry target."""
+        try:
+            version = await self._models.resolve(target.ref)
+            count = await self._models.count_function(version)
+            window = context_window(await self._models.config(version))
+            request_count = await self._models.prompt_counter(version)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise Unavailable("the registry is unavailable; retry shortly") from None
+            raise NotFound(f"route target {target.ref}: {exc.details()}") from None
+        return version, window, count, request_count
+
+    async def _backend(self, target: Target):
+        if target.kind == "registry":
+            version, _, _, _ = await self._model(target)
+            return ModelServerTarget(self._http, self._config.model_server_for(target.model_id), version.name,
+                                     self._config.model_server_token)
+        key = self._credentials.resolve(target.credential_ref)
+        return ProviderTarget(self._http, target.base_url, target.ref, key, self._credentials.redact)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _request(self, request: pb.GenerateRequest) -> GenRequest:
+        if bool(request.messages) == bool(request.prompt):
+            raise InvalidArgument("send either messages or a prompt (exactly one)")
+        for i, m in enumerate(request.messages):
+            if m.role not in ROLES:
+                raise InvalidArgument(f"messages[{i}].role {m.role[:20]!r} must be system, user or assistant")
+        s = request.sampling
+        temperature = s.temperature
+        top_p = s.top_p or 1.0
+        if not 0 <= temperature <= 2:
+            raise InvalidArgument(f"temperature {temperature:g} must be between 0 and 2")
+        if not 0 < top_p <= 1:
+            raise InvalidArgument(f"top_p {top_p:g} must be in (0, 1]")
+        if s.max_tokens < 0:
+            raise InvalidArgument("max_tokens must be >= 1 (0: the route's default)")
+        if len(s.stop) > 4 or any(not x or len(x) > 64 for x in s.stop):
+            raise InvalidArgument("stop takes up to 4 sequences of 1-64 characters")
+        return GenRequest([{"role": m.role, "content": m.content} for m in request.messages], request.prompt,
+                          s.max_tokens, temperature, top_p, list(s.stop), s.seed, self._config.capture_content)
+
+    async def _prepare(self, request: pb.GenerateRequest) -> Prepared:
+        spec = await self.route(request.route)
+        req = self._request(request)
+        plan = spec.plan(self._rng)
+        first = plan[0]
+        text = req.prompt or "\n".join(m["content"] for m in req.messages)
+        if first.kind == "registry":
+            _, window, count, request_count = await self._model(first)
+            try:
+                input_tokens = await asyncio.to_thread(request_count, req.messages, req.prompt)
+            except Exception:  # noqa: BLE001 - a template we cannot render: the model server decides
+                input_tokens = count(text) + 8 * len(req.messages)
+        else:
+            window, count = 0, estimate_tokens
+            input_tokens = count(text)
+        limit = spec.max_output_tokens or (window - input_tokens if window else 0)
+        if req.max_tokens and spec.max_output_tokens and req.max_tokens > spec.max_output_tokens:
+            raise InvalidArgument(f"max_tokens {req.max_tokens} is above route {spec.name!r}'s limit of "
+                                  f"{spec.max_output_tokens}")
+        if window and input_tokens >= window:
+            raise InvalidArgument(f"the prompt has about {input_tokens} tokens; the context window of "
+                                  f"{first.ref} is {window}")
+        if window and req.max_tokens and input_tokens + req.max_tokens > window:
+            raise InvalidArgument(f"the prompt has about {input_tokens} tokens and max_tokens is {req.max_tokens}: "
+                                  f"{input_tokens + req.max_tokens} exceeds the context window of {window} "
+                                  f"({first.ref}); lower max_tokens to {window - input_tokens} or shorten the prompt")
+        max_tokens = req.max_tokens or min(self._config.default_max_tokens, limit or self._config.default_max_tokens)
+        reservation = await self._accounting.admit(auth.caller().name, spec.name, spec.limits, input_tokens, max_tokens)
+        req = GenRequest(req.messages, req.prompt, reservation.max_tokens, req.temperature, req.top_p, req.stop,
+                         req.seed, req.capture_content)
+        span = trace.get_current_span()
+        span.set_attribute("llmops.route", spec.name)
+        span.set_attribute("gen_ai.request.max_tokens", req.max_tokens)
+        span.set_attribute("gen_ai.request.temperature", req.temperature)
+        if self._config.capture_content:
+            span.set_attribute("gen_ai.prompt", text)
+        return Prepared(spec, plan, req, input_tokens, count, reservation)
+
+    def _settle(self, p: Prepared, outcome: Outcome | None, delivered: str = "") -> None:
+        if outcome is None:  # failed or cancelled: what was delivered is what was used
+            inp = p.input_tokens if delivered else 0
+            out = p.count(delivered) if delivered else 0
+        else:
+            inp = outcome.input_tokens or p.input_tokens
+            out = outcome.output_tokens or p.count(outcome.text or delivered)
+            span = trace.get_current_span()
+            span.set_attribute("gen_ai.usage.input_tokens", inp)
+            span.set_attribute("gen_ai.usage.output_tokens", out)
+            span.set_attribute("gen_ai.response.finish_reasons", [outcome.finish_reason])
+            span.set_attribute("llmops.time_to_first_token_ms", outcome.ttft_s * 1e3)
+            if self._config.capture_content:
+                span.set_attribute("gen_ai.completion", outcome.text or delivered)
+            outcome.input_tokens, outcome.output_tokens = inp, out
+        self._accounting.settle(p.reservation, inp, out)
+
+    @staticmethod
+    def _on_target(target: Target) -> None:
+        span = trace.get_current_span()
+        span.set_attribute("gen_ai.request.model", target.ref)
+        span.set_attribute("gen_ai.system", "llmops" if target.kind == "registry" else "openai")
+
+    def _usage(self, o: Outcome) -> pb.Usage:
+        return pb.Usage(input_tokens=o.input_tokens, output_tokens=o.output_tokens, queue_time=_duration(o.queue_s),
+                        time_to_first_token=_duration(o.ttft_s), total_time=_duration(o.total_s))
+
+    async def Generate(self, request, context) -> pb.GenerateResponse:
+        p = await self._prepare(request)
+        outcome = None
+        try:
+            last: Unavailable | None = None
+            for target in p.plan:
+                try:
+                    self._on_target(target)
+                    outcome = await (await self._backend(target)).generate(p.request)
+                    break
+                except Unavailable as exc:
+                    last = exc
+                    trace.get_current_span().add_event("target unavailable", {"llmops.target": target.label})
+                    log.warning("route %s: %s unavailable, trying the next target", p.route.name, target.label)
+            if outcome is None:
+                raise Unavailable(f"no target of route {p.route.name!r} answered: {last.message if last else ''}")
+        finally:
+            self._settle(p, outcome)
+        trace.get_current_span().set_attribute("llmops.served_by", outcome.served_by)
+        return pb.GenerateResponse(text=outcome.text, finish_reason=FINISH[outcome.finish_reason],
+                                   usage=self._usage(outcome), served_by=outcome.served_by)
+
+    async def StreamGenerate(self, request, context) -> AsyncIterator[pb.StreamGenerateResponse]:
+        p = await self._prepare(request)
+        started = time.monotonic()
+        delivered: list[str] = []
+        outcome = None
+        try:
+            last: Unavailable | None = None
+            for target in p.plan:
+                try:
+                    self._on_target(target)
+                    backend = await self._backend(target)
+                    events = backend.stream(p.request)
+                    try:  # closing the stream (also when our caller cancels) stops the target
+                        async for event in events:
+                            if event.outcome is not None:
+                                outcome = event.outcome
+                                break
+                            if not delivered:
+                                trace.get_current_span().set_attribute("llmops.served_by", backend.served_by)
+                            yield pb.StreamGenerateResponse(delta=event.delta,
+                                                            served_by="" if delivered else backend.served_by)
+                            delivered.append(event.delta)
+                    finally:
+                        await events.aclose()
+                    break
+                except Unavailable as exc:
+                    if delivered:  # text already reached the caller: no silent switch mid-answer
+                        raise
+                    last = exc
+                    trace.get_current_span().add_event("target unavailable", {"llmops.target": target.label})
+                    log.warning("route %s: %s unavailable, trying the next target", p.route.name, target.label)
+            if outcome is None:
+                raise Unavailable(f"no target of route {p.route.name!r} answered: {last.message if last else ''}")
+            outcome.ttft_s = outcome.ttft_s or (time.monotonic() - started)
+        finally:
+            self._settle(p, outcome, "".join(delivered))
+        yield pb.StreamGenerateResponse(finish_reason=FINISH[outcome.finish_reason], usage=self._usage(outcome),
+                                        served_by="" if delivered else outcome.served_by)
+
+    async def CountTokens(self, request, context) -> pb.CountTokensResponse:
+        spec = await self.route(request.route)
+        if len(request.texts) > 1000:
+            raise InvalidArgument("count at most 1000 texts per call")
+        target = spec.targets[0]
+        if target.kind == "registry":
+            _, window, count, _ = await self._model(target)
+            counts = await asyncio.to_thread(lambda: [count(t) for t in request.texts])
+            return pb.CountTokensResponse(counts=counts, context_window=window)
+        return pb.CountTokensResponse(counts=[estimate_tokens(t) for t in request.texts], context_window=0)
+
+    async def GetUsage(self, request, context) -> pb.GetUsageResponse:
+        me = auth.caller()
+        caller = request.caller or me.name
+        if caller != me.name and not me.has(Role.ADMIN):
+            raise PermissionDenied("reading another caller's usage needs the admin role")
+        end = request.end_time.seconds if request.HasField("end_time") else int(time.time())
+        start = request.start_time.seconds if request.HasField("start_time") else 0
+        if start > end:
+            raise InvalidArgument("start_time is after end_time")
+        route = route_id(request.route) if request.route else None
+        rows = await self._accounting.usage(caller, route, start // 60, end // 60)
+        return pb.GetUsageResponse(records=[pb.UsageRecord(caller=u.caller, route=u.route, requests=u.requests,
+                                                           input_tokens=u.input_tokens, output_tokens=u.output_tokens)
+                                            for u in rows])

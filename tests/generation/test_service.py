@@ -1,0 +1,273 @@
+"""The generation gateway end to end: a real model server process running the demo model, an
+OpenAI-compatible provider on loopback, routes with splits, fallback, limits and usage."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+import grpc
+import pytest
+
+from llmops.client.generation import provider_target, registry_target
+from tests.generation.conftest import CANARY, KEY_VAR, start_model_server
+from tests.support import code_of
+
+Q = [("user", "What does the registry keep?")]
+
+
+def test_generate_and_stream_the_demo_model_with_usage(gen):
+    g = gen.admin().generation
+    g.create_route("chat", [registry_target("demo@production")])
+    unary = g.generate("chat", Q, max_tokens=12)
+    assert unary.served_by == "registry:models/demo/versions/1"
+    assert unary.usage.input_tokens > 5 and 1 <= unary.usage.output_tokens <= 12
+    assert unary.usage.time_to_first_token.ToNanoseconds() > 0
+    assert unary.usage.total_time.ToNanoseconds() >= unary.usage.time_to_first_token.ToNanoseconds()
+    parts = list(g.stream("chat", Q, max_tokens=12))
+    assert parts[0].served_by == unary.served_by
+    last = parts[-1]
+    # greedy decoding: the stream is the same answer, counted the same way
+    assert "".join(p.delta for p in parts) == unary.text
+    assert (last.usage.input_tokens, last.usage.output_tokens) == (unary.usage.input_tokens, unary.usage.output_tokens)
+    assert last.finish_reason == unary.finish_reason
+    counted = g.count_tokens("chat", ["the registry keeps models", ""])
+    assert counted.context_window == 512 and counted.counts[0] > 0 and counted.counts[1] == 0
+
+
+def test_provider_route_unary_and_stream(gen):
+    g = gen.admin().generation
+    g.create_route("external", [provider_target(gen.fake.base_url, "gpt-test", f"env:{KEY_VAR}")])
+    r = g.generate("external", [("user", "hello provider")], max_tokens=8)
+    assert (r.text, r.served_by) == ("echo: hello provider", "provider:gpt-test")
+    assert (r.usage.input_tokens, r.usage.output_tokens) == (2, 3)
+    sent = gen.fake.requests[-1]
+    assert sent["headers"]["authorization"] == f"Bearer {CANARY}" and sent["body"]["max_tokens"] == 8
+    parts = list(g.stream("external", [("user", "hello provider")], max_tokens=8))
+    assert "".join(p.delta for p in parts) == "echo: hello provider"
+    assert parts[-1].usage.output_tokens == 3 and parts[0].served_by == "provider:gpt-test"
+
+
+def test_weighted_split_between_two_versions(gen):
+    g = gen.admin().generation
+    g.create_route("canary", [registry_target("demo@a", 80), registry_target("demo@b", 20)])
+    served = collections.Counter(g.generate("canary", prompt="x", max_tokens=1).served_by for _ in range(200))
+    a, b = served["registry:models/demo/versions/1"], served["registry:models/demo/versions/2"]
+    assert a + b == 200
+    assert 140 <= a <= 180, served  # 80 % of 200, within 3.5 standard deviations
+
+
+def test_fallback_when_the_model_server_stops_and_unavailable_without_one(gen, tmp_path):
+    server = start_model_server(tmp_path, gen.registry.address, gen.keys["reader"], name="ms-fallback")
+    thread = gen.start_generation(server.address)
+    try:
+        from llmops.client import Client
+
+        with Client({"generation": thread.address}, gen.keys["admin"]) as c:
+            g = c.generation
+            g.create_route("with-fallback", [registry_target("demo@production"),
+                                             provider_target(gen.fake.base_url, "backup", f"env:{KEY_VAR}", weight=0)])
+            g.create_route("no-fallback", [registry_target("demo@production")])
+            assert g.generate("with-fallback", Q, max_tokens=2).served_by.startswith("registry:")
+            server.terminate()
+            assert g.generate("with-fallback", Q, max_tokens=2).served_by == "provider:backup"
+            streamed = list(g.stream("with-fallback", Q, max_tokens=4))
+            assert streamed[0].served_by == "provider:backup"
+            code, message = code_of(g.generate, "no-fallback", Q, max_tokens=2)
+            assert code is grpc.StatusCode.UNAVAILABLE and "model server" in message
+    finally:
+        thread.stop()
+        if server.proc.poll() is None:
+            server.terminate()
+
+
+def test_moving_the_alias_under_load_fails_no_request(gen):
+    admin = gen.admin()
+    admin.registry.set_alias("demo", "live", 1)
+    admin.generation.create_route("live", [registry_target("demo@live")])
+    reader = gen.clients["reader"].generation
+    failures, served, stop = [], [], threading.Event()
+
+    def client(streaming: bool) -> None:
+        while not stop.is_set():
+            try:
+                if streaming:
+                    parts = list(reader.stream("live", Q, max_tokens=6))
+                    served.append(parts[0].served_by)
+                else:
+                    served.append(reader.generate("live", Q, max_tokens=6).served_by)
+            except Exception as exc:  # noqa: BLE001 - every failure is what this test counts
+                failures.append(exc)
+
+    workers = [threading.Thread(target=client, args=(i % 2 == 0,)) for i in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(1.0)
+    admin.registry.set_alias("demo", "live", 2)
+    deadline = time.monotonic() + 60
+    while "registry:models/demo/versions/2" not in served[-5:] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    stop.set()
+    for w in workers:
+        w.join(30)
+    assert not failures, failures[:3]
+    assert served[0] == "registry:models/demo/versions/1"
+    assert served[-1] == "registry:models/demo/versions/2"
+    assert len(served) > 20
+
+
+def test_bad_input_gets_clear_codes(gen):
+    admin = gen.admin().generation
+    admin.create_route("limited", [registry_target("demo@production")], max_output_tokens=32)
+    assert code_of(admin.generate, "nope", Q)[0] is grpc.StatusCode.NOT_FOUND
+    code, msg = code_of(admin.generate, "limited", Q, max_tokens=100)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "100" in msg and "32" in msg
+    code, msg = code_of(admin.generate, "limited", prompt="word " * 600, max_tokens=10)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "512" in msg and "context window" in msg
+    admin.create_route("roomy", [registry_target("demo@production")])
+    code, msg = code_of(admin.generate, "roomy", prompt="word " * 100, max_tokens=500)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "500" in msg and "512" in msg
+    assert code_of(admin.generate, "roomy", Q, prompt="both")[0] is grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(admin.generate, "roomy", Q, temperature=3.0)[0] is grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(admin.generate, "roomy", [("robot", "hi")])[0] is grpc.StatusCode.INVALID_ARGUMENT
+    # routes
+    assert code_of(admin.create_route, "roomy", [registry_target("demo@production")])[0] is grpc.StatusCode.ALREADY_EXISTS
+    assert code_of(admin.create_route, "empty", [])[0] is grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(admin.create_route, "w0", [registry_target("demo@production", 0)])[0] is grpc.StatusCode.INVALID_ARGUMENT
+    code, msg = code_of(admin.create_route, "raw-key", [provider_target(gen.fake.base_url, "m", CANARY)])
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and CANARY not in msg
+    assert code_of(admin.create_route, "bad-url", [provider_target("ftp://x", "m")])[0] is grpc.StatusCode.INVALID_ARGUMENT
+    editor = gen.clients["editor"].generation
+    assert code_of(editor.create_route, "mine", [registry_target("demo@production")])[0] is grpc.StatusCode.PERMISSION_DENIED
+    admin.create_route("ghost", [registry_target("ghost@production")])
+    assert code_of(admin.generate, "ghost", Q)[0] is grpc.StatusCode.NOT_FOUND
+    admin.create_route("unset-key", [provider_target(gen.fake.base_url, "m", "env:LLMOPS_TEST_NOT_SET")])
+    assert code_of(admin.generate, "unset-key", Q)[0] is grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_provider_429_is_resource_exhausted_with_retry_delay(gen):
+    g = gen.admin().generation
+    g.create_route("busy-provider", [provider_target(gen.fake.base_url, "gpt-test", f"env:{KEY_VAR}")])
+    gen.fake.mode = "rate_limited"
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            g.stub.Generate(g.request("busy-provider", Q))
+        assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert dict(info.value.trailing_metadata())["retry-after-ms"] == "7000"
+    finally:
+        gen.fake.mode = "ok"
+
+
+def test_limits_per_caller_and_a_budget_that_holds_for_streams(gen):
+    admin = gen.admin().generation
+    admin.create_route("rpm", [provider_target(gen.fake.base_url, "gpt-test", f"env:{KEY_VAR}")], requests_per_minute=3)
+    reader, editor = gen.clients["reader"].generation, gen.clients["editor"].generation
+    for _ in range(3):
+        reader.generate("rpm", Q)
+    with pytest.raises(grpc.RpcError) as info:
+        reader.stub.Generate(reader.request("rpm", Q))
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert 0 < int(dict(info.value.trailing_metadata())["retry-after-ms"]) <= 60_000
+    editor.generate("rpm", Q)  # limits are per caller
+
+    admin.create_route("budget", [registry_target("demo@production")], token_budget=120)
+    used, streams = 0, 0
+    while True:
+        try:
+            parts = list(reader.stream("budget", Q, max_tokens=40))
+        except Exception as exc:  # noqa: BLE001 - the call the budget refuses
+            assert getattr(exc, "code", None) is grpc.StatusCode.RESOURCE_EXHAUSTED, exc
+            break
+        usage = parts[-1].usage
+        used += usage.input_tokens + usage.output_tokens
+        streams += 1
+        assert streams < 10
+    assert streams >= 2 and used <= 120
+    time.sleep(0.5)  # usage is written in batches
+    [record] = reader.get_usage(route="budget")
+    assert record.input_tokens + record.output_tokens == used and record.requests == streams
+
+
+def test_usage_is_counted_the_same_for_stream_and_unary_and_private(gen):
+    admin = gen.admin().generation
+    admin.create_route("metered", [registry_target("demo@production")])
+    viewer = gen.clients["approver"].generation
+    unary = viewer.generate("metered", Q, max_tokens=5)
+    streamed = list(viewer.stream("metered", Q, max_tokens=5))[-1]
+    time.sleep(0.5)
+    [record] = viewer.get_usage(route="metered")
+    assert record.caller == "approver" and record.requests == 2
+    assert record.input_tokens == unary.usage.input_tokens + streamed.usage.input_tokens
+    assert record.output_tokens == unary.usage.output_tokens + streamed.usage.output_tokens
+    assert code_of(viewer.get_usage, caller="admin")[0] is grpc.StatusCode.PERMISSION_DENIED
+    assert [r.caller for r in admin.get_usage(caller="approver", route="metered")] == ["approver"]
+
+
+def test_cancelling_a_stream_stops_generation_on_the_model_server(gen):
+    g = gen.admin().generation
+    g.create_route("long", [registry_target("demo@production")])
+    stream = g.stream("long", prompt="The registry", max_tokens=400)
+    for _ in range(3):
+        next(stream)
+    cancelled = time.monotonic()
+    stream.close()
+    while gen.status()["busy"]:
+        assert time.monotonic() - cancelled < 5, "generation went on after the client cancelled"
+        time.sleep(0.005)
+    models = {m["version"]: m for m in gen.status()["models"]}
+    # measured inside the model server: from the cancel reaching it to the row stopping
+    assert models["models/demo/versions/1"]["last_cancel_ms"] < 100
+
+
+def test_credentials_never_leak_and_content_is_not_traced(gen, caplog):
+    caplog.set_level(logging.DEBUG)
+    gen.exporter.clear()
+    g = gen.admin().generation
+    route = g.create_route("secretive", [provider_target(gen.fake.base_url, "gpt-test", f"env:{KEY_VAR}")])
+    seen = [str(route), str(g.get_route("secretive")), str(g.list_routes())]
+    seen.append(str(g.generate("secretive", [("user", "private question")])))
+    gen.fake.mode = "leaky_error"  # the provider echoes the key it got in its error
+    try:
+        for call in (lambda: g.generate("secretive", Q), lambda: list(g.stream("secretive", Q))):
+            code, message = code_of(call)
+            assert code is grpc.StatusCode.INVALID_ARGUMENT and "[redacted]" in message
+            seen.append(message)
+    finally:
+        gen.fake.mode = "ok"
+    spans = gen.exporter.get_finished_spans()
+    assert spans
+    seen += [str(s.attributes) + str(s.events) + str(s.status.description) for s in spans]
+    seen += [r.getMessage() for r in caplog.records]
+    seen += [p.read_bytes().decode(errors="replace") for p in gen.home.glob("gen-*.db*")]
+    assert not [s for s in seen if CANARY in s]
+    assert not [s for s in spans if "private question" in str(s.attributes)]  # content capture is off
+    gen_span = next(s for s in spans if s.name.endswith("/Generate") and s.attributes.get("gen_ai.usage.output_tokens"))
+    assert gen_span.attributes["gen_ai.request.model"] == "gpt-test"
+
+
+def test_one_trace_from_the_client_into_the_model_server(gen):
+    import sqlite3
+
+    g = gen.admin().generation
+    g.create_route("traced", [registry_target("demo@production")])
+    gen.exporter.clear()
+    tracer = gen.provider.get_tracer("test")
+    with tracer.start_as_current_span("client") as span:
+        g.generate("traced", Q, max_tokens=3)
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    gateway = [s for s in gen.exporter.get_finished_spans() if s.name.endswith("/Generate")]
+    assert gateway and format(gateway[-1].context.trace_id, "032x") == trace_id
+    attrs = gateway[-1].attributes
+    assert attrs["gen_ai.request.model"] == "demo@production" and attrs["gen_ai.usage.output_tokens"] == 3
+    assert "llmops.time_to_first_token_ms" in attrs
+    deadline = time.monotonic() + 10
+    rows = []
+    while not rows and time.monotonic() < deadline:
+        time.sleep(0.3)
+        with sqlite3.connect(gen.home / "traces.db") as db:
+            rows = db.execute("SELECT name, attributes FROM spans WHERE trace_id = ?", (trace_id,)).fetchall()
+    assert rows and rows[0][0] == "modelserver.generate"
+    assert '"gen_ai.usage.output_tokens": 3' in rows[0][1]
