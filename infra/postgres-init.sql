@@ -1,3 +1,4 @@
 -- One database per service: a service never reads another's store.
 CREATE DATABASE retrieval OWNER llmops;
 CREATE DATABASE prompt OWNER llmops;
+CREATE DATABASE generation OWNER llmops;

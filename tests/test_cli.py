@@ -110,3 +110,22 @@ def test_prompts_create_alias_render_and_diff(stack):
     assert "greet" in llmops("prompts", "list").stdout
     bad = llmops("prompts", "render", "greet@production", check=False)
     assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr and "'name'" in bad.stderr
+
+
+def test_build_demo_route_generate_and_usage(stack, tmp_path):
+    built = llmops("models", "build-demo", "--steps", "20", "--promote")
+    assert "models/demo-llm/versions/1" in built.stdout and "production" in built.stdout
+    assert "train demo model" in built.stderr and "100%" in built.stderr  # progress bars
+    llmops("routes", "create", "demo", "--target", "registry:demo-llm@production", "--max-output-tokens", "64")
+    assert "registry demo-llm@production" in llmops("routes", "list").stdout
+    answer = llmops("generate", "demo", "What is the registry?", "--max-tokens", "8", "--stream")
+    assert "registry:models/demo-llm/versions/1" in answer.stderr and "out" in answer.stderr
+    too_long = llmops("generate", "demo", "hi", "--max-tokens", "100", check=False)
+    assert too_long.returncode == 1 and "INVALID_ARGUMENT" in too_long.stderr
+    time.sleep(1.5)  # usage is written in batches
+    assert "demo" in llmops("usage").stdout
+    (tmp_path / "pickled").mkdir()
+    (tmp_path / "pickled" / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"not safe")
+    refused = llmops("models", "import", "other", str(tmp_path / "pickled"), check=False)
+    assert refused.returncode == 1 and "safetensors" in refused.stderr and "Traceback" not in refused.stderr

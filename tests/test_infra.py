@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops.cli.stack import SERVICES
+from llmops.cli.stack import HTTP_SERVICES, SERVICES
 from llmops.core.localenv import DEFAULT_PORTS
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
@@ -25,8 +25,15 @@ def test_service_has_requirements_compose_entry_and_manifests(service):
     kinds = {d["kind"]: d for d in docs}
     container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     port = DEFAULT_PORTS[service]
-    assert container["readinessProbe"]["grpc"]["port"] == port
-    assert container["livenessProbe"]["grpc"]["port"] == port
+    probe = "httpGet" if service in HTTP_SERVICES else "grpc"  # BentoML serves HTTP only
+    assert container["readinessProbe"][probe]["port"] == port
+    assert container["livenessProbe"][probe]["port"] == port
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env[f"LLMOPS_{service.upper()}_HOST"] == "0.0.0.0"
     assert kinds["Service"]["spec"]["ports"][0]["port"] == port
+
+
+def test_model_server_declares_its_gpu():
+    docs = {d["kind"]: d for d in yaml.safe_load_all((INFRA / "k8s" / "modelserver.yaml").read_text())}
+    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1

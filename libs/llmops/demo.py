@@ -1,18 +1,18 @@
-"""`make run`: start the stack, index the sample documents, and assemble a prompt for a question
-with retrieved context under a token budget, traced.
+"""`make run`: start the stack, index the sample documents, build the demo model, and answer a
+question from the documents, traced end to end.
 
 Starts every implemented service; indexes the project's own docs folder (a progress bar);
-trains a small byte-level BPE tokenizer on the same docs and walks it through the registry as
-the target model's tokenizer (upload, approve, alias `production`); registers a prompt template
-that retrieves from the index; assembles a prompt for a question, counting tokens with that
-tokenizer; and prints the prompt, its sources and the trace waterfall.
+trains the demo model (a byte-level BPE tokenizer and a small Llama on the same docs) unless
+`demo-llm@production` already exists, and walks it through the registry (upload, approve, alias
+`production`); creates the generation route `demo` to it and a prompt template that retrieves
+from the index; assembles the prompt under the model's context window, counting tokens with its
+tokenizer; streams the answer through the generation service and the model server; and prints
+the sources and the trace waterfall.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,15 +21,18 @@ from tqdm import tqdm
 
 from llmops.cli import stack, tracecmd
 from llmops.client import CallError, Client
+from llmops.client.generation import registry_target
 from llmops.client.prompt import variable
 from llmops.client.retrieval import folder_documents
 from llmops.core import telemetry
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEX = "docs"
-TOKENIZER_MODEL = "demo-tokenizer"
+MODEL = "demo-llm"
+ROUTE = "demo"
 TEMPLATE = "support-qa"
 QUESTION = "Who may move the production alias of a model?"
+RESERVE = 128  # tokens of the 512-token context window kept for the answer
 SYSTEM = ("You answer questions about llmops from the context below. Cite sources as [n].\n\n"
           "Context:\n{{ context }}")
 
@@ -52,29 +55,21 @@ def index_docs(client: Client) -> None:
     print(f"== indexed {last.documents_done} documents as {last.chunks_done} chunks (index version {last.index_version})")
 
 
-def train_tokenizer(folder: Path) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def ensure_model(client: Client) -> None:
+    """Build and promote the demo model unless a production version exists."""
+    try:
+        v = client.registry.get_version(f"{MODEL}@production")
+        print(f"== {MODEL}@production is {v.name} (delete it to rebuild)")
+        return
+    except CallError as exc:
+        if exc.code.name != "NOT_FOUND":
+            raise
+    from argparse import Namespace
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train([str(p) for p in sorted((ROOT / "docs").glob("*.md"))],
-              trainers.BpeTrainer(vocab_size=2048, show_progress=False))
-    folder.mkdir(parents=True, exist_ok=True)
-    tok.save(str(folder / "tokenizer.json"))
-    (folder / "config.json").write_text(json.dumps({"model_type": "demo", "vocab_size": tok.get_vocab_size()}))
-    return folder
+    from llmops.cli.models import cmd_build_demo
 
-
-def register_tokenizer(client: Client, tmp: Path) -> None:
-    reg = client.registry
-    exists_ok(reg.create_model, TOKENIZER_MODEL, description="the demo's target tokenizer (byte-level BPE on docs/)")
-    folder = train_tokenizer(tmp / "tokenizer")
-    with tqdm(total=reg.folder_size(folder), unit="B", unit_scale=True, desc="upload tokenizer") as bar:
-        version = reg.upload_folder(TOKENIZER_MODEL, folder, progress=bar.update)
-    reg.approve(f"{TOKENIZER_MODEL}@{version.version}", "demo: trained on the project's docs")
-    reg.set_alias(TOKENIZER_MODEL, "production", version.version)
-    print(f"== {version.name} approved; {TOKENIZER_MODEL}@production -> version {version.version}")
+    print("== training the demo model on docs/ (a few minutes on two cores)")
+    cmd_build_demo(client, Namespace(model=MODEL, steps=300, corpus=None, promote=True))
 
 
 def register_template(client: Client) -> None:
@@ -92,19 +87,29 @@ def main() -> int:
     provider = telemetry.create_tracer_provider("llmops-demo")
     trace.set_tracer_provider(provider)
     tracer = trace.get_tracer("llmops.demo")
-    with Client.local() as client, tempfile.TemporaryDirectory() as tmp:
+    with Client.local() as client:
         index_docs(client)
-        register_tokenizer(client, Path(tmp))
+        ensure_model(client)
+        exists_ok(client.generation.create_route, ROUTE, [registry_target(f"{MODEL}@production")])
         register_template(client)
-        with tracer.start_as_current_span("demo: assemble a prompt for a question") as span:
+        with tracer.start_as_current_span("demo: answer a question from the docs") as span:
             out = client.prompt.assemble(f"{TEMPLATE}@production", {"question": QUESTION}, context_window_tokens=512,
-                                         reserve_output_tokens=128, tokenizer_model=f"{TOKENIZER_MODEL}@production")
+                                         reserve_output_tokens=RESERVE, tokenizer_model=f"{MODEL}@production")
             trace_id = format(span.get_span_context().trace_id, "032x")
-    print(f"\n== {out.template_version}: {out.prompt_tokens} tokens (budget 512 - 128 reserved for the answer)"
-          + (", some chunks dropped to fit" if out.truncated else ""))
-    for m in out.messages:
-        print(f"--- {m.role and ['', 'system', 'user', 'assistant'][m.role]}\n{m.content}")
-    print("\n== sources")
+            print(f"\n== {out.template_version}: {out.prompt_tokens} tokens (512 - {RESERVE} reserved for the answer)"
+                  + (", some chunks dropped to fit" if out.truncated else ""))
+            print(f"\n== question: {QUESTION}\n== answer (route {ROUTE}, streamed):")
+            roles = ["", "system", "user", "assistant"]
+            messages = [(roles[m.role], m.content) for m in out.messages]
+            last = None
+            for last in client.generation.stream(ROUTE, messages, max_tokens=RESERVE - 16, temperature=0.7,
+                                                 top_p=0.9, seed=1):
+                sys.stdout.write(last.delta)
+                sys.stdout.flush()
+    u = last.usage
+    print(f"\n\n== {u.input_tokens} tokens in, {u.output_tokens} out, first token after "
+          f"{u.time_to_first_token.ToMilliseconds()} ms")
+    print("== sources")
     for c in out.chunks:
         print(f"   {c.citation} {c.chunk_id} (score {c.score:.3f}, {c.tokens} tokens)")
     provider.force_flush()
