@@ -127,6 +127,18 @@ class ModelServerTarget:
         raise Unavailable(f"the model server for {self.version} ended the stream early; retry")
 
 
+async def preload(http: httpx.AsyncClient, base_url: str, version: str, token: str = "",
+                  timeout_s: float = 300.0) -> bool:
+    """Ask a model server to load `version` ahead of traffic; False (logged by the caller) when
+    it could not."""
+    try:
+        resp = await http.post(f"{base_url.rstrip('/')}/load", json={"model": version}, headers=_headers(token),
+                               timeout=timeout_s)
+    except httpx.HTTPError:
+        return False
+    return resp.status_code == 200
+
+
 class ProviderTarget:
     """OpenAI-compatible `POST {base_url}/chat/completions`; the key travels only in the
     Authorization header and is scrubbed from anything the provider sends back."""

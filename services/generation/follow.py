@@ -13,6 +13,7 @@ import httpx
 
 from llmops.client.model_files import ModelFiles
 from llmops.registry.v1 import registry_pb2 as rpb
+from services.generation.backends import preload
 
 log = logging.getLogger(__name__)
 LOAD_TIMEOUT_S = 300.0
@@ -58,15 +59,8 @@ class AliasFollower:
             self._models.forget(ref)
             return
         version = await self._stub.GetModelVersion(rpb.GetModelVersionRequest(name=f"{model_id}@{event.version}"))
-        url = self._server_for(model_id).rstrip("/")
-        headers = {"authorization": f"Bearer {self._token}"} if self._token else {}
-        try:
-            resp = await self._http.post(f"{url}/load", json={"model": version.name}, headers=headers,
-                                         timeout=LOAD_TIMEOUT_S)
-            if resp.status_code != 200:
-                log.warning("model server could not preload %s (%d): %s", version.name, resp.status_code, resp.text[:200])
-        except httpx.HTTPError as exc:
-            log.warning("model server unreachable while preloading %s: %s", version.name, type(exc).__name__)
+        if not await preload(self._http, self._server_for(model_id), version.name, self._token, LOAD_TIMEOUT_S):
+            log.warning("model server could not preload %s; switching anyway", version.name)
         self._models.pin(ref, version)
         self.switches += 1
         log.info("%s now serves %s", ref, version.name)

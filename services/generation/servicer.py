@@ -26,7 +26,7 @@ from llmops.generation.v1 import generation_pb2_grpc
 from llmops.modeling.folder import context_window
 from services.generation import routing
 from services.generation.accounting import Accounting, Reservation
-from services.generation.backends import GenRequest, ModelServerTarget, Outcome, ProviderTarget
+from services.generation.backends import GenRequest, ModelServerTarget, Outcome, ProviderTarget, preload
 from services.generation.config import GenerationConfig
 from services.generation.credentials import Credentials
 from services.generation.routing import RouteSpec, Target
@@ -90,6 +90,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self._rng = rng or random.Random()
         self._routes: dict[str, RouteSpec] = {}
         self.follower = None  # set when the service follows registry aliases
+        self._background: set[asyncio.Task] = set()
 
     # -- routes --------------------------------------------------------------------------------
 
@@ -99,7 +100,24 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         routing.check_limits(request.limits)
         body = json_format.MessageToDict(pb.Route(targets=request.targets, limits=request.limits))
         record = await self._db.run(self._store.create_route, name, body, auth.caller().name)
+        spec = self._routes[name] = routing.spec_from_body(name, record.body)
+        task = asyncio.get_running_loop().create_task(self._preload(spec))  # first requests find it loaded
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
         return route_to_pb(record)
+
+    async def _preload(self, spec: RouteSpec) -> None:
+        for target in spec.targets:
+            if target.kind != "registry":
+                continue
+            try:
+                version, _, _, _ = await self._model(target)
+            except (NotFound, Unavailable) as exc:  # best effort: the first request reports it
+                log.info("could not preload %s for route %s: %s", target.ref, spec.name, exc.message)
+                continue
+            if not await preload(self._http, self._config.model_server_for(target.model_id), version.name,
+                                 self._config.model_server_token):
+                log.info("model server did not preload %s for route %s", version.name, spec.name)
 
     async def GetRoute(self, request, context) -> pb.Route:
         return route_to_pb(await self._db.run_read(self._store.get_route, route_id(request.name)))

@@ -94,7 +94,7 @@ class KeyStore:
         self._path = path
         self._by_hash: dict[str, Principal] = {hash_key(k): p for k, p in (static or {}).items()}
         self._static = dict(self._by_hash)
-        self._mtime: float | None = None
+        self._mtime: tuple | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
         self._reload()
@@ -103,7 +103,8 @@ class KeyStore:
         if self._path is None:
             return
         try:
-            mtime = self._path.stat().st_mtime
+            st = self._path.stat()
+            mtime = (st.st_mtime_ns, st.st_size, st.st_ino)  # a rewrite within one clock tick still differs
         except FileNotFoundError:
             self._by_hash = dict(self._static)
             self._mtime = None
@@ -118,11 +119,14 @@ class KeyStore:
 
     def lookup(self, key: str) -> Principal | None:
         now = time.monotonic()
-        if now - self._checked > 1.0:
+        digest = hash_key(key)
+        # Known keys re-check the file once a second; an unknown key checks at once (one stat),
+        # so a key created a moment ago works on its first call.
+        if now - self._checked > 1.0 or digest not in self._by_hash:
             with self._lock:
                 self._checked = now
                 self._reload()
-        return self._by_hash.get(hash_key(key))
+        return self._by_hash.get(digest)
 
     @property
     def empty(self) -> bool:
