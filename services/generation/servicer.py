@@ -17,10 +17,10 @@ from google.protobuf import json_format
 from opentelemetry import trace
 
 from llmops.client.model_files import ModelFiles
-from llmops.core import auth, names, pagination
+from llmops.core import auth, channels, names, pagination
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
-from llmops.core.timeutil import timestamp
+from llmops.core.timeutil import duration, timestamp
 from llmops.generation.v1 import generation_pb2 as pb
 from llmops.generation.v1 import generation_pb2_grpc
 from llmops.modeling.folder import context_window
@@ -55,14 +55,6 @@ def route_to_pb(r: RouteRecord) -> pb.Route:
 def estimate_tokens(text: str) -> int:
     """For providers, whose tokenizer we do not have: about four bytes per token."""
     return math.ceil(len(text.encode()) / 4)
-
-
-def _duration(seconds: float):
-    from google.protobuf.duration_pb2 import Duration
-
-    d = Duration()
-    d.FromNanoseconds(int(seconds * 1e9))
-    return d
 
 
 @dataclass
@@ -152,9 +144,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             window = context_window(await self._models.config(version))
             request_count = await self._models.prompt_counter(version)
         except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise Unavailable("the registry is unavailable; retry shortly") from None
-            raise NotFound(f"route target {target.ref}: {exc.details()}") from None
+            raise channels.downstream_error(exc, "registry") from None
         return version, window, count, request_count
 
     async def _backend(self, target: Target):
@@ -249,8 +239,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         span.set_attribute("gen_ai.system", "llmops" if target.kind == "registry" else "openai")
 
     def _usage(self, o: Outcome) -> pb.Usage:
-        return pb.Usage(input_tokens=o.input_tokens, output_tokens=o.output_tokens, queue_time=_duration(o.queue_s),
-                        time_to_first_token=_duration(o.ttft_s), total_time=_duration(o.total_s))
+        return pb.Usage(input_tokens=o.input_tokens, output_tokens=o.output_tokens, queue_time=duration(o.queue_s),
+                        time_to_first_token=duration(o.ttft_s), total_time=duration(o.total_s))
 
     async def Generate(self, request, context) -> pb.GenerateResponse:
         p = await self._prepare(request)

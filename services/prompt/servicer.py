@@ -10,9 +10,9 @@ import grpc
 from google.protobuf import json_format
 
 from llmops.client.model_files import ModelFiles
-from llmops.core import auth, names, pagination, telemetry
+from llmops.core import auth, channels, names, pagination, telemetry
 from llmops.core.auth import Role
-from llmops.core.errors import InvalidArgument, NotFound, Unavailable
+from llmops.core.errors import InvalidArgument
 from llmops.core.timeutil import timestamp
 from llmops.prompt.v1 import prompt_pb2 as pb
 from llmops.prompt.v1 import prompt_pb2_grpc
@@ -49,17 +49,6 @@ def version_to_pb(v: VersionRecord) -> pb.PromptVersion:
                            aliases=list(v.aliases), created_by=v.created_by, create_time=timestamp(v.create_time_us))
     json_format.ParseDict(v.body, out, ignore_unknown_fields=True)
     return out
-
-
-def _downstream(exc: grpc.aio.AioRpcError, service: str) -> Exception:
-    """A failed call to another service, as this service's own error."""
-    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return Unavailable(f"the {service} service is unavailable ({exc.code().name}); retry shortly")
-    if exc.code() is grpc.StatusCode.NOT_FOUND:
-        return NotFound(f"{service}: {exc.details()}")
-    if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument(f"{service}: {exc.details()}")
-    return Unavailable(f"the {service} service failed ({exc.code().name}): {exc.details()}")
 
 
 class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
@@ -163,7 +152,7 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
             try:
                 _, count = await self._tokenizers.counter(request.tokenizer_model)
             except grpc.aio.AioRpcError as exc:
-                raise _downstream(exc, "registry") from None
+                raise channels.downstream_error(exc, "registry") from None
         if request.context_window_tokens:
             if count is None:
                 raise InvalidArgument("a context_window_tokens budget needs tokenizer_model to count tokens with")
@@ -202,6 +191,6 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
         try:
             resp = await self._retrieval.Search(search, timeout=self._config.downstream_timeout_s)
         except grpc.aio.AioRpcError as exc:
-            raise _downstream(exc, "retrieval") from None
+            raise channels.downstream_error(exc, "retrieval") from None
         chunks = [assemble.Chunk(h.document_id, h.chunk_id, h.text, h.score) for h in resp.hits]
         return chunks, resp.index_version

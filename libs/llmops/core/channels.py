@@ -156,3 +156,16 @@ def aio_channel(target: str, api_key: ApiKey, *, default_timeout_s: float = DEFA
         _AioStreamStream(api_key, default_timeout_s, False),
     ]
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+
+
+def downstream_error(exc: grpc.aio.AioRpcError, service: str) -> Exception:
+    """A failed call to another service, as the calling service's own error."""
+    from llmops.core.errors import InvalidArgument, NotFound, Unavailable
+
+    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return Unavailable(f"the {service} service is unavailable ({exc.code().name}); retry shortly")
+    if exc.code() is grpc.StatusCode.NOT_FOUND:
+        return NotFound(f"{service}: {exc.details()}")
+    if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(f"{service}: {exc.details()}")
+    return Unavailable(f"the {service} service failed ({exc.code().name}): {exc.details()}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 
 def now_us() -> int:
@@ -16,3 +16,9 @@ def timestamp(us: int) -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.FromMicroseconds(us)
     return ts
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(seconds * 1e9))
+    return d
