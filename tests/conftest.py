@@ -26,6 +26,16 @@ def llmops_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def demo_model(tmp_path_factory) -> Path:
+    """The demo model, trained for a few steps only (tests need its shape, not its answers)."""
+    from llmops.modeling import demo
+
+    folder = tmp_path_factory.mktemp("demo") / "demo-llm"
+    demo.build(Path(__file__).resolve().parents[1] / "docs", folder, demo.DemoSpec(steps=30))
+    return folder
+
+
 @pytest.fixture
 def keys_file(llmops_home) -> Path:
     return llmops_home / "keys.json"

@@ -85,36 +85,48 @@ class ServiceProcess:
     loopback port; `prefix` is its settings prefix (default `LLMOPS_<NAME>`)."""
 
     def __init__(self, name: str, env: dict[str, str], workdir: Path, *, module: str = "",
-                 args: tuple[str, ...] = (), prefix: str = ""):
+                 args: tuple[str, ...] = (), prefix: str = "", port: int = 0):
         self.name = name
         self.env = env
         self.workdir = workdir
         self.module = module or f"services.{name}"
         self.args = args
         self.prefix = prefix or f"LLMOPS_{name.upper()}"
+        self.port = port  # 0: a free one, reported in the ready file
         self.proc: subprocess.Popen | None = None
         self.address = ""
+        self.http_address = ""  # for a service that also serves HTTP
         self.log = workdir / f"{name}.log"
 
-    def start(self, timeout: float = 60) -> ServiceProcess:
+    def launch(self) -> ServiceProcess:
+        """Start the process without waiting (see `wait`); several can start side by side."""
         prefix = self.prefix
-        ready = self.workdir / f"{self.name}.ready"
-        ready.unlink(missing_ok=True)
-        env = {**os.environ, **self.env, f"{prefix}_PORT": "0", f"{prefix}_HOST": "127.0.0.1",
-               f"{prefix}_READY_FILE": str(ready)}
+        self._ready = self.workdir / f"{self.name}.ready"
+        self._ready.unlink(missing_ok=True)
+        env = {**os.environ, **self.env, f"{prefix}_PORT": str(self.port), f"{prefix}_HOST": "127.0.0.1",
+               f"{prefix}_READY_FILE": str(self._ready)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module, *self.args], env=env, cwd=ROOT,
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
         )
+        return self
+
+    def wait(self, timeout: float = 60) -> ServiceProcess:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
-        while not ready.exists():
+        while not self._ready.exists():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name} did not start: {self.log.read_text()[-2000:]}")
             time.sleep(0.05)
-        self.address = ready.read_text().strip()
+        lines = self._ready.read_text().split("\n")
+        self.address = lines[0].strip()
+        self.http_address = next((x.split()[1] for x in lines[1:] if x.startswith("http ")), "")
         return self
+
+    def start(self, timeout: float = 60) -> ServiceProcess:
+        return self.launch().wait(timeout)
 
     def terminate(self, timeout: float = 30) -> int:
         assert self.proc is not None

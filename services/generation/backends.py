@@ -60,8 +60,8 @@ def _headers(token: str = "") -> dict[str, str]:
     return headers
 
 
-def _transport_error(target: str, exc: httpx.HTTPError) -> DomainError:
-    return Unavailable(f"{target} is unreachable ({type(exc).__name__}); retry shortly")
+def _transport_error(target: str, exc: httpx.HTTPError, service: str) -> DomainError:
+    return Unavailable(f"{target} is unreachable ({type(exc).__name__}); retry shortly", service=service)
 
 
 class ModelServerTarget:
@@ -86,7 +86,7 @@ class ModelServerTarget:
         if status in (401, 403):
             return FailedPrecondition(f"{where} refused the generation service's token; an admin must fix "
                                       "LLMOPS_GENERATION_MODEL_SERVER_TOKEN")
-        return Unavailable(f"{where} failed ({status}); retry shortly")
+        return Unavailable(f"{where} failed ({status}); retry shortly", service="modelserver")
 
     @staticmethod
     def _outcome(served_by: str, usage: dict, text: str = "") -> Outcome:
@@ -98,7 +98,7 @@ class ModelServerTarget:
         try:
             resp = await self._http.post(f"{self._url}/generate", json=self._body(req), headers=_headers(self._token))
         except httpx.HTTPError as exc:
-            raise _transport_error(f"the model server for {self.version}", exc) from None
+            raise _transport_error(f"the model server for {self.version}", exc, "modelserver") from None
         if resp.status_code != 200:
             raise self._error(resp.status_code, _message(resp))
         data = resp.json()
@@ -123,8 +123,8 @@ class ModelServerTarget:
                     elif "error" in msg:
                         raise self._error(int(msg.get("status", 500)), msg["error"])
         except httpx.HTTPError as exc:
-            raise _transport_error(f"the model server for {self.version}", exc) from None
-        raise Unavailable(f"the model server for {self.version} ended the stream early; retry")
+            raise _transport_error(f"the model server for {self.version}", exc, "modelserver") from None
+        raise Unavailable(f"the model server for {self.version} ended the stream early; retry", service="modelserver")
 
 
 async def preload(http: httpx.AsyncClient, base_url: str, version: str, token: str = "",
@@ -179,14 +179,14 @@ class ProviderTarget:
             return FailedPrecondition(f"{where} refused the route's credential ({status}); an admin must update it")
         if status == 404:
             return FailedPrecondition(f"{where} was not found at the provider: {detail}")
-        return Unavailable(f"{where} failed ({status}); retry shortly")
+        return Unavailable(f"{where} failed ({status}); retry shortly", service="provider")
 
     async def generate(self, req: GenRequest) -> Outcome:
         started = time.monotonic()
         try:
             resp = await self._http.post(self._url, json=self._body(req, False), headers=_headers(self._key))
         except httpx.HTTPError as exc:
-            raise _transport_error(f"provider model {self.model!r}", exc) from None
+            raise _transport_error(f"provider model {self.model!r}", exc, "provider") from None
         if resp.status_code != 200:
             raise self._error(resp)
         data = resp.json()
@@ -223,7 +223,7 @@ class ProviderTarget:
                             first = first or time.monotonic()
                             yield Event(delta=text)
         except httpx.HTTPError as exc:
-            raise _transport_error(f"provider model {self.model!r}", exc) from None
+            raise _transport_error(f"provider model {self.model!r}", exc, "provider") from None
         total = time.monotonic() - started
         yield Event(outcome=Outcome(self.served_by, "", finish, usage.get("prompt_tokens", 0),
                                     usage.get("completion_tokens", 0), 0.0, (first - started) if first else total, total))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +15,7 @@ import httpx
 from google.protobuf import json_format
 from opentelemetry import trace
 
-from llmops.client.model_files import ModelFiles
+from llmops.client.model_files import ModelFiles, estimate_tokens
 from llmops.core import auth, channels, names, pagination
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
@@ -50,11 +49,6 @@ def route_to_pb(r: RouteRecord) -> pb.Route:
     out = pb.Route(name=f"routes/{r.name}", create_time=timestamp(r.create_time_us))
     json_format.ParseDict(r.body, out, ignore_unknown_fields=True)
     return out
-
-
-def estimate_tokens(text: str) -> int:
-    """For providers, whose tokenizer we do not have: about four bytes per token."""
-    return math.ceil(len(text.encode()) / 4)
 
 
 @dataclass
@@ -257,7 +251,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     trace.get_current_span().add_event("target unavailable", {"llmops.target": target.label})
                     log.warning("route %s: %s unavailable, trying the next target", p.route.name, target.label)
             if outcome is None:
-                raise Unavailable(f"no target of route {p.route.name!r} answered: {last.message if last else ''}")
+                raise Unavailable(f"no target of route {p.route.name!r} answered: {last.message if last else ''}",
+                                  service=last.service if last else "")
         finally:
             self._settle(p, outcome)
         trace.get_current_span().set_attribute("llmops.served_by", outcome.served_by)
@@ -296,7 +291,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     trace.get_current_span().add_event("target unavailable", {"llmops.target": target.label})
                     log.warning("route %s: %s unavailable, trying the next target", p.route.name, target.label)
             if outcome is None:
-                raise Unavailable(f"no target of route {p.route.name!r} answered: {last.message if last else ''}")
+                raise Unavailable(f"no target of route {p.route.name!r} answered: {last.message if last else ''}",
+                                  service=last.service if last else "")
             outcome.ttft_s = outcome.ttft_s or (time.monotonic() - started)
         finally:
             self._settle(p, outcome, "".join(delivered))
@@ -309,9 +305,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             raise InvalidArgument("count at most 1000 texts per call")
         target = spec.targets[0]
         if target.kind == "registry":
-            _, window, count, _ = await self._model(target)
+            version, window, count, _ = await self._model(target)
             counts = await asyncio.to_thread(lambda: [count(t) for t in request.texts])
-            return pb.CountTokensResponse(counts=counts, context_window=window)
+            return pb.CountTokensResponse(counts=counts, context_window=window, tokenizer_model=version.name)
         return pb.CountTokensResponse(counts=[estimate_tokens(t) for t in request.texts], context_window=0)
 
     async def GetUsage(self, request, context) -> pb.GetUsageResponse:

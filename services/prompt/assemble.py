@@ -1,9 +1,12 @@
 """Variables bound and typed, retrieved chunks packed into the context budget, messages rendered.
 
-Packing is greedy by score: the best chunks go in while they fit the budget (the context window
-less the answer's reserve and the rest of the prompt); a chunk that does not fit is dropped and
-smaller ones after it may still go in. The final prompt is counted again, whole, and chunks are
-dropped from the end until it fits, so the budget holds exactly for the tokenizer used.
+Conversation history goes before the template's last message (the question); when the prompt
+without context does not fit the budget, the oldest turns are dropped first. Packing is greedy by
+score: the best chunks go in while they fit the budget (the context window less the answer's
+reserve and the rest of the prompt); a chunk that does not fit is dropped and smaller ones after
+it may still go in. The final prompt is counted again, whole (through the model's chat template
+when there is one), and chunks are dropped from the end until it fits, so the budget holds
+exactly for the tokenizer used.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class Assembly:
     included: list[tuple[Chunk, str, int]] = field(default_factory=list)  # chunk, citation, tokens
     prompt_tokens: int = 0
     truncated: bool = False
+    history_turns: int = 0
+
+
+Messages = list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,13 @@ def bind_variables(declared: Sequence[dict], given: dict[str, Any], context_vari
     return out
 
 
-def _render_messages(version: CompiledVersion, variables: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(role, render(t, variables, f"messages[{i}]")) for i, (role, t) in enumerate(version.messages)]
+def _render_messages(version: CompiledVersion, variables: dict[str, Any], history: Sequence[tuple[str, str]] = ()
+                     ) -> Messages:
+    out = [(role, render(t, variables, f"messages[{i}]")) for i, (role, t) in enumerate(version.messages)]
+    if history:  # before the question (the last user message), else at the end
+        at = len(out) - 1 if out[-1][0] == "user" else len(out)
+        out[at:at] = list(history)
+    return out
 
 
 def flatten(messages: Sequence[tuple[str, str]]) -> str:
@@ -104,18 +116,25 @@ def flatten(messages: Sequence[tuple[str, str]]) -> str:
 
 
 def assemble(version: CompiledVersion, variables: dict[str, Any], chunks: Sequence[Chunk],
-             count: Callable[[str], int] | None, budget: int | None) -> Assembly:
-    """Render `version` with the best `chunks` that fit `budget` tokens (no budget: all chunks)."""
+             count: Callable[[str], int] | None, budget: int | None, *, history: Sequence[tuple[str, str]] = (),
+             count_messages: Callable[[Messages], int] | None = None) -> Assembly:
+    """Render `version` with `history` and the best `chunks` that fit `budget` tokens (no budget:
+    all of them). `count` measures text; `count_messages`, when given, measures whole prompts
+    exactly as the model will see them (its chat template)."""
     ctx_var = version.context_variable
+    history = list(history)
+
+    def total(messages: Messages) -> int:
+        return count_messages(messages) if count_messages else count(flatten(messages))
 
     def piece(chunk: Chunk, n: int) -> tuple[str, str]:
         citation = f"[{n}]"
         return citation, render(version.chunk_template, {"chunk": chunk.__dict__, "citation": citation},
                                 "context.chunk_template")
 
-    def build(included: list[tuple[Chunk, str, str, int]]) -> list[tuple[str, str]]:
+    def build(included: list[tuple[Chunk, str, str, int]]) -> Messages:
         context = version.separator.join(text for _, _, text, _ in included)
-        return _render_messages(version, {**variables, ctx_var: context})
+        return _render_messages(version, {**variables, ctx_var: context}, history)
 
     ranked = sorted(chunks, key=lambda c: c.score, reverse=True)
     included: list[tuple[Chunk, str, str, int]] = []  # chunk, citation, rendered text, its tokens
@@ -126,8 +145,13 @@ def assemble(version: CompiledVersion, variables: dict[str, Any], chunks: Sequen
             included.append((c, citation, text, count(text) if count else 0))
         messages = build(included)
         text = flatten(messages)
-        return Assembly(messages, text, [(c, cit, n) for c, cit, _, n in included], count(text) if count else 0)
-    base = count(flatten(build([])))
+        return Assembly(messages, text, [(c, cit, n) for c, cit, _, n in included], total(messages) if count else 0,
+                        history_turns=len(history))
+    base = total(build([]))
+    while base > budget and history:  # the oldest turns go first
+        history.pop(0)
+        truncated = True
+        base = total(build([]))
     if base > budget:
         raise InvalidArgument(f"the prompt without context is {base} tokens, over the budget of {budget}; "
                               "raise context_window_tokens or lower reserve_output_tokens")
@@ -143,10 +167,10 @@ def assemble(version: CompiledVersion, variables: dict[str, Any], chunks: Sequen
             truncated = True
     while True:  # count the whole prompt again: joined pieces can tokenize differently
         messages = build(included)
-        text = flatten(messages)
-        total = count(text)
-        if total <= budget or not included:
+        tokens = total(messages)
+        if tokens <= budget or not included:
             break
         included.pop()
         truncated = True
-    return Assembly(messages, text, [(c, cit, n) for c, cit, _, n in included], total, truncated)
+    return Assembly(messages, flatten(messages), [(c, cit, n) for c, cit, _, n in included], tokens, truncated,
+                    len(history))

@@ -1,5 +1,6 @@
 """Prompt settings, from `LLMOPS_PROMPT_*` variables; the addresses of the services it calls come
-from `LLMOPS_RETRIEVAL_ADDRESS` and `LLMOPS_REGISTRY_ADDRESS` (loopback defaults)."""
+from `LLMOPS_RETRIEVAL_ADDRESS`, `LLMOPS_REGISTRY_ADDRESS` and `LLMOPS_GENERATION_ADDRESS`
+(loopback defaults)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ class PromptConfig:
     database_url: str = ""  # default: SQLite under $LLMOPS_HOME/data/prompt
     retrieval_address: str = ""
     registry_address: str = ""
+    generation_address: str = ""  # for `route`: counting with a generation route's tokenizer
     downstream_timeout_s: float = 10.0
     max_top_k: int = 100
 

@@ -1,4 +1,4 @@
-"""Wiring: store, the retrieval and registry clients (calls made with the caller's own key) and
+"""Wiring: store, the retrieval, registry and generation clients (calls made with the caller's own key) and
 the servicer into a server."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from llmops.core import auth, channels
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
+from llmops.generation.v1 import generation_pb2_grpc
 from llmops.prompt.v1 import prompt_pb2_grpc
 from llmops.registry.v1 import registry_pb2_grpc
 from llmops.retrieval.v1 import retrieval_pb2_grpc
@@ -28,12 +29,15 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     await asyncio.to_thread(store.migrate)
     retrieval = channels.aio_channel(config.address("retrieval"), auth.current_key.get)
     registry = channels.aio_channel(config.address("registry"), auth.current_key.get)
+    generation = channels.aio_channel(config.address("generation"), auth.current_key.get)
     servicer = PromptServicer(store, retrieval_pb2_grpc.RetrievalServiceStub(retrieval),
-                              ModelFiles(registry_pb2_grpc.RegistryServiceStub(registry)), config)
+                              ModelFiles(registry_pb2_grpc.RegistryServiceStub(registry)), config,
+                              generation_pb2_grpc.GenerationServiceStub(generation))
 
     async def close() -> None:
         await retrieval.close()
         await registry.close()
+        await generation.close()
         db.dispose()
 
     binding = ServiceBinding(SERVICE, prompt_pb2_grpc.add_PromptServiceServicer_to_server, servicer, POLICY)

@@ -9,11 +9,12 @@ import re
 import grpc
 from google.protobuf import json_format
 
-from llmops.client.model_files import ModelFiles
+from llmops.client.model_files import ModelFiles, estimate_tokens
 from llmops.core import auth, channels, names, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument
 from llmops.core.timeutil import timestamp
+from llmops.generation.v1 import generation_pb2 as gpb
 from llmops.prompt.v1 import prompt_pb2 as pb
 from llmops.prompt.v1 import prompt_pb2_grpc
 from llmops.retrieval.v1 import retrieval_pb2 as rpb
@@ -28,6 +29,7 @@ POLICY = auth.Policy.for_service(SERVICE, {
     "SetPromptAlias": Role.EDITOR, "AssemblePrompt": Role.READER,
 })
 COMPILED_CACHE = 1024
+MAX_HISTORY = 64
 VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -52,10 +54,12 @@ def version_to_pb(v: VersionRecord) -> pb.PromptVersion:
 
 
 class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
-    def __init__(self, store: TemplateStore, retrieval_stub, tokenizers: ModelFiles, config: PromptConfig):
+    def __init__(self, store: TemplateStore, retrieval_stub, tokenizers: ModelFiles, config: PromptConfig,
+                 generation_stub=None):
         self._store = store
         self._db = store.db
         self._retrieval = retrieval_stub
+        self._generation = generation_stub
         self._tokenizers = tokenizers
         self._config = config
         self._compiled_versions: dict[tuple[str, int], assemble.CompiledVersion] = {}
@@ -137,6 +141,43 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
             compiled = self._compiled_versions[key] = assemble.compile_version(record.body)
         return compiled
 
+    async def _counters(self, request: pb.AssemblePromptRequest):
+        """(count text, count whole messages or None, the route model's context window or 0)."""
+        if request.route and request.tokenizer_model:
+            raise InvalidArgument("give route or tokenizer_model, not both")
+        model, window = request.tokenizer_model, 0
+        if request.route:  # the route says which tokenizer its model uses and its window
+            try:
+                info = await self._generation.CountTokens(gpb.CountTokensRequest(route=request.route),
+                                                          timeout=self._config.downstream_timeout_s)
+            except grpc.aio.AioRpcError as exc:
+                raise channels.downstream_error(exc, "generation") from None
+            model, window = info.tokenizer_model, info.context_window
+            if not model:  # a provider target: its tokenizer is not ours to load
+                return estimate_tokens, None, window
+        if not model:
+            return None, None, 0
+        try:
+            version = await self._tokenizers.resolve(model)
+            count = await self._tokenizers.count_function(version)
+            chat = await self._tokenizers.chat_counter(version)
+        except grpc.aio.AioRpcError as exc:
+            raise channels.downstream_error(exc, "registry") from None
+        count_messages = (lambda messages: chat([{"role": r, "content": c} for r, c in messages])) if chat else None
+        return count, count_messages, window
+
+    @staticmethod
+    def _history(request: pb.AssemblePromptRequest) -> list[tuple[str, str]]:
+        if len(request.history) > MAX_HISTORY:
+            raise InvalidArgument(f"history has {len(request.history)} turns; send at most {MAX_HISTORY}")
+        out = []
+        for i, m in enumerate(request.history):
+            if m.role not in (pb.ROLE_USER, pb.ROLE_ASSISTANT):
+                raise InvalidArgument(f"history[{i}].role must be user or assistant (the template owns the system "
+                                      "message)")
+            out.append((assemble.ROLE_NAMES[pb.Role.Name(m.role)], m.content))
+        return out
+
     async def AssemblePrompt(self, request: pb.AssemblePromptRequest, context) -> pb.AssemblePromptResponse:
         ref = version_ref(request.template)
         record = await self._db.run_read(self._store.get_version, ref)
@@ -144,35 +185,39 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
         version = self._compiled(record)
         variables = assemble.bind_variables(body.get("variables", []), json_format.MessageToDict(request.variables),
                                             version.context_variable)
-        count, budget = None, None
-        if request.route:
-            raise InvalidArgument("counting tokens through a generation route needs the generation service, "
-                                  "which this deployment does not run yet; pass tokenizer_model instead")
-        if request.tokenizer_model:
-            try:
-                _, count = await self._tokenizers.counter(request.tokenizer_model)
-            except grpc.aio.AioRpcError as exc:
-                raise channels.downstream_error(exc, "registry") from None
-        if request.context_window_tokens:
+        history = self._history(request)
+        count, count_messages, route_window = await self._counters(request)
+        window = request.context_window_tokens or route_window
+        budget = None
+        if window:
             if count is None:
-                raise InvalidArgument("a context_window_tokens budget needs tokenizer_model to count tokens with")
-            if request.reserve_output_tokens < 0 or request.reserve_output_tokens >= request.context_window_tokens:
-                raise InvalidArgument("reserve_output_tokens must be >= 0 and below context_window_tokens")
-            budget = request.context_window_tokens - request.reserve_output_tokens
-        chunks, index_version = await self._retrieve(body.get("retrieval") or {}, request, variables)
-        result = await asyncio.to_thread(assemble.assemble, version, variables, chunks, count, budget)
+                raise InvalidArgument("a context_window_tokens budget needs tokenizer_model or route to count tokens with")
+            if request.reserve_output_tokens < 0 or request.reserve_output_tokens >= window:
+                raise InvalidArgument(f"reserve_output_tokens must be >= 0 and below the context window ({window})")
+            budget = window - request.reserve_output_tokens
+        spec = dict(body.get("retrieval") or {})
+        if request.index:
+            spec["index"] = names.check_id("index", request.index.removeprefix("indexes/"))
+        if request.top_k:
+            if not 1 <= request.top_k <= self._config.max_top_k:
+                raise InvalidArgument(f"top_k must be 1-{self._config.max_top_k}")
+            spec["top_k"] = request.top_k
+        chunks, index_version = await self._retrieve(spec, request, variables)
+        result = await asyncio.to_thread(assemble.assemble, version, variables, chunks, count, budget,
+                                         history=history, count_messages=count_messages)
         telemetry.annotate(template=ref.id, version=record.version, reference=str(ref),
                            prompt_tokens=result.prompt_tokens, truncated=result.truncated,
                            chunk_ids=[c.chunk_id for c, _, _ in result.included])
         out = pb.AssemblePromptResponse(
             rendered_text=result.text, index_version=index_version, prompt_tokens=result.prompt_tokens,
-            truncated=result.truncated, template_version=f"prompts/{ref.id}/versions/{record.version}")
+            truncated=result.truncated, template_version=f"prompts/{ref.id}/versions/{record.version}",
+            index=spec.get("index", ""), history_turns=result.history_turns, context_window_tokens=window)
         role_pb = {v: k for k, v in assemble.ROLE_NAMES.items()}
         for role, text in result.messages:
             out.messages.add(role=pb.Role.Value(role_pb[role]), content=text)
         for chunk, citation, tokens in result.included:
             out.chunks.add(document_id=chunk.document_id, chunk_id=chunk.chunk_id, score=chunk.score,
-                           citation=citation, tokens=tokens)
+                           citation=citation, tokens=tokens, text=chunk.text)
         return out
 
     async def _retrieve(self, spec: dict, request: pb.AssemblePromptRequest, variables: dict):

@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llmops.client import Client
 from llmops.core import auth
-from llmops.modeling import demo
 from services.generation.config import GenerationConfig
 from services.generation.server import build as build_generation
 from services.registry.config import RegistryConfig
@@ -29,14 +28,6 @@ from tests.support import ServerThread, ServiceProcess, make_keys
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CANARY = "sk-canary-7f3a9c1e5b2d4086"  # the provider key: must never appear outside its header
 KEY_VAR = "LLMOPS_TEST_PROVIDER_KEY"
-
-
-@pytest.fixture(scope="session")
-def demo_model(tmp_path_factory) -> Path:
-    """The demo model, trained for a few steps only (tests need its shape, not its answers)."""
-    folder = tmp_path_factory.mktemp("demo") / "demo-llm"
-    demo.build(DOCS, folder, demo.DemoSpec(steps=30))
-    return folder
 
 
 def start_model_server(home: Path, registry_address: str, key: str, name: str = "modelserver") -> ServiceProcess:

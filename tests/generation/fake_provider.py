@@ -17,6 +17,8 @@ class FakeProvider:
         self.mode = "ok"  # ok | rate_limited | leaky_error | down
         self.requests: list[dict] = []
         self.token_delay_s = 0.0
+        self.open_streams = 0  # streams being written now
+        self.disconnects = 0  # streams whose client went away before the end
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,16 +72,24 @@ class FakeProvider:
                     self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                     self.wfile.flush()
 
-                for i, w in enumerate(words):
-                    time.sleep(provider.token_delay_s)
+                provider.open_streams += 1
+                try:
+                    for i, w in enumerate(words):
+                        time.sleep(provider.token_delay_s)
+                        send({"id": "cmpl-1", "object": "chat.completion.chunk", "model": body["model"],
+                              "choices": [{"index": 0, "delta": {"content": (" " if i else "") + w},
+                                           "finish_reason": None}]})
                     send({"id": "cmpl-1", "object": "chat.completion.chunk", "model": body["model"],
-                          "choices": [{"index": 0, "delta": {"content": (" " if i else "") + w}, "finish_reason": None}]})
-                send({"id": "cmpl-1", "object": "chat.completion.chunk", "model": body["model"],
-                      "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-                if (body.get("stream_options") or {}).get("include_usage"):
-                    send({"id": "cmpl-1", "object": "chat.completion.chunk", "choices": [], "usage": usage})
-                send("[DONE]")
-                self.wfile.write(b"0\r\n\r\n")
+                          "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                    if (body.get("stream_options") or {}).get("include_usage"):
+                        send({"id": "cmpl-1", "object": "chat.completion.chunk", "choices": [], "usage": usage})
+                    send("[DONE]")
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    provider.disconnects += 1
+                    self.close_connection = True
+                finally:
+                    provider.open_streams -= 1
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

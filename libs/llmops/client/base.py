@@ -17,6 +17,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 _tracer = trace.get_tracer("llmops.client")
 
 
+def tracer() -> trace.Tracer:
+    return _tracer
+
+
 class CallError(Exception):
     """A call failed: `code` is the gRPC status code, `message` says what to do about it."""
 

@@ -8,6 +8,7 @@ import os
 import grpc
 
 from llmops.client.generation import GenerationClient
+from llmops.client.pipeline import PipelineClient
 from llmops.client.prompt import PromptClient
 from llmops.client.registry import RegistryClient
 from llmops.client.retrieval import RetrievalClient
@@ -54,11 +55,15 @@ class Client:
     def generation(self) -> GenerationClient:
         return GenerationClient(self.channel("generation"))
 
+    @functools.cached_property
+    def pipeline(self) -> PipelineClient:
+        return PipelineClient(self.channel("pipeline"))
+
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
-        for wrapper in ("registry", "retrieval", "prompt", "generation"):
+        for wrapper in ("registry", "retrieval", "prompt", "generation", "pipeline"):
             self.__dict__.pop(wrapper, None)
 
     def __enter__(self) -> Client:

@@ -6,6 +6,7 @@ content digest (content never changes), and model references are resolved for `r
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 
@@ -18,6 +19,11 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 
 
+def estimate_tokens(text: str) -> int:
+    """For providers, whose tokenizer we do not have: about four bytes per token."""
+    return math.ceil(len(text.encode()) / 4)
+
+
 class ModelFiles:
     def __init__(self, registry_stub, resolve_ttl_s: float = 5.0):
         self._stub = registry_stub
@@ -25,6 +31,7 @@ class ModelFiles:
         self._files: dict[str, bytes] = {}
         self._counters: dict[str, Callable[[str], int]] = {}
         self._prompt_counters: dict[str, Callable[[list[dict], str], int]] = {}
+        self._has_chat_template: dict[str, bool] = {}
         self._resolved: dict[str, tuple[float, rpb.ModelVersion]] = {}
 
     async def resolve(self, model_ref: str) -> rpb.ModelVersion:
@@ -97,7 +104,16 @@ class ModelFiles:
             return len(tok.encode(prompt, add_special_tokens=True).ids)
 
         self._prompt_counters[version.name] = count
+        self._has_chat_template[version.name] = template is not None
         return count
+
+    async def chat_counter(self, version: rpb.ModelVersion) -> Callable[[list[dict]], int] | None:
+        """Exact tokens of chat messages through the version's chat template; None when it has
+        no chat template (then only plain text can be counted)."""
+        count = await self.prompt_counter(version)
+        if not self._has_chat_template[version.name]:
+            return None
+        return lambda messages: count(messages, "")
 
     async def counter(self, model_ref: str) -> tuple[str, Callable[[str], int]]:
         """(resolved version name, token counting function) for a registry model reference."""

@@ -80,11 +80,14 @@ class PromptClient(ServiceClient):
     @operation("assemble")
     def assemble(self, template: str, variables: dict | None = None, *, query: str = "", filter: dict | None = None,
                  context_window_tokens: int = 0, reserve_output_tokens: int = 0,
-                 tokenizer_model: str = "") -> pb.AssemblePromptResponse:
+                 tokenizer_model: str = "", route: str = "", index: str = "", top_k: int = 0,
+                 history: list[tuple[str, str]] | None = None) -> pb.AssemblePromptResponse:
+        """`history`: earlier (role, text) turns, role `user` or `assistant`."""
         request = pb.AssemblePromptRequest(
             template=template, variables=_struct(variables), query=query,
             context_window_tokens=context_window_tokens, reserve_output_tokens=reserve_output_tokens,
-            tokenizer_model=tokenizer_model)
+            tokenizer_model=tokenizer_model, route=route, index=index, top_k=top_k,
+            history=[pb.Message(role=pb.Role.Value(f"ROLE_{r.upper()}"), content=c) for r, c in history or ()])
         if filter:
             request.filter.CopyFrom(_struct(filter))
         return self._unary(self.stub.AssemblePrompt, request)

@@ -31,6 +31,10 @@ CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 1),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # A restarted service is reached again within a second, not after minutes of backoff.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5000),
 ]
 
 
@@ -158,14 +162,37 @@ def aio_channel(target: str, api_key: ApiKey, *, default_timeout_s: float = DEFA
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 
-def downstream_error(exc: grpc.aio.AioRpcError, service: str) -> Exception:
-    """A failed call to another service, as the calling service's own error."""
-    from llmops.core.errors import InvalidArgument, NotFound, Unavailable
+def _trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
+    for k, v in exc.trailing_metadata() or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode()
+    return ""
 
-    if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return Unavailable(f"the {service} service is unavailable ({exc.code().name}); retry shortly")
-    if exc.code() is grpc.StatusCode.NOT_FOUND:
-        return NotFound(f"{service}: {exc.details()}")
-    if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
-        return InvalidArgument(f"{service}: {exc.details()}")
-    return Unavailable(f"the {service} service failed ({exc.code().name}): {exc.details()}")
+
+def downstream_error(exc: grpc.aio.AioRpcError, service: str) -> Exception:
+    """A failed call to another service, as the calling service's own error: codes that are the
+    caller's to act on pass through (prefixed with the service), retry-after included; a service
+    down further along the chain is still named (not just the one called)."""
+    from llmops.core import errors
+    from llmops.core.interceptors import RETRY_AFTER_HEADER, UNAVAILABLE_SERVICE_HEADER
+
+    code = exc.code()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        down = _trailer(exc, UNAVAILABLE_SERVICE_HEADER)
+        if down and down != service:
+            return errors.Unavailable(f"the {down} service is unavailable (reached through {service}); retry shortly",
+                                      service=down)
+        return errors.Unavailable(f"the {service} service is unavailable ({code.name}); retry shortly",
+                                  service=service)
+    passing = {
+        grpc.StatusCode.NOT_FOUND: errors.NotFound, grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
+        grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
+        grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
+        grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
+    }
+    if code in passing:
+        retry_ms = _trailer(exc, RETRY_AFTER_HEADER)
+        retry_s = int(retry_ms) / 1000 if retry_ms.isdigit() else None
+        return passing[code](f"{service}: {exc.details()}", retry_after_s=retry_s)
+    return errors.Unavailable(f"the {service} service failed ({code.name}): {exc.details()}", service=service)

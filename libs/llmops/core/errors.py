@@ -49,7 +49,14 @@ class DataLoss(DomainError):
 
 
 class Unavailable(DomainError):
+    """`service` names the service that is down (sent to the caller in trailing metadata, so a
+    service further up the chain still names the right one)."""
+
     code = "UNAVAILABLE"
+
+    def __init__(self, message: str, *, service: str = "", retry_after_s: float | None = None):
+        super().__init__(message, retry_after_s=retry_after_s)
+        self.service = service
 
 
 class Aborted(DomainError):

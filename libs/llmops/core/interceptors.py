@@ -19,12 +19,13 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from llmops.core import auth
-from llmops.core.errors import DeadlineExceeded, DomainError
+from llmops.core.errors import DeadlineExceeded, DomainError, Unavailable
 
 log = logging.getLogger(__name__)
 
 TRACE_ID_HEADER = "x-trace-id"
 RETRY_AFTER_HEADER = "retry-after-ms"
+UNAVAILABLE_SERVICE_HEADER = "x-unavailable-service"  # which service in the chain is down
 # Codes that mean the server failed (the rest are the caller's to fix); they mark a span as error.
 SERVER_FAULTS = frozenset({
     grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE,
@@ -203,6 +204,8 @@ class StagedInterceptor(grpc.aio.ServerInterceptor):
             call.code, call.message = _status_code(exc.code), exc.message
             if exc.retry_after_s is not None:
                 call.trailing.append((RETRY_AFTER_HEADER, str(int(exc.retry_after_s * 1000))))
+            if isinstance(exc, Unavailable) and exc.service:
+                call.trailing.append((UNAVAILABLE_SERVICE_HEADER, exc.service))
         elif isinstance(exc, TimeoutError):
             call.code = grpc.StatusCode.DEADLINE_EXCEEDED
             call.message = f"the call took longer than its {call.timeout_s:g} s deadline"

@@ -13,6 +13,7 @@ DEFAULT_PORTS = {
     "registry": 50051, "retrieval": 50052, "prompt": 50053, "generation": 50054,
     "pipeline": 50055, "feedback": 50056, "finetuning": 50057,
     "modelserver": 50058,  # HTTP (BentoML), reached by the generation service only
+    "pipeline_http": 50059,  # the pipeline's OpenAI-compatible HTTP API
 }
 
 

@@ -43,7 +43,7 @@ class ServerConfig:
     default_timeout_s: float = 30.0
     max_timeout_s: float = 600.0
     keys_file: str = ""  # default: $LLMOPS_HOME/keys.json
-    ready_file: str = ""  # written with host:port once serving (for supervisors and tests)
+    ready_file: str = ""  # written with host:port once serving, then `http host:port` if it serves HTTP
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class Server:
         self._names = list(names)
         self._on_stop = list(on_stop)
         self._watchers: list[asyncio.Task] = []
+        self.http_port: int | None = None  # a service that also serves HTTP (e.g. an OpenAI-compatible API)
 
     @property
     def address(self) -> str:
@@ -207,9 +208,12 @@ async def _serve(service: str, config: ServerConfig, factory: Factory, provider:
         loop.add_signal_handler(sig, stopping.set)
     if config.ready_file:
         tmp = Path(config.ready_file + ".tmp")
-        tmp.write_text(f"{config.host}:{server.port}\n")
+        http_line = f"http {config.host}:{server.http_port}\n" if server.http_port else ""
+        tmp.write_text(f"{config.host}:{server.port}\n{http_line}")
         os.replace(tmp, config.ready_file)
     log.info("%s serving on %s:%d", service, config.host, server.port)
+    if server.http_port:
+        log.info("%s HTTP API on %s:%d", service, config.host, server.http_port)
     await stopping.wait()
     log.info("stopping: health NOT_SERVING, %.0f s grace for in-flight calls", config.grace_period_s)
     await server.stop(config.grace_period_s)

@@ -177,12 +177,14 @@ class CountTokensRequest(_message.Message):
     def __init__(self, route: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CountTokensResponse(_message.Message):
-    __slots__ = ("counts", "context_window")
+    __slots__ = ("counts", "context_window", "tokenizer_model")
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    TOKENIZER_MODEL_FIELD_NUMBER: _ClassVar[int]
     counts: _containers.RepeatedScalarFieldContainer[int]
     context_window: int
-    def __init__(self, counts: _Optional[_Iterable[int]] = ..., context_window: _Optional[int] = ...) -> None: ...
+    tokenizer_model: str
+    def __init__(self, counts: _Optional[_Iterable[int]] = ..., context_window: _Optional[int] = ..., tokenizer_model: _Optional[str] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
     __slots__ = ("caller", "route", "start_time", "end_time")

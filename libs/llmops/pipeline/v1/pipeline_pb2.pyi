@@ -16,16 +16,18 @@ class Turn(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class RunPipelineRequest(_message.Message):
-    __slots__ = ("pipeline", "question", "history", "variables")
+    __slots__ = ("pipeline", "question", "history", "variables", "max_tokens")
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     pipeline: str
     question: str
     history: _containers.RepeatedCompositeFieldContainer[Turn]
     variables: _struct_pb2.Struct
-    def __init__(self, pipeline: _Optional[str] = ..., question: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    max_tokens: int
+    def __init__(self, pipeline: _Optional[str] = ..., question: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
 
 class Citation(_message.Message):
     __slots__ = ("document_id", "chunk_id", "score", "marker", "text")
@@ -62,33 +64,37 @@ class Usage(_message.Message):
     def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ...) -> None: ...
 
 class RunPipelineResponse(_message.Message):
-    __slots__ = ("answer", "citations", "versions", "usage", "request_id", "trace_id")
+    __slots__ = ("answer", "citations", "versions", "usage", "request_id", "trace_id", "finish_reason")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[Citation]
     versions: ResolvedVersions
     usage: Usage
     request_id: str
     trace_id: str
-    def __init__(self, answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., versions: _Optional[_Union[ResolvedVersions, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    finish_reason: str
+    def __init__(self, answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., versions: _Optional[_Union[ResolvedVersions, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class StreamRunPipelineResponse(_message.Message):
-    __slots__ = ("delta", "citations", "versions", "usage", "request_id", "trace_id")
+    __slots__ = ("delta", "citations", "versions", "usage", "request_id", "trace_id", "finish_reason")
     DELTA_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     delta: str
     citations: _containers.RepeatedCompositeFieldContainer[Citation]
     versions: ResolvedVersions
     usage: Usage
     request_id: str
     trace_id: str
-    def __init__(self, delta: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., versions: _Optional[_Union[ResolvedVersions, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    finish_reason: str
+    def __init__(self, delta: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., versions: _Optional[_Union[ResolvedVersions, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., finish_reason: _Optional[str] = ...) -> None: ...

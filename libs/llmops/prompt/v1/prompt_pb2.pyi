@@ -201,7 +201,7 @@ class SetPromptAliasRequest(_message.Message):
     def __init__(self, template: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class AssemblePromptRequest(_message.Message):
-    __slots__ = ("template", "variables", "query", "filter", "context_window_tokens", "reserve_output_tokens", "route", "tokenizer_model")
+    __slots__ = ("template", "variables", "query", "filter", "context_window_tokens", "reserve_output_tokens", "route", "tokenizer_model", "index", "top_k", "history")
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +210,9 @@ class AssemblePromptRequest(_message.Message):
     RESERVE_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     TOKENIZER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     template: str
     variables: _struct_pb2.Struct
     query: str
@@ -218,24 +221,29 @@ class AssemblePromptRequest(_message.Message):
     reserve_output_tokens: int
     route: str
     tokenizer_model: str
-    def __init__(self, template: _Optional[str] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., query: _Optional[str] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context_window_tokens: _Optional[int] = ..., reserve_output_tokens: _Optional[int] = ..., route: _Optional[str] = ..., tokenizer_model: _Optional[str] = ...) -> None: ...
+    index: str
+    top_k: int
+    history: _containers.RepeatedCompositeFieldContainer[Message]
+    def __init__(self, template: _Optional[str] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., query: _Optional[str] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context_window_tokens: _Optional[int] = ..., reserve_output_tokens: _Optional[int] = ..., route: _Optional[str] = ..., tokenizer_model: _Optional[str] = ..., index: _Optional[str] = ..., top_k: _Optional[int] = ..., history: _Optional[_Iterable[_Union[Message, _Mapping]]] = ...) -> None: ...
 
 class IncludedChunk(_message.Message):
-    __slots__ = ("document_id", "chunk_id", "score", "citation", "tokens")
+    __slots__ = ("document_id", "chunk_id", "score", "citation", "tokens", "text")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     CITATION_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     chunk_id: str
     score: float
     citation: str
     tokens: int
-    def __init__(self, document_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., score: _Optional[float] = ..., citation: _Optional[str] = ..., tokens: _Optional[int] = ...) -> None: ...
+    text: str
+    def __init__(self, document_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., score: _Optional[float] = ..., citation: _Optional[str] = ..., tokens: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
 
 class AssemblePromptResponse(_message.Message):
-    __slots__ = ("messages", "rendered_text", "chunks", "index_version", "prompt_tokens", "truncated", "template_version")
+    __slots__ = ("messages", "rendered_text", "chunks", "index_version", "prompt_tokens", "truncated", "template_version", "index", "history_turns", "context_window_tokens")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     RENDERED_TEXT_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +251,9 @@ class AssemblePromptResponse(_message.Message):
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     TEMPLATE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_TURNS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_WINDOW_TOKENS_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     rendered_text: str
     chunks: _containers.RepeatedCompositeFieldContainer[IncludedChunk]
@@ -250,4 +261,7 @@ class AssemblePromptResponse(_message.Message):
     prompt_tokens: int
     truncated: bool
     template_version: str
-    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., rendered_text: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[IncludedChunk, _Mapping]]] = ..., index_version: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., template_version: _Optional[str] = ...) -> None: ...
+    index: str
+    history_turns: int
+    context_window_tokens: int
+    def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., rendered_text: _Optional[str] = ..., chunks: _Optional[_Iterable[_Union[IncludedChunk, _Mapping]]] = ..., index_version: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., template_version: _Optional[str] = ..., index: _Optional[str] = ..., history_turns: _Optional[int] = ..., context_window_tokens: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,4 @@
+from llmops.core.server import run
+from services.pipeline.server import build
+
+run("pipeline", build)

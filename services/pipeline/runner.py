@@ -1,0 +1,207 @@
+"""One question through one pipeline bundle: resolve the bundle in the registry, assemble the
+prompt (the prompt service retrieves from the bundle's index and counts with the route's
+tokenizer, keeping the answer's tokens free), then stream the answer from the bundle's route.
+
+Both the gRPC API and the OpenAI-compatible HTTP API run questions through here. Generation is
+always streamed downstream, so a caller that goes away (or whose deadline passes) cancels the
+model's work at the next token, for unary callers too.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+from opentelemetry import trace
+
+from llmops.client.model_files import ModelFiles
+from llmops.client.pipeline import BundleParameters
+from llmops.core import channels, names, telemetry
+from llmops.core.errors import DeadlineExceeded, DomainError, FailedPrecondition, InvalidArgument, Unavailable
+from llmops.generation.v1 import generation_pb2 as gpb
+from llmops.prompt.v1 import prompt_pb2 as ppb
+from llmops.registry.v1 import registry_pb2 as rpb
+
+MAX_QUESTION_CHARS = 32_000
+MAX_HISTORY = 64
+ROLES = {"user": ppb.ROLE_USER, "assistant": ppb.ROLE_ASSISTANT}
+FINISH = {gpb.FINISH_REASON_STOP: "stop", gpb.FINISH_REASON_LENGTH: "length"}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    version: str  # models/{pipeline}/versions/{n}
+    prompt_template: str
+    index: str
+    route: str
+    params: BundleParameters
+
+
+@dataclass
+class Question:
+    pipeline: str
+    text: str
+    history: list[tuple[str, str]] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)
+    max_tokens: int = 0
+
+
+@dataclass
+class Citation:
+    document_id: str
+    chunk_id: str
+    score: float
+    marker: str
+    text: str
+
+
+@dataclass
+class Versions:
+    pipeline: str = ""
+    prompt: str = ""
+    index: str = ""
+    model: str = ""
+
+
+@dataclass
+class Piece:
+    """One step of an answer: the first carries citations and versions, the last usage."""
+
+    delta: str = ""
+    citations: list[Citation] | None = None
+    versions: Versions | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish_reason: str = ""
+    last: bool = False
+
+
+def new_request_id() -> str:
+    """Time-ordered (ms prefix) and unique: sorts by arrival in logs and the feedback store."""
+    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"
+
+
+class Deadline:
+    """The time the caller gave us; each downstream call gets what is left of it."""
+
+    def __init__(self, seconds: float | None):
+        self._at = None if seconds is None else time.monotonic() + seconds
+
+    def remaining(self) -> float | None:
+        return None if self._at is None else max(0.001, self._at - time.monotonic())
+
+    def passed(self) -> bool:
+        return self._at is not None and time.monotonic() >= self._at
+
+
+class PipelineRunner:
+    def __init__(self, bundles: ModelFiles, prompt_stub, generation_stub):
+        self._bundles = bundles  # resolves `name@alias` for bundle_ttl_s, versions for good
+        self._prompt = prompt_stub
+        self._generation = generation_stub
+        self._parsed: dict[str, Bundle] = {}
+
+    # -- bundles -------------------------------------------------------------------------------
+
+    async def bundle(self, ref: str, deadline: Deadline) -> Bundle:
+        if not ref.strip():
+            raise InvalidArgument("pipeline is required: name a bundle as `name@alias` or `name@version`")
+        names.parse_version_ref("pipeline", "models", ref)  # INVALID_ARGUMENT for a malformed reference
+        try:
+            version = await self._bundles.resolve(ref)
+        except grpc.aio.AioRpcError as exc:
+            raise self._downstream(exc, "registry", deadline) from None
+        parsed = self._parsed.get(version.name)
+        if parsed is None:
+            parsed = self._parsed[version.name] = self._parse(version)
+        return parsed
+
+    @staticmethod
+    def _parse(version: rpb.ModelVersion) -> Bundle:
+        if not version.HasField("pipeline_spec"):
+            raise FailedPrecondition(f"{version.name} is a model, not a pipeline bundle; name a pipeline "
+                                     "(`llmops pipelines list`)")
+        spec = version.pipeline_spec
+        try:
+            params = BundleParameters.parse(json_format.MessageToDict(spec.parameters))
+        except InvalidArgument as exc:
+            raise FailedPrecondition(f"{version.name} has bad parameters ({exc.message}); register a fixed "
+                                     "version") from None
+        return Bundle(version.name, spec.prompt_template, spec.index, spec.route, params)
+
+    # -- a question ----------------------------------------------------------------------------
+
+    @staticmethod
+    def check(q: Question) -> None:
+        if not q.text.strip():
+            raise InvalidArgument("question is empty; ask something")
+        if len(q.text) > MAX_QUESTION_CHARS:
+            raise InvalidArgument(f"question is {len(q.text)} characters; the limit is {MAX_QUESTION_CHARS}")
+        if len(q.history) > MAX_HISTORY:
+            raise InvalidArgument(f"history has {len(q.history)} turns; send at most {MAX_HISTORY}")
+        for i, (role, _) in enumerate(q.history):
+            if role not in ROLES:
+                raise InvalidArgument(f"history[{i}].role {role[:20]!r} must be user or assistant")
+        if q.max_tokens < 0:
+            raise InvalidArgument("max_tokens must be >= 1 (0: the bundle's)")
+
+    @staticmethod
+    def _downstream(exc: grpc.aio.AioRpcError, service: str, deadline: Deadline) -> DomainError:
+        if exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED and deadline.passed():
+            return DeadlineExceeded(f"the deadline passed while the {service} service was working; the call was "
+                                    "cancelled")
+        return channels.downstream_error(exc, service)
+
+    async def _assemble(self, b: Bundle, q: Question, max_tokens: int, deadline: Deadline) -> ppb.AssemblePromptResponse:
+        variables = struct_pb2.Struct()
+        variables.update({**q.variables, b.params.question_variable: q.text})
+        request = ppb.AssemblePromptRequest(
+            template=b.prompt_template, variables=variables, index=b.index, top_k=b.params.top_k, route=b.route,
+            context_window_tokens=b.params.context_window_tokens, reserve_output_tokens=max_tokens,
+            history=[ppb.Message(role=ROLES[r], content=c) for r, c in q.history])
+        try:
+            return await self._prompt.AssemblePrompt(request, timeout=deadline.remaining())
+        except grpc.aio.AioRpcError as exc:
+            raise self._downstream(exc, "prompt", deadline) from None
+
+    async def answer(self, q: Question, deadline: Deadline) -> AsyncIterator[Piece]:
+        """The answer as pieces; raises DomainError (a downstream failure names its service)."""
+        self.check(q)
+        b = await self.bundle(q.pipeline, deadline)
+        max_tokens = min(q.max_tokens or b.params.max_tokens, b.params.max_tokens)
+        span = trace.get_current_span()
+        span.set_attribute("llmops.pipeline", b.version)
+        assembled = await self._assemble(b, q, max_tokens, deadline)
+        versions = Versions(b.version, assembled.template_version, f"{assembled.index}@{assembled.index_version}")
+        citations = [Citation(c.document_id, c.chunk_id, c.score, c.citation, c.text) for c in assembled.chunks]
+        telemetry.annotate(prompt=versions.prompt, index=assembled.index, index_version=assembled.index_version,
+                           prompt_tokens=assembled.prompt_tokens, route=b.route)
+        request = gpb.GenerateRequest(
+            route=b.route, messages=[gpb.ChatMessage(role=ppb.Role.Name(m.role).removeprefix("ROLE_").lower(),
+                                                     content=m.content) for m in assembled.messages],
+            sampling=gpb.SamplingParams(max_tokens=max_tokens, temperature=b.params.temperature,
+                                        top_p=b.params.top_p, stop=list(b.params.stop), seed=b.params.seed))
+        call = self._generation.StreamGenerate(request, timeout=deadline.remaining())
+        first = True
+        try:
+            async for msg in call:
+                if first and msg.served_by:
+                    versions.model = msg.served_by.removeprefix("registry:")
+                    span.set_attribute("llmops.model", versions.model)
+                if msg.HasField("usage"):
+                    yield Piece(msg.delta, citations if first else None, versions if first else None,
+                                msg.usage.input_tokens, msg.usage.output_tokens,
+                                FINISH.get(msg.finish_reason, "stop"), last=True)
+                    return
+                yield Piece(msg.delta, citations if first else None, versions if first else None)
+                first = False
+        except grpc.aio.AioRpcError as exc:
+            raise self._downstream(exc, "generation", deadline) from None
+        finally:
+            call.cancel()  # also when our caller went away: generation stops at the next token
+        raise Unavailable("the generation service ended the answer without its usage; retry", service="generation")

@@ -1,0 +1,51 @@
+"""Wiring: clients of registry, prompt and generation (calls carry the caller's key), the runner,
+the gRPC servicer and the OpenAI-compatible HTTP API on the same event loop."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+
+from llmops.client.model_files import ModelFiles
+from llmops.core import auth, channels, http
+from llmops.core.config import ConfigError, from_env
+from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
+from llmops.generation.v1 import generation_pb2_grpc
+from llmops.pipeline.v1 import pipeline_pb2_grpc
+from llmops.prompt.v1 import prompt_pb2_grpc
+from llmops.registry.v1 import registry_pb2_grpc
+from services.pipeline.config import PipelineConfig
+from services.pipeline.openai_api import OpenAIApi
+from services.pipeline.runner import PipelineRunner
+from services.pipeline.servicer import POLICY, SERVICE, PipelineServicer
+
+
+async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provider: trace.TracerProvider | None = None,
+                config: PipelineConfig | None = None) -> Server:
+    config = config or from_env(PipelineConfig, "LLMOPS_PIPELINE")
+    registry = channels.aio_channel(config.address("registry"), auth.current_key.get)
+    prompt = channels.aio_channel(config.address("prompt"), auth.current_key.get)
+    generation = channels.aio_channel(config.address("generation"), auth.current_key.get)
+    registry_stub = registry_pb2_grpc.RegistryServiceStub(registry)
+    generation_stub = generation_pb2_grpc.GenerationServiceStub(generation)
+    runner = PipelineRunner(ModelFiles(registry_stub, resolve_ttl_s=config.bundle_ttl_s),
+                            prompt_pb2_grpc.PromptServiceStub(prompt), generation_stub)
+    api = OpenAIApi(runner, generation_stub, registry_stub, keys, http.ServerSpans(tracer_provider),
+                    config.http_timeout_s)
+    web = http.HttpServer(api.app, config.http_host, config.resolved_http_port())
+
+    async def close() -> None:
+        await web.stop()
+        for ch in (registry, prompt, generation):
+            await ch.close()
+
+    binding = ServiceBinding(SERVICE, pipeline_pb2_grpc.add_PipelineServiceServicer_to_server,
+                             PipelineServicer(runner), POLICY)
+    server = await create_server([binding], server_config, keys=keys, tracer_provider=tracer_provider,
+                                 on_stop=[close])
+    try:
+        server.http_port = await web.start()
+    except OSError as exc:
+        await server.stop(0)
+        raise ConfigError(f"cannot bind the HTTP API on {config.http_host}:{config.resolved_http_port()}: "
+                          f"{exc.strerror}") from None
+    return server

@@ -1,0 +1,140 @@
+"""The pipeline over gRPC with every service as its own process: grounded answers with
+citations and versions, one trace through six processes, streaming, conversation history, and
+bad input, deadlines and downstream failures as clear statuses."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+
+from llmops.client import CallError
+from tests.pipeline.conftest import DOCS
+from tests.support import code_of
+
+QUESTION = "Who may move the production alias of a model?"
+
+
+def test_answer_with_citations_versions_and_one_trace_through_six_processes(rag):
+    c = rag.client()
+    out = c.pipeline.run("kb-qa@production", QUESTION)
+    assert out.answer and out.usage.output_tokens > 0 and out.usage.input_tokens > 0
+    assert out.finish_reason in ("stop", "length")
+    assert out.citations, "a grounded answer cites its sources"
+    assert out.citations[0].document_id == "approvals.md"  # the best hit is the document that answers
+    assert all(c.text and c.chunk_id and c.marker.startswith("[") for c in out.citations)
+    assert [c.score for c in out.citations] == sorted((c.score for c in out.citations), reverse=True)
+    # the versions that produced it are the registry's
+    admin = rag.client("admin")
+    bundle = admin.registry.get_version("kb-qa@production")
+    model = admin.registry.get_version("demo@production")
+    index = admin.retrieval.get_index("kb")
+    assert out.versions.pipeline == bundle.name
+    assert out.versions.prompt == "prompts/qa/versions/1"
+    assert out.versions.index == f"kb@{index.version}"
+    assert out.versions.model == model.name
+    assert len(out.request_id) == 32 and len(out.trace_id) == 32
+    # one trace id through client -> pipeline -> prompt -> retrieval -> registry -> generation -> model server
+    spans = rag.spans(out.trace_id, want_services=6)
+    services = {s.service for s in spans}
+    assert {"llmops-pipeline", "llmops-prompt", "llmops-retrieval", "llmops-registry", "llmops-generation",
+            "llmops-modelserver"} <= services, services
+    assert all(s.trace_id == out.trace_id for s in spans)
+    by_name = {s.name: s for s in spans}
+    run = by_name["llmops.pipeline.v1.PipelineService/RunPipeline"]
+    assert run.attributes["llmops.pipeline"] == bundle.name
+    assert run.attributes["llmops.request_id"] == out.request_id
+    ids = {s.span_id for s in spans}
+    assert sum(1 for s in spans if s.parent_id not in ids) == 1, "every span but the root has its parent in the trace"
+
+
+def test_stream_sends_citations_first_and_usage_last(rag):
+    c = rag.client()
+    messages = list(c.pipeline.stream("kb-qa@production", QUESTION))
+    assert messages[0].citations and messages[0].versions.model.startswith("models/demo/versions/")
+    assert all(not m.citations for m in messages[1:])
+    assert messages[-1].usage.output_tokens > 0 and messages[-1].finish_reason
+    assert len({m.request_id for m in messages}) == 1 and len({m.trace_id for m in messages}) == 1
+    unary = c.pipeline.run("kb-qa@production", QUESTION)  # seeded sampling: the same answer either way
+    assert "".join(m.delta for m in messages) == unary.answer
+
+
+def test_history_reaches_the_model_and_max_tokens_is_capped_by_the_bundle(rag):
+    c = rag.client()
+    out = c.pipeline.run("ext-qa@production", "And what do limits cap?",
+                         history=[("user", "What is traced?"), ("assistant", "Every request.")], max_tokens=5)
+    sent = rag.fake.requests[-1]["body"]
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
+    assert sent["messages"][1]["content"] == "What is traced?"
+    assert sent["max_tokens"] == 5
+    assert out.answer.startswith("echo:") and out.versions.model == "provider:echo-1"
+    assert "limits.md" in {c.document_id for c in out.citations}
+    code, msg = code_of(c.pipeline.run, "ext-qa@production", "q", history=[("system", "be rude")])
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "history[0].role" in msg
+
+
+def test_unknown_pipeline_a_model_and_an_empty_question_are_refused(rag):
+    c = rag.client()
+    code, msg = code_of(c.pipeline.run, "nope@production", QUESTION)
+    assert code is grpc.StatusCode.NOT_FOUND and "nope" in msg
+    code, msg = code_of(c.pipeline.run, "kb-qa@staging", QUESTION)
+    assert code is grpc.StatusCode.NOT_FOUND and "staging" in msg
+    code, msg = code_of(c.pipeline.run, "demo@production", QUESTION)  # a model, not a bundle
+    assert code is grpc.StatusCode.FAILED_PRECONDITION and "not a pipeline" in msg
+    for question in ("", "   \n"):
+        code, msg = code_of(c.pipeline.run, "kb-qa@production", question)
+        assert code is grpc.StatusCode.INVALID_ARGUMENT and "question is empty" in msg
+    code, msg = code_of(c.pipeline.run, "kb-qa", QUESTION)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "@" in msg
+
+
+def test_bad_key_is_unauthenticated(rag):
+    from llmops.client import Client
+
+    bad = Client({"pipeline": rag.procs["pipeline"].address}, "llm_not-a-key")
+    code, msg = code_of(bad.pipeline.run, "kb-qa@production", QUESTION)
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    code, _ = code_of(lambda: list(bad.pipeline.stream("kb-qa@production", QUESTION)))
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    bad.close()
+
+
+def test_deadline_shorter_than_the_work_cancels_downstream(rag):
+    c = rag.client()
+    rag.fake.token_delay_s = 0.05
+    before = rag.fake.disconnects
+    try:
+        started = time.monotonic()
+        long_question = " ".join(["word"] * 300)  # the fake provider echoes it a word at a time: 15 s
+        with pytest.raises(CallError) as info:
+            c.pipeline.run("ext-qa@production", long_question, timeout=1.5)
+        assert info.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - started < 5
+        deadline = time.monotonic() + 5
+        while (rag.fake.open_streams or rag.fake.disconnects == before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rag.fake.disconnects == before + 1, "the provider's stream was cancelled, not left running"
+        assert rag.fake.open_streams == 0
+    finally:
+        rag.fake.token_delay_s = 0.0
+
+
+@pytest.mark.parametrize("service,named", [("retrieval", "retrieval"), ("generation", "generation"),
+                                           ("prompt", "prompt")])
+def test_a_downstream_service_down_is_unavailable_naming_it(rag, service, named):
+    c = rag.client()
+    rag.procs[service].terminate()
+    try:
+        code, msg = code_of(c.pipeline.run, "kb-qa@production", QUESTION)
+        assert code is grpc.StatusCode.UNAVAILABLE
+        assert f"the {named} service is unavailable" in msg
+    finally:
+        rag.restart(service)
+    assert c.pipeline.run("kb-qa@production", QUESTION).answer  # back once it is
+
+
+def test_documents_cited_are_the_indexed_ones(rag):
+    out = rag.client().pipeline.run("kb-qa@production", "What do routes limit for each caller?")
+    assert out.citations[0].document_id == "limits.md"
+    assert out.citations[0].text in DOCS["limits.md"]
