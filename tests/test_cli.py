@@ -124,6 +124,27 @@ def test_build_demo_route_generate_and_usage(stack, tmp_path):
     assert too_long.returncode == 1 and "INVALID_ARGUMENT" in too_long.stderr
     time.sleep(1.5)  # usage is written in batches
     assert "demo" in llmops("usage").stdout
+    # a pipeline over it: index, prompt template, bundle, then `ask`
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "approvals.md").write_text("Only an approver may move the production alias of a model.")
+    llmops("index", "create", "kb")
+    llmops("index", "ingest", "kb", str(tmp_path / "kb"))
+    llmops("prompts", "create", "qa", "--new", "--system", "Context: {{ context }}", "--user", "{{ question }}",
+           "--variable", "question", "--index", "kb")
+    bad = llmops("pipelines", "create", "kb-qa", "--prompt", "qa@1", "--index", "kb", "--route", "demo",
+                 "--param", "max_tokens=0", check=False)
+    assert bad.returncode == 1 and "max_tokens must be 1-32768" in bad.stderr
+    made = llmops("pipelines", "create", "kb-qa", "--prompt", "qa@1", "--index", "kb", "--route", "demo",
+                  "--param", "max_tokens=8", "--param", "seed=3", "--promote").stdout
+    assert "models/kb-qa/versions/1  approved  aliases: production" in made and '"max_tokens": 8' in made
+    assert "production->1" in llmops("pipelines", "list").stdout
+    asked = llmops("ask", "Who may move the production alias?", "--pipeline", "kb-qa@production", "--trace").stdout
+    assert "[1] approvals.md" in asked
+    assert "versions: pipeline models/kb-qa/versions/1, prompt prompts/qa/versions/1, index kb@1, " \
+           "model models/demo-llm/versions/1" in asked
+    assert "llmops-pipeline" in asked and "llmops-modelserver" in asked  # the waterfall
+    unknown = llmops("ask", "hi", "--pipeline", "nope@production", check=False)
+    assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
     (tmp_path / "pickled").mkdir()
     (tmp_path / "pickled" / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
     (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"not safe")

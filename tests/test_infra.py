@@ -33,6 +33,18 @@ def test_service_has_requirements_compose_entry_and_manifests(service):
     assert kinds["Service"]["spec"]["ports"][0]["port"] == port
 
 
+def test_pipeline_exposes_its_openai_compatible_http_api():
+    docs = {d["kind"]: d for d in yaml.safe_load_all((INFRA / "k8s" / "pipeline.yaml").read_text())}
+    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    http_port = DEFAULT_PORTS["pipeline_http"]
+    assert {"name": "http", "containerPort": http_port} in container["ports"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["LLMOPS_PIPELINE_HTTP_PORT"] == str(http_port) and env["LLMOPS_PIPELINE_HTTP_HOST"] == "0.0.0.0"
+    assert http_port in [p["port"] for p in docs["Service"]["spec"]["ports"]]
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]["pipeline"]
+    assert f"127.0.0.1:{http_port}:{http_port}" in compose["ports"]
+
+
 def test_model_server_declares_its_gpu():
     docs = {d["kind"]: d for d in yaml.safe_load_all((INFRA / "k8s" / "modelserver.yaml").read_text())}
     container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]

@@ -4,33 +4,36 @@ question from the documents, traced end to end.
 Starts every implemented service; indexes the project's own docs folder (a progress bar);
 trains the demo model (a byte-level BPE tokenizer and a small Llama on the same docs) unless
 `demo-llm@production` already exists, and walks it through the registry (upload, approve, alias
-`production`); creates the generation route `demo` to it and a prompt template that retrieves
-from the index; assembles the prompt under the model's context window, counting tokens with its
-tokenizer; streams the answer through the generation service and the model server; and prints
-the sources and the trace waterfall.
+`production`); creates the generation route `demo` to it, a prompt template that retrieves from
+the index, and the pipeline bundle `docs-qa` (template version, index, route, sampling) aliased
+`production`; asks the question through the pipeline service, which assembles the prompt under
+the model's context window and streams the answer from the model server; and prints the answer,
+its sources, the versions that produced it and the trace waterfall.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from opentelemetry import trace
 from tqdm import tqdm
 
 from llmops.cli import stack, tracecmd
+from llmops.cli.pipelines import print_answer_details
 from llmops.client import CallError, Client
 from llmops.client.generation import registry_target
 from llmops.client.prompt import variable
 from llmops.client.retrieval import folder_documents
 from llmops.core import telemetry
+from llmops.registry.v1 import registry_pb2 as rpb
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEX = "docs"
 MODEL = "demo-llm"
 ROUTE = "demo"
 TEMPLATE = "support-qa"
+PIPELINE = "docs-qa"
 QUESTION = "Who may move the production alias of a model?"
 RESERVE = 128  # tokens of the 512-token context window kept for the answer
 SYSTEM = ("You answer questions about llmops from the context below. Cite sources as [n].\n\n"
@@ -72,18 +75,34 @@ def ensure_model(client: Client) -> None:
     cmd_build_demo(client, Namespace(model=MODEL, steps=300, corpus=None, promote=True))
 
 
-def register_template(client: Client) -> None:
+def register_template(client: Client) -> int:
     p = client.prompt
     exists_ok(p.create_template, TEMPLATE, "answers questions about llmops from its docs")
     v = p.create_version(TEMPLATE, [("system", SYSTEM), ("user", "{{ question }}")], variables=[variable("question")],
                          index=INDEX, top_k=8, request_id="demo-support-qa-v1")
     p.set_alias(TEMPLATE, "production", v.version)
     print(f"== prompt template {v.name} aliased production")
+    return v.version
+
+
+def register_pipeline(client: Client, prompt_version: int) -> None:
+    """The bundle pins the prompt version, so promoting the bundle promotes prompt, index, route
+    and sampling together."""
+    reg = client.registry
+    exists_ok(reg.create_model, PIPELINE, kind="pipeline", description="answers questions about llmops")
+    v = reg.create_pipeline_version(PIPELINE, prompt_template=f"{TEMPLATE}@{prompt_version}", index=INDEX, route=ROUTE,
+                                    parameters={"max_tokens": RESERVE - 16, "temperature": 0.7, "top_p": 0.9,
+                                                "seed": 1}, request_id=f"demo-{PIPELINE}-v{prompt_version}")
+    if v.status != rpb.VERSION_STATUS_APPROVED:
+        reg.approve(v.name, "the demo bundle")
+    reg.set_alias(PIPELINE, "production", v.version)
+    print(f"== pipeline bundle {v.name} (prompt {TEMPLATE}@{prompt_version}, index {INDEX}, route {ROUTE}) "
+          "aliased production")
 
 
 def main() -> int:
     print("== starting services")
-    stack.up()
+    config = stack.up()
     provider = telemetry.create_tracer_provider("llmops-demo")
     trace.set_tracer_provider(provider)
     tracer = trace.get_tracer("llmops.demo")
@@ -91,32 +110,21 @@ def main() -> int:
         index_docs(client)
         ensure_model(client)
         exists_ok(client.generation.create_route, ROUTE, [registry_target(f"{MODEL}@production")])
-        register_template(client)
-        with tracer.start_as_current_span("demo: answer a question from the docs") as span:
-            out = client.prompt.assemble(f"{TEMPLATE}@production", {"question": QUESTION}, context_window_tokens=512,
-                                         reserve_output_tokens=RESERVE, tokenizer_model=f"{MODEL}@production")
-            trace_id = format(span.get_span_context().trace_id, "032x")
-            print(f"\n== {out.template_version}: {out.prompt_tokens} tokens (512 - {RESERVE} reserved for the answer)"
-                  + (", some chunks dropped to fit" if out.truncated else ""))
-            print(f"\n== question: {QUESTION}\n== answer (route {ROUTE}, streamed):")
-            roles = ["", "system", "user", "assistant"]
-            messages = [(roles[m.role], m.content) for m in out.messages]
-            last = None
-            for last in client.generation.stream(ROUTE, messages, max_tokens=RESERVE - 16, temperature=0.7,
-                                                 top_p=0.9, seed=1):
+        register_pipeline(client, register_template(client))
+        print(f"\n== question: {QUESTION}\n== answer ({PIPELINE}@production, streamed):")
+        first = last = None
+        with tracer.start_as_current_span("demo: ask the docs a question"):
+            for last in client.pipeline.stream(f"{PIPELINE}@production", QUESTION):
+                first = first or last
                 sys.stdout.write(last.delta)
                 sys.stdout.flush()
-    u = last.usage
-    print(f"\n\n== {u.input_tokens} tokens in, {u.output_tokens} out, first token after "
-          f"{u.time_to_first_token.ToMilliseconds()} ms")
-    print("== sources")
-    for c in out.chunks:
-        print(f"   {c.citation} {c.chunk_id} (score {c.score:.3f}, {c.tokens} tokens)")
-    provider.force_flush()
-    time.sleep(1.0)  # services export their spans in batches every 0.5 s
-    print(f"\n== trace {trace_id}\n")
-    print(tracecmd.render(trace_id))
-    print("\nservices are still running: `llmops status`, `llmops down` (or `make down`) to stop them")
+    print()
+    print_answer_details(first, last)
+    print(f"\n== trace {last.trace_id}\n")
+    print(tracecmd.render_complete(last.trace_id, before=provider.force_flush))
+    http = config.services.get("pipeline_http", "")
+    print(f"\nOpenAI-compatible API: http://{http}/v1 (model {PIPELINE}@production, your API key as bearer token)")
+    print("services are still running: `llmops ask \"...\"`, `llmops status`, `llmops down` (or `make down`) to stop them")
     provider.shutdown()
     return 0
 

@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from llmops.cli import generate, index, models, prompts, stack, tracecmd
+from llmops.cli import generate, index, models, pipelines, prompts, stack, tracecmd
 from llmops.client import CallError, Client
 from llmops.core import auth, localenv
 from llmops.core.errors import DomainError
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.register(sub)
     prompts.register(sub)
     generate.register(sub)
+    pipelines.register(sub)
     return parser
 
 

@@ -23,7 +23,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmops.core import auth, localenv
 
 # The services `llmops up` starts, in dependency order; each later service is added here.
-SERVICES = ["registry", "retrieval", "prompt", "modelserver", "generation"]
+SERVICES = ["registry", "retrieval", "prompt", "modelserver", "generation", "pipeline"]
+# Services that also serve HTTP beside gRPC: the setting that sets its port, its config.json entry.
+EXTRA_HTTP = {"pipeline": ("LLMOPS_PIPELINE_HTTP_PORT", "pipeline_http")}
 HTTP_SERVICES = {"modelserver"}  # BentoML: health is GET /readyz
 # Services that call others in the background (not on a caller's behalf) get their own key.
 SERVICE_KEYS = {"modelserver": auth.Role.READER, "generation": auth.Role.READER}
@@ -110,6 +112,23 @@ def ensure_admin_key(config: localenv.LocalConfig) -> str:
     return auth.add_key(localenv.keys_path(), "admin", auth.Role.ADMIN)
 
 
+def _plan(config: localenv.LocalConfig, names: list[str], free_ports: bool) -> dict[str, str]:
+    """Where each service listens: a running one keeps its address; the others get theirs now,
+    all before any starts, so each service is told where every other one is."""
+    out = {}
+    for name in names + [entry for n, (_, entry) in EXTRA_HTTP.items() if n in names]:
+        address = config.services.get(name)
+        owner = next((n for n, (_, entry) in EXTRA_HTTP.items() if entry == name), name)
+        if address and _alive(_read_pid(owner)):
+            out[name] = address
+            continue
+        port = _free_port() if free_ports else localenv.DEFAULT_PORTS[name]
+        if not _port_free(port):
+            raise RuntimeError(f"port {port} for {name} is taken by another program; stop it or use `llmops up --free-ports`")
+        out[name] = f"127.0.0.1:{port}"
+    return out
+
+
 def up(services: list[str] | None = None, *, free_ports: bool = False, echo=print) -> localenv.LocalConfig:
     """Start what is not running, wait until each reports SERVING, write config.json."""
     home = localenv.home()
@@ -117,21 +136,23 @@ def up(services: list[str] | None = None, *, free_ports: bool = False, echo=prin
     _run_dir().mkdir(parents=True, exist_ok=True)
     config = localenv.LocalConfig.load()
     config.api_key = ensure_admin_key(config)
-    for name in services or SERVICES:
+    names = services or SERVICES
+    plan = _plan(config, names, free_ports)
+    for name in names:
         pid = _read_pid(name)
-        address = config.services.get(name)
-        if _alive(pid) and address and service_health(name, address) == "SERVING":
+        address = plan[name]
+        if _alive(pid) and service_health(name, address) == "SERVING":
             echo(f"{name:<11} already running on {address} (pid {pid})")
             continue
-        port = _free_port() if free_ports else localenv.DEFAULT_PORTS[name]
-        if not _port_free(port):
-            raise RuntimeError(f"port {port} for {name} is taken by another program; stop it or use `llmops up --free-ports`")
-        address = f"127.0.0.1:{port}"
+        port = int(address.rsplit(":", 1)[1])
         prefix = f"LLMOPS_{name.upper()}"
         env = {**os.environ, "LLMOPS_HOME": str(home), f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port),
                f"{prefix}_KEYS_FILE": str(localenv.keys_path()),
-               # where the services started before this one listen (a service calls those it needs)
-               **{f"LLMOPS_{s.upper()}_ADDRESS": a for s, a in config.services.items()}}
+               # where every service listens (a service calls those it needs)
+               **{f"LLMOPS_{s.upper()}_ADDRESS": a for s, a in {**config.services, **plan}.items()}}
+        if name in EXTRA_HTTP:
+            setting, entry = EXTRA_HTTP[name]
+            env[setting] = plan[entry].rsplit(":", 1)[1]
         if name in SERVICE_KEYS:
             env[f"{prefix}_API_KEY"] = auth.add_key(localenv.keys_path(), f"service-{name}", SERVICE_KEYS[name])
         log = open(home / "logs" / f"{name}.log", "ab")
@@ -146,8 +167,11 @@ def up(services: list[str] | None = None, *, free_ports: bool = False, echo=prin
                 raise RuntimeError(f"{name} not healthy after {START_TIMEOUT_S:.0f} s (last: {status})")
             time.sleep(0.1)
         config.services[name] = address
+        extra = f", HTTP on {plan[EXTRA_HTTP[name][1]]}" if name in EXTRA_HTTP else ""
+        if name in EXTRA_HTTP:
+            config.services[EXTRA_HTTP[name][1]] = plan[EXTRA_HTTP[name][1]]
         config.save()
-        echo(f"{name:<11} serving on {address} (pid {proc.pid})")
+        echo(f"{name:<11} serving on {address}{extra} (pid {proc.pid})")
     config.save()
     return config
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from llmops.core import spanstore, telemetry
 
 BAR_WIDTH = 32
@@ -9,7 +12,8 @@ KEY_ATTRIBUTES = (
     "llmops.model", "llmops.version", "llmops.alias", "llmops.reference", "llmops.path", "enduser.id",
     "rpc.grpc.status_code", "llmops.index", "llmops.index_version", "llmops.top_k", "gen_ai.request.model",
     "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "llmops.template", "llmops.prompt_tokens",
-    "llmops.truncated", "llmops.pipeline",
+    "llmops.truncated", "llmops.pipeline", "llmops.route", "llmops.served_by", "llmops.request_id",
+    "http.response.status_code",
 )
 
 
@@ -37,6 +41,24 @@ def render(trace_id: str) -> str:
         if attrs:
             lines.append(f"{'':<18} {'  ' * depth[s.span_id]}  " + " ".join(attrs))
     return "\n".join(lines)
+
+
+def render_complete(trace_id: str, before: Callable[[], None] | None = None, timeout_s: float = 5.0,
+                    settle_s: float = 0.7) -> str:
+    """`render` once every process has exported its spans: services export in batches every
+    0.5 s, so wait until the trace stops growing for `settle_s` (at most `timeout_s`)."""
+    if before is not None:
+        before()
+    deadline = time.monotonic() + timeout_s
+    count, stable_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        n = len(spanstore.read_trace(telemetry.trace_store_path(), trace_id))
+        if n != count:
+            count, stable_since = n, time.monotonic()
+        elif n and time.monotonic() - stable_since >= settle_s:
+            break
+        time.sleep(0.1)
+    return render(trace_id)
 
 
 def recent() -> str:

@@ -56,6 +56,13 @@ def setup_tracing(service_name: str) -> TracerProvider:
     return provider
 
 
+def flush(timeout_ms: int = 2000) -> None:
+    """Export this process's finished spans now (before reading a trace back)."""
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "force_flush"):
+        provider.force_flush(timeout_ms)
+
+
 def current_trace_id() -> str:
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else ""

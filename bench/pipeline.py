@@ -1,0 +1,99 @@
+"""Pipeline benchmark (`python -m bench.pipeline`): every service its own process, as in the
+end-to-end tests (the demo model trained for a few steps, a small index).
+
+- `end_to_end`: RunPipeline p50 vs the sum of the direct component calls it stands for, timed
+  in the same rounds: resolving the bundle (registry GetModelVersion), AssemblePrompt with the
+  same arguments, and the answer streamed from generation with the same messages and sampling
+  (greedy, so both sides generate the same tokens). Target <= 1.2x.
+- `openai_endpoint`: `POST /v1/chat/completions` (the OpenAI-compatible API, one keep-alive
+  HTTP connection) vs RunPipeline over gRPC: the cost of the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.harness import Comparison, Stats, write_report
+from llmops.modeling import demo
+from tests.pipeline.conftest import RagStack
+
+QUESTION = "Who may move the production alias of a model?"
+ROUNDS, PER_ROUND = 10, 5
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        model = home / "demo-llm"
+        demo.build(DOCS, model, demo.DemoSpec(steps=30))
+        rag = RagStack(home, model)
+        try:
+            return run(rag)
+        finally:
+            rag.close()
+
+
+def run(rag: RagStack) -> int:
+    c = rag.client()
+    bundle = c.registry.get_version("kb-qa@production")
+    spec = bundle.pipeline_spec
+    max_tokens = int(spec.parameters["max_tokens"])
+    seed = int(spec.parameters["seed"])
+    roles = ["", "system", "user", "assistant"]
+
+    def direct() -> str:
+        c.registry.get_version("kb-qa@production")
+        out = c.prompt.assemble(spec.prompt_template, {"question": QUESTION}, index=spec.index, route=spec.route,
+                                reserve_output_tokens=max_tokens)
+        messages = [(roles[m.role], m.content) for m in out.messages]
+        return "".join(m.delta for m in c.generation.stream(spec.route, messages, max_tokens=max_tokens, seed=seed))
+
+    def pipeline() -> str:
+        return c.pipeline.run("kb-qa@production", QUESTION).answer
+
+    http = httpx.Client(base_url=f"http://{rag.http_address}", timeout=60,
+                        headers={"authorization": f"Bearer {rag.keys['reader']}"})
+
+    def openai_http() -> str:
+        r = http.post("/v1/chat/completions", json={"model": "kb-qa@production",
+                                                    "messages": [{"role": "user", "content": QUESTION}]})
+        r.raise_for_status()
+        return r.json()["choices"][0]["message"]["content"]
+
+    answers = {direct(), pipeline(), openai_http()}
+    assert len(answers) == 1, f"the three paths must generate the same answer: {answers}"
+    sides = {"direct_sum": direct, "run_pipeline": pipeline, "openai_http": openai_http}
+    for fn in sides.values():  # warm-up
+        for _ in range(3):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    order = list(sides)
+    for r in range(ROUNDS):  # interleaved, rotating which goes first
+        for name in order[r % 3:] + order[:r % 3]:
+            for _ in range(PER_ROUND):
+                t = time.perf_counter()
+                sides[name]()
+                times[name].append(time.perf_counter() - t)
+    http.close()
+    stats = {k: Stats.of(v) for k, v in times.items()}
+    comparisons = {
+        "end_to_end": Comparison("direct_sum", "run_pipeline", stats["direct_sum"], stats["run_pipeline"]),
+        "openai_endpoint": Comparison("run_pipeline", "openai_http", stats["run_pipeline"], stats["openai_http"]),
+    }
+    tokens = len(rag.client().pipeline.run("kb-qa@production", QUESTION).answer)
+    write_report("pipeline", comparisons, {"end_to_end": ("end_to_end", "ratio_p50", "<=", 1.2)},
+                 {"answer_chars": tokens, "max_tokens": max_tokens,
+                  "direct_parts_note": "registry GetModelVersion + AssemblePrompt + StreamGenerate, one client",
+                  "spread_ms": {k: round(statistics.pstdev(v) * 1000, 2) for k, v in times.items()}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
