@@ -40,11 +40,10 @@ def main() -> int:
             rag.close()
 
 
-def run(rag: RagStack) -> int:
+def measure(rag: RagStack, max_tokens: int) -> dict[str, list[float]]:
+    """Per-call seconds of the three paths, `max_tokens` answer tokens each, interleaved rounds."""
     c = rag.client()
-    bundle = c.registry.get_version("kb-qa@production")
-    spec = bundle.pipeline_spec
-    max_tokens = int(spec.parameters["max_tokens"])
+    spec = c.registry.get_version("kb-qa@production").pipeline_spec
     seed = int(spec.parameters["seed"])
     roles = ["", "system", "user", "assistant"]
 
@@ -56,13 +55,13 @@ def run(rag: RagStack) -> int:
         return "".join(m.delta for m in c.generation.stream(spec.route, messages, max_tokens=max_tokens, seed=seed))
 
     def pipeline() -> str:
-        return c.pipeline.run("kb-qa@production", QUESTION).answer
+        return c.pipeline.run("kb-qa@production", QUESTION, max_tokens=max_tokens).answer
 
     http = httpx.Client(base_url=f"http://{rag.http_address}", timeout=60,
                         headers={"authorization": f"Bearer {rag.keys['reader']}"})
 
     def openai_http() -> str:
-        r = http.post("/v1/chat/completions", json={"model": "kb-qa@production",
+        r = http.post("/v1/chat/completions", json={"model": "kb-qa@production", "max_tokens": max_tokens,
                                                     "messages": [{"role": "user", "content": QUESTION}]})
         r.raise_for_status()
         return r.json()["choices"][0]["message"]["content"]
@@ -82,16 +81,26 @@ def run(rag: RagStack) -> int:
                 sides[name]()
                 times[name].append(time.perf_counter() - t)
     http.close()
-    stats = {k: Stats.of(v) for k, v in times.items()}
-    comparisons = {
-        "end_to_end": Comparison("direct_sum", "run_pipeline", stats["direct_sum"], stats["run_pipeline"]),
-        "openai_endpoint": Comparison("run_pipeline", "openai_http", stats["run_pipeline"], stats["openai_http"]),
-    }
-    tokens = len(rag.client().pipeline.run("kb-qa@production", QUESTION).answer)
-    write_report("pipeline", comparisons, {"end_to_end": ("end_to_end", "ratio_p50", "<=", 1.2)},
-                 {"answer_chars": tokens, "max_tokens": max_tokens,
-                  "direct_parts_note": "registry GetModelVersion + AssemblePrompt + StreamGenerate, one client",
-                  "spread_ms": {k: round(statistics.pstdev(v) * 1000, 2) for k, v in times.items()}})
+    return times
+
+
+def run(rag: RagStack) -> int:
+    max_tokens = int(rag.client().registry.get_version("kb-qa@production").pipeline_spec.parameters["max_tokens"])
+    comparisons, spread = {}, {}
+    # The bundle's answer length, and one token: generation dominates the first, so the second
+    # shows the fixed cost of each path (bundle, assembly, HTTP layer) more sharply.
+    for suffix, tokens in (("", max_tokens), ("_1_token", 1)):
+        times = measure(rag, tokens)
+        stats = {k: Stats.of(v) for k, v in times.items()}
+        comparisons[f"end_to_end{suffix}"] = Comparison("direct_sum", "run_pipeline", stats["direct_sum"],
+                                                        stats["run_pipeline"])
+        comparisons[f"openai_endpoint{suffix}"] = Comparison("run_pipeline", "openai_http", stats["run_pipeline"],
+                                                             stats["openai_http"])
+        spread.update({f"{k}{suffix}": round(statistics.pstdev(v) * 1000, 2) for k, v in times.items()})
+    write_report("pipeline", comparisons, {"end_to_end": ("end_to_end", "ratio_p50", "<=", 1.2),
+                                           "end_to_end_1_token": ("end_to_end_1_token", "ratio_p50", "<=", 1.2)},
+                 {"max_tokens": max_tokens, "stdev_ms": spread,
+                  "direct_parts": "registry GetModelVersion + AssemblePrompt + StreamGenerate from one client"})
     return 0
 
 

@@ -143,6 +143,9 @@ def test_build_demo_route_generate_and_usage(stack, tmp_path):
     assert "versions: pipeline models/kb-qa/versions/1, prompt prompts/qa/versions/1, index kb@1, " \
            "model models/demo-llm/versions/1" in asked
     assert "llmops-pipeline" in asked and "llmops-modelserver" in asked  # the waterfall
+    asked = llmops("ask", "Who may move the production alias?", "--pipeline", "kb-qa@production")
+    answer_trace = asked.stdout.rsplit("trace ", 1)[1].split()[0]
+    assert f"trace {answer_trace}" in asked.stderr  # the CLI's own trace continues through every service
     unknown = llmops("ask", "hi", "--pipeline", "nope@production", check=False)
     assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
     (tmp_path / "pickled").mkdir()

@@ -82,11 +82,16 @@ class RagStack:
         return self.clients[role]
 
     def spans(self, trace_id: str, want_services: int, timeout: float = 10.0) -> list[spanstore.StoredSpan]:
-        """The trace's spans once `want_services` processes have exported theirs (batched: ~0.5 s)."""
+        """The trace's spans once `want_services` processes have exported theirs and the trace has
+        stopped growing (processes export in batches every 0.5 s)."""
         deadline = time.monotonic() + timeout
+        count, stable_since = -1, time.monotonic()
         while True:
             spans = spanstore.read_trace(self.home / "traces.db", trace_id)
-            if len({s.service for s in spans}) >= want_services or time.monotonic() > deadline:
+            if len(spans) != count:
+                count, stable_since = len(spans), time.monotonic()
+            done = len({s.service for s in spans}) >= want_services and time.monotonic() - stable_since > 1.0
+            if done or time.monotonic() > deadline:
                 return spans
             time.sleep(0.2)
 

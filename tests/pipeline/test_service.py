@@ -45,8 +45,11 @@ def test_answer_with_citations_versions_and_one_trace_through_six_processes(rag)
     run = by_name["llmops.pipeline.v1.PipelineService/RunPipeline"]
     assert run.attributes["llmops.pipeline"] == bundle.name
     assert run.attributes["llmops.request_id"] == out.request_id
+    # the prompt was counted with the route model's tokenizer and chat template, exactly as the model saw it
+    assert run.attributes["llmops.prompt_tokens"] == out.usage.input_tokens
     ids = {s.span_id for s in spans}
-    assert sum(1 for s in spans if s.parent_id not in ids) == 1, "every span but the root has its parent in the trace"
+    roots = [(s.service, s.name) for s in spans if s.parent_id not in ids]
+    assert len(roots) == 1, f"every span but the root has its parent in the trace: {roots}"
 
 
 def test_stream_sends_citations_first_and_usage_last(rag):
@@ -138,3 +141,23 @@ def test_documents_cited_are_the_indexed_ones(rag):
     out = rag.client().pipeline.run("kb-qa@production", "What do routes limit for each caller?")
     assert out.citations[0].document_id == "limits.md"
     assert out.citations[0].text in DOCS["limits.md"]
+
+
+def test_moving_the_bundle_alias_switches_prompt_route_and_sampling_together(rag):
+    admin = rag.client("admin")
+    v2 = admin.registry.create_pipeline_version("kb-qa", prompt_template="qa@1", index="kb", route="ext",
+                                                parameters={"max_tokens": 6})
+    code, msg = code_of(admin.registry.set_alias, "kb-qa", "production", v2.version)
+    assert code is grpc.StatusCode.FAILED_PRECONDITION  # a bundle waits for approval like a model
+    admin.registry.approve(v2.name)
+    v1 = admin.registry.get_version("kb-qa@production").version
+    admin.registry.set_alias("kb-qa", "production", v2.version)
+    try:
+        deadline = time.monotonic() + 5
+        while (out := rag.client().pipeline.run("kb-qa@production", QUESTION)).versions.pipeline != v2.name:
+            assert time.monotonic() < deadline, "the moved alias is followed within the bundle TTL"
+            time.sleep(0.2)
+        assert out.versions.model == "provider:echo-1" and out.usage.output_tokens <= 6
+    finally:
+        admin.registry.set_alias("kb-qa", "production", v1)
+    time.sleep(0.6)  # the bundle TTL: later tests see v1 again

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import json_format, struct_pb2
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
@@ -15,6 +16,13 @@ from llmops.core.interceptors import TRACE_ID_HEADER
 
 F = TypeVar("F", bound=Callable[..., Any])
 _tracer = trace.get_tracer("llmops.client")
+
+
+def struct(values: dict | None) -> struct_pb2.Struct:
+    """A dict as a protobuf Struct (JSON values)."""
+    s = struct_pb2.Struct()
+    json_format.ParseDict(values or {}, s)
+    return s
 
 
 def tracer() -> trace.Tracer:

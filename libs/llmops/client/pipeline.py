@@ -8,12 +8,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import grpc
-from google.protobuf import struct_pb2
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from llmops.client.base import CallError, ServiceClient, operation
+from llmops.client.base import CallError, ServiceClient, operation, struct
 from llmops.client.base import tracer as client_tracer
 from llmops.core.errors import InvalidArgument
 from llmops.pipeline.v1 import pipeline_pb2 as pb
@@ -75,13 +74,6 @@ class BundleParameters:
         return out
 
 
-def _struct(values: dict | None) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    if values:
-        s.update(values)
-    return s
-
-
 class PipelineClient(ServiceClient):
     service = "pipeline"
 
@@ -93,7 +85,7 @@ class PipelineClient(ServiceClient):
     def request(pipeline: str, question: str, *, history: list[tuple[str, str]] | None = None,
                 variables: dict | None = None, max_tokens: int = 0) -> pb.RunPipelineRequest:
         """`history`: earlier (role, text) turns, role `user` or `assistant`."""
-        return pb.RunPipelineRequest(pipeline=pipeline, question=question, variables=_struct(variables),
+        return pb.RunPipelineRequest(pipeline=pipeline, question=question, variables=struct(variables),
                                      history=[pb.Turn(role=r, content=c) for r, c in history or ()],
                                      max_tokens=max_tokens)
 

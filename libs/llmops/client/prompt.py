@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 
-from llmops.client.base import ServiceClient, operation
+from llmops.client.base import ServiceClient, operation, struct
 from llmops.prompt.v1 import prompt_pb2 as pb
 from llmops.prompt.v1 import prompt_pb2_grpc
 
 ROLES = {"system": pb.ROLE_SYSTEM, "user": pb.ROLE_USER, "assistant": pb.ROLE_ASSISTANT}
 TYPES = {"string": pb.VARIABLE_TYPE_STRING, "number": pb.VARIABLE_TYPE_NUMBER, "bool": pb.VARIABLE_TYPE_BOOL,
          "list": pb.VARIABLE_TYPE_LIST}
-
-
-def _struct(d: dict | None) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    json_format.ParseDict(d or {}, s)
-    return s
 
 
 def variable(name: str, type: str = "string", default=None, description: str = "") -> pb.Variable:
@@ -56,7 +50,7 @@ class PromptClient(ServiceClient):
                        query_variable: str = "", request_id: str | None = None) -> pb.PromptVersion:
         retrieval = pb.RetrievalSpec(index=index, top_k=top_k if index else 0, query_variable=query_variable)
         if filter:
-            retrieval.filter.CopyFrom(_struct(filter))
+            retrieval.filter.CopyFrom(struct(filter))
         return self._unary(self.stub.CreatePromptVersion, pb.CreatePromptVersionRequest(
             parent=template, messages=[pb.Message(role=ROLES[r], content=c) for r, c in messages],
             variables=variables or [], retrieval=retrieval,
@@ -84,10 +78,10 @@ class PromptClient(ServiceClient):
                  history: list[tuple[str, str]] | None = None) -> pb.AssemblePromptResponse:
         """`history`: earlier (role, text) turns, role `user` or `assistant`."""
         request = pb.AssemblePromptRequest(
-            template=template, variables=_struct(variables), query=query,
+            template=template, variables=struct(variables), query=query,
             context_window_tokens=context_window_tokens, reserve_output_tokens=reserve_output_tokens,
             tokenizer_model=tokenizer_model, route=route, index=index, top_k=top_k,
             history=[pb.Message(role=pb.Role.Value(f"ROLE_{r.upper()}"), content=c) for r, c in history or ()])
         if filter:
-            request.filter.CopyFrom(_struct(filter))
+            request.filter.CopyFrom(struct(filter))
         return self._unary(self.stub.AssemblePrompt, request)

@@ -128,6 +128,15 @@ class KeyStore:
                 self._reload()
         return self._by_hash.get(digest)
 
+    def authenticate(self, key: str | None) -> Principal:
+        """The key's principal; UNAUTHENTICATED for a missing or unknown key."""
+        if not key:
+            raise Unauthenticated("no API key: send `authorization: Bearer <key>` (see `llmops keys create`)")
+        principal = self.lookup(key)
+        if principal is None:
+            raise Unauthenticated("unknown API key")
+        return principal
+
     @property
     def empty(self) -> bool:
         return not self._by_hash
@@ -173,11 +182,7 @@ class Policy:
         """The caller's principal; raises Unauthenticated / PermissionDenied. None for open RPCs."""
         if method.startswith(OPEN_SERVICES):
             return None
-        if not key:
-            raise Unauthenticated("no API key: send `authorization: Bearer <key>` (see `llmops keys create`)")
-        principal = keys.lookup(key)
-        if principal is None:
-            raise Unauthenticated("unknown API key")
+        principal = keys.authenticate(key)
         needed = self.rules.get(method)
         if needed is None:
             raise PermissionDenied(f"{method} is not in this service's policy table; denied by default")

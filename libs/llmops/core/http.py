@@ -19,7 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from llmops.core import auth
-from llmops.core.errors import DomainError, Unauthenticated
+from llmops.core.errors import DomainError
 from llmops.core.interceptors import TRACE_ID_HEADER
 
 # gRPC status code name -> HTTP status
@@ -110,11 +110,7 @@ def authenticate(headers: Mapping[str, str], keys: auth.KeyStore, role: auth.Rol
                  ) -> tuple[auth.Principal, str]:
     """The caller's principal and key from `authorization: Bearer` (or `x-api-key`)."""
     key = auth.bearer_key(headers)
-    if not key:
-        raise Unauthenticated("no API key: send `Authorization: Bearer <key>` (see `llmops keys create`)")
-    principal = keys.lookup(key)
-    if principal is None:
-        raise Unauthenticated("unknown API key")
+    principal = keys.authenticate(key)
     token = auth.current_principal.set(principal)
     try:
         auth.require(role, action)
