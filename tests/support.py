@@ -96,6 +96,7 @@ class ServiceProcess:
         self.proc: subprocess.Popen | None = None
         self.address = ""
         self.http_address = ""  # for a service that also serves HTTP
+        self.metrics_address = ""  # Prometheus /metrics
         self.log = workdir / f"{name}.log"
 
     def launch(self) -> ServiceProcess:
@@ -103,7 +104,8 @@ class ServiceProcess:
         prefix = self.prefix
         self._ready = self.workdir / f"{self.name}.ready"
         self._ready.unlink(missing_ok=True)
-        env = {**os.environ, **self.env, f"{prefix}_PORT": str(self.port), f"{prefix}_HOST": "127.0.0.1",
+        env = {**os.environ, f"{prefix}_METRICS_PORT": "0", **self.env, f"{prefix}_PORT": str(self.port),
+               f"{prefix}_HOST": "127.0.0.1",
                f"{prefix}_READY_FILE": str(self._ready)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module, *self.args], env=env, cwd=ROOT,
@@ -123,6 +125,7 @@ class ServiceProcess:
         lines = self._ready.read_text().split("\n")
         self.address = lines[0].strip()
         self.http_address = next((x.split()[1] for x in lines[1:] if x.startswith("http ")), "")
+        self.metrics_address = next((x.split()[1] for x in lines[1:] if x.startswith("metrics ")), "")
         return self
 
     def start(self, timeout: float = 60) -> ServiceProcess:

@@ -14,6 +14,7 @@ import grpc
 import httpx
 from google.protobuf import json_format
 from opentelemetry import trace
+from prometheus_client import Counter
 
 from llmops.client.model_files import ModelFiles, estimate_tokens
 from llmops.core import auth, channels, names, pagination
@@ -39,6 +40,9 @@ POLICY = auth.Policy.for_service(SERVICE, {
 })
 ROLES = {"system", "user", "assistant"}
 FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH}
+
+
+TOKENS = Counter("llmops_generation_tokens_total", "Tokens generated and read, by route", ["route", "kind"])
 
 
 def route_id(name: str) -> str:
@@ -225,6 +229,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 span.set_attribute("gen_ai.completion", outcome.text or delivered)
             outcome.input_tokens, outcome.output_tokens = inp, out
         self._accounting.settle(p.reservation, inp, out)
+        TOKENS.labels(p.route.name, "input").inc(inp)
+        TOKENS.labels(p.route.name, "output").inc(out)
 
     @staticmethod
     def _on_target(target: Target) -> None:

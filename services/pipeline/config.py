@@ -1,6 +1,6 @@
 """Pipeline settings, from `LLMOPS_PIPELINE_*` variables; the services it calls are found through
-`LLMOPS_REGISTRY_ADDRESS`, `LLMOPS_PROMPT_ADDRESS` and `LLMOPS_GENERATION_ADDRESS` (loopback
-defaults)."""
+`LLMOPS_REGISTRY_ADDRESS`, `LLMOPS_PROMPT_ADDRESS`, `LLMOPS_GENERATION_ADDRESS` and
+`LLMOPS_FEEDBACK_ADDRESS` (loopback defaults)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ class PipelineConfig:
     registry_address: str = ""
     prompt_address: str = ""
     generation_address: str = ""
+    feedback_address: str = ""
+    api_key: str = ""  # the pipeline's own key (role editor): logs answers to the feedback service
+    outbox_url: str = ""  # the inference outbox; default SQLite under $LLMOPS_HOME/data/pipeline
     http_host: str = "127.0.0.1"
     http_port: int = -1  # the OpenAI-compatible API; -1: the default port, 0: a free one
     bundle_ttl_s: float = 5.0  # a moved bundle alias is followed within this time
@@ -21,6 +24,13 @@ class PipelineConfig:
 
     def address(self, service: str) -> str:
         return getattr(self, f"{service}_address") or localenv.service_address(service)
+
+    def resolved_outbox_url(self) -> str:
+        if self.outbox_url:
+            return self.outbox_url
+        path = localenv.home() / "data" / "pipeline"
+        path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path / 'outbox.db'}"
 
     def resolved_http_port(self) -> int:
         return localenv.DEFAULT_PORTS["pipeline_http"] if self.http_port < 0 else self.http_port

@@ -229,7 +229,7 @@ class OpenAIApi:
         request_id = new_request_id()
         span.set_attribute("llmops.request_id", request_id)
         headers = {**http.trace_headers(span), "x-request-id": request_id}
-        pieces = self._pieces(chat, rc)
+        pieces = self._pieces(chat, request_id)
         if chat.stream:
             return await self._stream(chat, rc, pieces, request_id, headers)
         try:
@@ -255,9 +255,9 @@ class OpenAIApi:
         http.ServerSpans.finish(span, 200)
         return JSONResponse(body, headers=headers)
 
-    def _pieces(self, chat: ChatRequest, rc: http.RequestContext) -> AsyncIterator[Piece]:
+    def _pieces(self, chat: ChatRequest, request_id: str) -> AsyncIterator[Piece]:
         if chat.is_pipeline:
-            return self._runner.answer(chat.question(), Deadline(self._timeout))
+            return self._runner.answer(chat.question(), Deadline(self._timeout), request_id)
         return self._route_pieces(chat)
 
     async def _route_pieces(self, chat: ChatRequest) -> AsyncIterator[Piece]:

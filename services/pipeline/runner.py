@@ -9,6 +9,7 @@ model's work at the next token, for unary callers too.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,12 +22,16 @@ from opentelemetry import trace
 
 from llmops.client.model_files import ModelFiles
 from llmops.client.pipeline import BundleParameters
-from llmops.core import channels, names, telemetry
+from llmops.core import auth, channels, names, telemetry
 from llmops.core.errors import DeadlineExceeded, DomainError, FailedPrecondition, InvalidArgument, Unavailable
+from llmops.core.timeutil import now_us, timestamp
+from llmops.feedback.v1 import feedback_pb2 as fpb
 from llmops.generation.v1 import generation_pb2 as gpb
 from llmops.prompt.v1 import prompt_pb2 as ppb
 from llmops.registry.v1 import registry_pb2 as rpb
+from services.pipeline.outbox import InferenceOutbox
 
+log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 32_000
 MAX_HISTORY = 64
 ROLES = {"user": ppb.ROLE_USER, "assistant": ppb.ROLE_ASSISTANT}
@@ -100,10 +105,11 @@ class Deadline:
 
 
 class PipelineRunner:
-    def __init__(self, bundles: ModelFiles, prompt_stub, generation_stub):
+    def __init__(self, bundles: ModelFiles, prompt_stub, generation_stub, outbox: InferenceOutbox | None = None):
         self._bundles = bundles  # resolves `name@alias` for bundle_ttl_s, versions for good
         self._prompt = prompt_stub
         self._generation = generation_stub
+        self._outbox = outbox  # None: answers are not logged
         self._parsed: dict[str, Bundle] = {}
 
     # -- bundles -------------------------------------------------------------------------------
@@ -169,8 +175,29 @@ class PipelineRunner:
         except grpc.aio.AioRpcError as exc:
             raise self._downstream(exc, "prompt", deadline) from None
 
-    async def answer(self, q: Question, deadline: Deadline) -> AsyncIterator[Piece]:
-        """The answer as pieces; raises DomainError (a downstream failure names its service)."""
+    async def _log(self, request_id: str, q: Question, b: Bundle, versions: Versions, citations: list[Citation],
+                   answer: str, last: Piece, started: float) -> None:
+        """Queue the inference record; a failure here is logged, never the caller's problem."""
+        if self._outbox is None:
+            return
+        record = fpb.InferenceRecord(
+            request_id=request_id, trace_id=telemetry.current_trace_id(), pipeline_version=b.version,
+            prompt_version=versions.prompt, index_version=versions.index, model_version=versions.model,
+            question=q.text, chunk_ids=[c.chunk_id for c in citations], answer=answer,
+            latency_ms=(time.monotonic() - started) * 1e3, input_tokens=last.input_tokens,
+            output_tokens=last.output_tokens, caller=auth.caller().name, create_time=timestamp(now_us()),
+            pipeline=b.version.split("/")[1],
+            sources=[fpb.Source(document_id=c.document_id, chunk_id=c.chunk_id, score=c.score, text=c.text)
+                     for c in citations])
+        try:
+            await self._outbox.add(record)
+        except Exception:  # the answer was given: a lost log line must not fail it
+            log.exception("could not queue the inference record of %s", request_id)
+
+    async def answer(self, q: Question, deadline: Deadline, request_id: str = "") -> AsyncIterator[Piece]:
+        """The answer as pieces; raises DomainError (a downstream failure names its service). The
+        inference record is queued for the feedback service before the last piece is given."""
+        started = time.monotonic()
         self.check(q)
         b = await self.bundle(q.pipeline, deadline)
         max_tokens = min(q.max_tokens or b.params.max_tokens, b.params.max_tokens)
@@ -188,15 +215,19 @@ class PipelineRunner:
                                         top_p=b.params.top_p, stop=list(b.params.stop), seed=b.params.seed))
         call = self._generation.StreamGenerate(request, timeout=deadline.remaining())
         first = True
+        parts: list[str] = []
         try:
             async for msg in call:
                 if first and msg.served_by:
                     versions.model = msg.served_by.removeprefix("registry:")
                     span.set_attribute("llmops.model", versions.model)
+                parts.append(msg.delta)
                 if msg.HasField("usage"):
-                    yield Piece(msg.delta, citations if first else None, versions if first else None,
-                                msg.usage.input_tokens, msg.usage.output_tokens,
-                                FINISH.get(msg.finish_reason, "stop"), last=True)
+                    last = Piece(msg.delta, citations if first else None, versions if first else None,
+                                 msg.usage.input_tokens, msg.usage.output_tokens,
+                                 FINISH.get(msg.finish_reason, "stop"), last=True)
+                    await self._log(request_id, q, b, versions, citations, "".join(parts), last, started)
+                    yield last
                     return
                 yield Piece(msg.delta, citations if first else None, versions if first else None)
                 first = False

@@ -49,7 +49,7 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):
         request_id, trace_id = self._start()
         out = pb.RunPipelineResponse(request_id=request_id, trace_id=trace_id)
         parts = []
-        async for piece in self._runner.answer(question(request), Deadline(context.time_remaining())):
+        async for piece in self._runner.answer(question(request), Deadline(context.time_remaining()), request_id):
             parts.append(piece.delta)
             fill(out, piece)
         out.answer = "".join(parts)
@@ -57,7 +57,7 @@ class PipelineServicer(pipeline_pb2_grpc.PipelineServiceServicer):
 
     async def StreamRunPipeline(self, request, context) -> AsyncIterator[pb.StreamRunPipelineResponse]:
         request_id, trace_id = self._start()
-        async for piece in self._runner.answer(question(request), Deadline(context.time_remaining())):
+        async for piece in self._runner.answer(question(request), Deadline(context.time_remaining()), request_id):
             out = pb.StreamRunPipelineResponse(delta=piece.delta, request_id=request_id, trace_id=trace_id)
             fill(out, piece)
             yield out

@@ -161,3 +161,28 @@ def test_moving_the_bundle_alias_switches_prompt_route_and_sampling_together(rag
     finally:
         admin.registry.set_alias("kb-qa", "production", v1)
     time.sleep(0.6)  # the bundle TTL: later tests see v1 again
+
+
+def test_every_answer_is_logged_exactly_once_even_while_the_feedback_service_is_down(rag):
+    c = rag.client()
+    reviewer = rag.client("reviewer").feedback
+    first = c.pipeline.run("ext-qa@production", "What do limits cap?")
+    rag.procs["feedback"].terminate()
+    ids = []
+    try:
+        for i in range(50):  # every user request succeeds while answers cannot be logged
+            ids.append(c.pipeline.run("ext-qa@production", f"question number {i}").request_id)
+    finally:
+        rag.restart("feedback")
+    deadline = time.monotonic() + 30
+    while not set(ids) <= set(logged := [r.request_id for r in reviewer.inferences(pipeline="ext-qa", limit=1000)]):
+        assert time.monotonic() < deadline, f"{len(set(ids) - set(logged))} of 50 records never arrived"
+        time.sleep(0.3)
+    assert len(logged) == len(set(logged)), "no record twice"
+    record = next(r for r in reviewer.inferences(pipeline="ext-qa", limit=1000) if r.request_id == first.request_id)
+    assert record.trace_id == first.trace_id and record.answer == first.answer
+    assert record.question == "What do limits cap?" and record.caller == "reader"
+    assert (record.pipeline_version, record.prompt_version, record.index_version, record.model_version) == (
+        first.versions.pipeline, first.versions.prompt, first.versions.index, first.versions.model)
+    assert [s.text for s in record.sources] == [c.text for c in first.citations]
+    assert record.output_tokens == first.usage.output_tokens and record.latency_ms > 0

@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from llmops.cli import generate, index, models, pipelines, prompts, stack, tracecmd
+from llmops.cli import feedback, generate, index, models, pipelines, prompts, stack, tracecmd
 from llmops.client import CallError, Client
 from llmops.core import auth, localenv
 from llmops.core.errors import DomainError
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     prompts.register(sub)
     generate.register(sub)
     pipelines.register(sub)
+    feedback.register(sub)
     return parser
 
 

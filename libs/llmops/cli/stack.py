@@ -23,12 +23,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmops.core import auth, localenv
 
 # The services `llmops up` starts, in dependency order; each later service is added here.
-SERVICES = ["registry", "retrieval", "prompt", "modelserver", "generation", "pipeline"]
+SERVICES = ["registry", "retrieval", "prompt", "modelserver", "generation", "feedback", "pipeline"]
 # Services that also serve HTTP beside gRPC: the setting that sets its port, its config.json entry.
-EXTRA_HTTP = {"pipeline": ("LLMOPS_PIPELINE_HTTP_PORT", "pipeline_http")}
+EXTRA_HTTP = {"pipeline": ("LLMOPS_PIPELINE_HTTP_PORT", "pipeline_http"),
+              "feedback": ("LLMOPS_FEEDBACK_HTTP_PORT", "feedback_http")}
 HTTP_SERVICES = {"modelserver"}  # BentoML: health is GET /readyz
 # Services that call others in the background (not on a caller's behalf) get their own key.
-SERVICE_KEYS = {"modelserver": auth.Role.READER, "generation": auth.Role.READER}
+SERVICE_KEYS = {"modelserver": auth.Role.READER, "generation": auth.Role.READER,
+                "pipeline": auth.Role.EDITOR}  # the pipeline logs answers to the feedback service
 START_TIMEOUT_S = 120.0  # the model server imports BentoML, torch and DeepSpeed
 STOP_TIMEOUT_S = 20.0
 
@@ -150,6 +152,8 @@ def up(services: list[str] | None = None, *, free_ports: bool = False, echo=prin
                f"{prefix}_KEYS_FILE": str(localenv.keys_path()),
                # where every service listens (a service calls those it needs)
                **{f"LLMOPS_{s.upper()}_ADDRESS": a for s, a in {**config.services, **plan}.items()}}
+        if free_ports:  # metrics default to the gRPC port + 1000, which a free port may not have
+            env[f"{prefix}_METRICS_PORT"] = "0"
         if name in EXTRA_HTTP:
             setting, entry = EXTRA_HTTP[name]
             env[setting] = plan[entry].rsplit(":", 1)[1]

@@ -7,6 +7,7 @@ import os
 
 import grpc
 
+from llmops.client.feedback import FeedbackClient
 from llmops.client.generation import GenerationClient
 from llmops.client.pipeline import PipelineClient
 from llmops.client.prompt import PromptClient
@@ -59,11 +60,15 @@ class Client:
     def pipeline(self) -> PipelineClient:
         return PipelineClient(self.channel("pipeline"))
 
+    @functools.cached_property
+    def feedback(self) -> FeedbackClient:
+        return FeedbackClient(self.channel("feedback"))
+
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
-        for wrapper in ("registry", "retrieval", "prompt", "generation", "pipeline"):
+        for wrapper in ("registry", "retrieval", "prompt", "generation", "pipeline", "feedback"):
             self.__dict__.pop(wrapper, None)
 
     def __enter__(self) -> Client:

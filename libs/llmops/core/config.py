@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ class ConfigError(ValueError):
 
 def _convert(raw: str, kind: Any, var: str) -> Any:
     origin = typing.get_origin(kind)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         if raw == "":
             return None

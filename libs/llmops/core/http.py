@@ -19,6 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from llmops.core import auth
+from llmops.core.config import ConfigError
 from llmops.core.errors import DomainError
 from llmops.core.interceptors import TRACE_ID_HEADER
 
@@ -75,6 +76,16 @@ class HttpServer:
             self._server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._task, 10)
+
+
+async def start_beside(server, web: HttpServer, host: str, port: int) -> None:
+    """Start `web` next to a started gRPC `server` (its port becomes `server.http_port`); if it
+    cannot bind, stop the gRPC server too and say which address was taken."""
+    try:
+        server.http_port = await web.start()
+    except OSError as exc:
+        await server.stop(0)
+        raise ConfigError(f"cannot bind the HTTP server on {host}:{port}: {exc.strerror}") from None
 
 
 @dataclass

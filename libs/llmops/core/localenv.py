@@ -14,6 +14,7 @@ DEFAULT_PORTS = {
     "pipeline": 50055, "feedback": 50056, "finetuning": 50057,
     "modelserver": 50058,  # HTTP (BentoML), reached by the generation service only
     "pipeline_http": 50059,  # the pipeline's OpenAI-compatible HTTP API
+    "feedback_http": 50060,  # the review web app
 }
 
 

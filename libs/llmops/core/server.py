@@ -24,9 +24,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
-from llmops.core import auth, localenv, telemetry
+from llmops.core import auth, localenv, metrics, telemetry
 from llmops.core.config import ConfigError, from_env
 from llmops.core.interceptors import AuthStage, DeadlineStage, StagedInterceptor, TracingStage
+from llmops.core.metrics import MetricsStage
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class ServerConfig:
     default_timeout_s: float = 30.0
     max_timeout_s: float = 600.0
     keys_file: str = ""  # default: $LLMOPS_HOME/keys.json
+    # Prometheus /metrics: None is the gRPC port + 1000 (a free port when that is 0), 0 a free
+    # port, -1 off.
+    metrics_port: int | None = None
     ready_file: str = ""  # written with host:port once serving, then `http host:port` if it serves HTTP
 
 
@@ -68,6 +72,7 @@ class Server:
         self._on_stop = list(on_stop)
         self._watchers: list[asyncio.Task] = []
         self.http_port: int | None = None  # a service that also serves HTTP (e.g. an OpenAI-compatible API)
+        self.metrics_port: int | None = None
 
     @property
     def address(self) -> str:
@@ -138,6 +143,7 @@ async def create_server(
         policy = policy | b.policy
     interceptor = StagedInterceptor([
         TracingStage(tracer_provider),
+        MetricsStage(),
         AuthStage(policy, keys),
         DeadlineStage(config.default_timeout_s, config.max_timeout_s),
     ])
@@ -202,18 +208,28 @@ async def _serve(service: str, config: ServerConfig, factory: Factory, provider:
         log.warning("no API keys configured: every call except health and reflection will be refused; "
                     "create one with `llmops keys create NAME --role admin`")
     server = await factory(config, keys, provider)
+    if config.metrics_port != -1:
+        wanted = config.metrics_port if config.metrics_port is not None else (config.port + 1000 if config.port else 0)
+        try:
+            server.metrics_port = metrics.serve(config.host, wanted)
+        except OSError as exc:
+            log.warning("no /metrics: cannot bind %s:%d (%s); set LLMOPS_%s_METRICS_PORT", config.host, wanted,
+                        exc.strerror, service.upper())
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     if config.ready_file:
         tmp = Path(config.ready_file + ".tmp")
-        http_line = f"http {config.host}:{server.http_port}\n" if server.http_port else ""
-        tmp.write_text(f"{config.host}:{server.port}\n{http_line}")
+        extra = "".join(f"{kind} {config.host}:{port}\n" for kind, port in
+                        (("http", server.http_port), ("metrics", server.metrics_port)) if port)
+        tmp.write_text(f"{config.host}:{server.port}\n{extra}")
         os.replace(tmp, config.ready_file)
     log.info("%s serving on %s:%d", service, config.host, server.port)
     if server.http_port:
         log.info("%s HTTP API on %s:%d", service, config.host, server.http_port)
+    if server.metrics_port:
+        log.info("%s metrics on http://%s:%d/metrics", service, config.host, server.metrics_port)
     await stopping.wait()
     log.info("stopping: health NOT_SERVING, %.0f s grace for in-flight calls", config.grace_period_s)
     await server.stop(config.grace_period_s)

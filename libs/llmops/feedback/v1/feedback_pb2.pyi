@@ -39,8 +39,20 @@ DATASET_FORMAT_UNSPECIFIED: DatasetFormat
 DATASET_FORMAT_CHAT: DatasetFormat
 DATASET_FORMAT_EVALUATION: DatasetFormat
 
+class Source(_message.Message):
+    __slots__ = ("document_id", "chunk_id", "score", "text")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    chunk_id: str
+    score: float
+    text: str
+    def __init__(self, document_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
+
 class InferenceRecord(_message.Message):
-    __slots__ = ("request_id", "trace_id", "pipeline_version", "prompt_version", "index_version", "model_version", "question", "chunk_ids", "answer", "latency_ms", "input_tokens", "output_tokens", "caller", "create_time")
+    __slots__ = ("request_id", "trace_id", "pipeline_version", "prompt_version", "index_version", "model_version", "question", "chunk_ids", "answer", "latency_ms", "input_tokens", "output_tokens", "caller", "create_time", "sources", "pipeline", "feedback_count")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +67,9 @@ class InferenceRecord(_message.Message):
     OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CALLER_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_COUNT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     trace_id: str
     pipeline_version: str
@@ -69,7 +84,10 @@ class InferenceRecord(_message.Message):
     output_tokens: int
     caller: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., prompt_version: _Optional[str] = ..., index_version: _Optional[str] = ..., model_version: _Optional[str] = ..., question: _Optional[str] = ..., chunk_ids: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., latency_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., caller: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[Source]
+    pipeline: str
+    feedback_count: int
+    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., prompt_version: _Optional[str] = ..., index_version: _Optional[str] = ..., model_version: _Optional[str] = ..., question: _Optional[str] = ..., chunk_ids: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., latency_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., caller: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., pipeline: _Optional[str] = ..., feedback_count: _Optional[int] = ...) -> None: ...
 
 class LogInferenceRequest(_message.Message):
     __slots__ = ("record",)
@@ -86,7 +104,7 @@ class LogInferenceResponse(_message.Message):
     def __init__(self, record: _Optional[_Union[InferenceRecord, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class Feedback(_message.Message):
-    __slots__ = ("name", "request_id", "trace_id", "thumb", "rating", "corrected_answer", "comment", "labels", "reviewer", "source", "quarantined", "create_time")
+    __slots__ = ("name", "request_id", "trace_id", "thumb", "rating", "corrected_answer", "comment", "labels", "reviewer", "source", "quarantined", "create_time", "created_by", "pipeline_version", "model_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +117,9 @@ class Feedback(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     QUARANTINED_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     request_id: str
     trace_id: str
@@ -111,7 +132,10 @@ class Feedback(_message.Message):
     source: FeedbackSource
     quarantined: bool
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., thumb: _Optional[_Union[Thumb, str]] = ..., rating: _Optional[int] = ..., corrected_answer: _Optional[str] = ..., comment: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reviewer: _Optional[str] = ..., source: _Optional[_Union[FeedbackSource, str]] = ..., quarantined: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    created_by: str
+    pipeline_version: str
+    model_version: str
+    def __init__(self, name: _Optional[str] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., thumb: _Optional[_Union[Thumb, str]] = ..., rating: _Optional[int] = ..., corrected_answer: _Optional[str] = ..., comment: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., reviewer: _Optional[str] = ..., source: _Optional[_Union[FeedbackSource, str]] = ..., quarantined: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class CreateFeedbackRequest(_message.Message):
     __slots__ = ("feedback", "idempotency_key")
@@ -230,3 +254,39 @@ class ExportDatasetResponse(_message.Message):
     table_version: int
     row_count: int
     def __init__(self, table_uri: _Optional[str] = ..., table_version: _Optional[int] = ..., row_count: _Optional[int] = ...) -> None: ...
+
+class ListInferencesRequest(_message.Message):
+    __slots__ = ("pipeline", "awaiting_review", "page_size", "page_token")
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    AWAITING_REVIEW_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    pipeline: str
+    awaiting_review: bool
+    page_size: int
+    page_token: str
+    def __init__(self, pipeline: _Optional[str] = ..., awaiting_review: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListInferencesResponse(_message.Message):
+    __slots__ = ("inferences", "next_page_token")
+    INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    inferences: _containers.RepeatedCompositeFieldContainer[InferenceRecord]
+    next_page_token: str
+    def __init__(self, inferences: _Optional[_Iterable[_Union[InferenceRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetQuarantineRequest(_message.Message):
+    __slots__ = ("names", "created_by", "quarantined")
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINED_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    created_by: str
+    quarantined: bool
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., created_by: _Optional[str] = ..., quarantined: _Optional[bool] = ...) -> None: ...
+
+class SetQuarantineResponse(_message.Message):
+    __slots__ = ("updated",)
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    updated: int
+    def __init__(self, updated: _Optional[int] = ...) -> None: ...

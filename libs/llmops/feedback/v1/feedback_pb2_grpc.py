@@ -66,6 +66,16 @@ class FeedbackServiceStub:
                 request_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.ExportDatasetRequest.SerializeToString,
                 response_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.ExportDatasetResponse.FromString,
                 _registered_method=True)
+        self.ListInferences = channel.unary_unary(
+                '/llmops.feedback.v1.FeedbackService/ListInferences',
+                request_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.ListInferencesRequest.SerializeToString,
+                response_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.ListInferencesResponse.FromString,
+                _registered_method=True)
+        self.SetQuarantine = channel.unary_unary(
+                '/llmops.feedback.v1.FeedbackService/SetQuarantine',
+                request_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.SetQuarantineRequest.SerializeToString,
+                response_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.SetQuarantineResponse.FromString,
+                _registered_method=True)
 
 
 class FeedbackServiceServicer:
@@ -121,6 +131,23 @@ class FeedbackServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListInferences(self, request, context):
+        """Lists answered requests, newest first, with their sources and feedback count (the review
+        queue); INVALID_ARGUMENT for a bad page token. Role: reviewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetQuarantine(self, request, context):
+        """Marks feedback quarantined (excluded from exports and summaries) or releases it, by name or
+        everything one caller sent; INVALID_ARGUMENT when neither is given, NOT_FOUND for an unknown
+        name. Role: editor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FeedbackServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +180,16 @@ def add_FeedbackServiceServicer_to_server(servicer, server):
                     servicer.ExportDataset,
                     request_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.ExportDatasetRequest.FromString,
                     response_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.ExportDatasetResponse.SerializeToString,
+            ),
+            'ListInferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInferences,
+                    request_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.ListInferencesRequest.FromString,
+                    response_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.ListInferencesResponse.SerializeToString,
+            ),
+            'SetQuarantine': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQuarantine,
+                    request_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.SetQuarantineRequest.FromString,
+                    response_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.SetQuarantineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -319,6 +356,60 @@ class FeedbackService:
             '/llmops.feedback.v1.FeedbackService/ExportDataset',
             llmops_dot_feedback_dot_v1_dot_feedback__pb2.ExportDatasetRequest.SerializeToString,
             llmops_dot_feedback_dot_v1_dot_feedback__pb2.ExportDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.feedback.v1.FeedbackService/ListInferences',
+            llmops_dot_feedback_dot_v1_dot_feedback__pb2.ListInferencesRequest.SerializeToString,
+            llmops_dot_feedback_dot_v1_dot_feedback__pb2.ListInferencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetQuarantine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.feedback.v1.FeedbackService/SetQuarantine',
+            llmops_dot_feedback_dot_v1_dot_feedback__pb2.SetQuarantineRequest.SerializeToString,
+            llmops_dot_feedback_dot_v1_dot_feedback__pb2.SetQuarantineResponse.FromString,
             options,
             channel_credentials,
             insecure,

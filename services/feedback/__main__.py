@@ -1,0 +1,4 @@
+from llmops.core.server import run
+from services.feedback.server import build
+
+run("feedback", build)

@@ -1,0 +1,34 @@
+"""Feedback settings, from `LLMOPS_FEEDBACK_*` variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmops.core import localenv
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    database_url: str = ""  # default: SQLite under $LLMOPS_HOME/data/feedback
+    export_root: str = ""  # where named Delta tables go; default $LLMOPS_HOME/data/feedback/datasets
+    feedback_per_minute: int = 120  # per caller; 0: no limit
+    watch_poll_s: float = 1.0  # WatchFeedback also polls (other replicas write too)
+    http_host: str = "127.0.0.1"
+    http_port: int = -1  # the review web app; -1: the default port, 0: a free one
+
+    def resolved_http_port(self) -> int:
+        return localenv.DEFAULT_PORTS["feedback_http"] if self.http_port < 0 else self.http_port
+
+    def _data(self) -> Path:
+        path = localenv.home() / "data" / "feedback"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self._data() / 'feedback.db'}"
+
+    def resolved_export_root(self) -> Path:
+        root = Path(self.export_root) if self.export_root else self._data() / "datasets"
+        root.mkdir(parents=True, exist_ok=True)
+        return root

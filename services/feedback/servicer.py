@@ -1,0 +1,234 @@
+"""FeedbackService: the inference log (written by the pipeline's outbox), feedback with
+idempotency keys and a per-caller rate, the review queue, monitoring summaries, a live watch,
+quarantine, and Delta dataset export."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+
+from opentelemetry import trace
+
+from llmops.core import auth, names, pagination, telemetry
+from llmops.core.auth import Role
+from llmops.core.errors import InvalidArgument, ResourceExhausted
+from llmops.core.ratelimit import RateLimiter
+from llmops.core.timeutil import now_us, timestamp
+from llmops.feedback.v1 import feedback_pb2 as pb
+from llmops.feedback.v1 import feedback_pb2_grpc
+from services.feedback import export
+from services.feedback.config import FeedbackConfig
+from services.feedback.store import FeedbackFilter, FeedbackRow, FeedbackStore, InferenceRow
+from services.feedback.summary import summarize
+
+SERVICE = pb.DESCRIPTOR.services_by_name["FeedbackService"].full_name
+POLICY = auth.Policy.for_service(SERVICE, {
+    "LogInference": Role.EDITOR, "CreateFeedback": Role.REVIEWER, "ListFeedback": Role.READER,
+    "GetFeedbackSummary": Role.READER, "WatchFeedback": Role.READER, "ExportDataset": Role.EDITOR,
+    "ListInferences": Role.REVIEWER, "SetQuarantine": Role.EDITOR,
+})
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
+LABEL = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
+PIPELINE_VERSION = re.compile(r"^models/([^/]+)/versions/\d+$")
+MAX_TEXT = 100_000
+DAY_US = 86_400 * 1_000_000
+
+
+def _us(ts) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1000 if ts.seconds or ts.nanos else 0
+
+
+def inference_to_pb(r: InferenceRow) -> pb.InferenceRecord:
+    return pb.InferenceRecord(
+        request_id=r.request_id, trace_id=r.trace_id, pipeline_version=r.pipeline_version,
+        prompt_version=r.prompt_version, index_version=r.index_version, model_version=r.model_version,
+        question=r.question, chunk_ids=r.chunk_ids, answer=r.answer, latency_ms=r.latency_ms,
+        input_tokens=r.input_tokens, output_tokens=r.output_tokens, caller=r.caller,
+        create_time=timestamp(r.create_time_us), pipeline=r.pipeline, feedback_count=r.feedback_count,
+        sources=[pb.Source(**s) for s in r.sources])
+
+
+def feedback_to_pb(f: FeedbackRow) -> pb.Feedback:
+    return pb.Feedback(
+        name=f"feedback/{f.seq}", request_id=f.request_id, trace_id=f.trace_id, thumb=f.thumb, rating=f.rating,
+        corrected_answer=f.corrected_answer, comment=f.comment, labels=f.labels, reviewer=f.reviewer,
+        source=f.source, quarantined=f.quarantined, create_time=timestamp(f.create_time_us),
+        created_by=f.created_by, pipeline_version=f.pipeline_version, model_version=f.model_version)
+
+
+class Notifier:
+    """Wakes every watcher when something was written (they read what is new themselves)."""
+
+    def __init__(self):
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout_s: float) -> None:
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout_s)
+        except TimeoutError:
+            pass
+
+
+class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
+    def __init__(self, store: FeedbackStore, config: FeedbackConfig):
+        self._store = store
+        self._db = store.db
+        self._config = config
+        self._limiter = RateLimiter(config.feedback_per_minute)
+        self._notifier = Notifier()
+        self._export_root = config.resolved_export_root()
+
+    # -- the inference log ---------------------------------------------------------------------
+
+    async def LogInference(self, request, context) -> pb.LogInferenceResponse:
+        r = request.record
+        if not REQUEST_ID.match(r.request_id):
+            raise InvalidArgument("record.request_id must be 1-64 characters of letters, digits, '.', '_', ':' or '-'")
+        pipeline = r.pipeline or (m.group(1) if (m := PIPELINE_VERSION.match(r.pipeline_version)) else "")
+        row = InferenceRow(
+            r.request_id, r.trace_id[:32], pipeline[:63], r.pipeline_version[:200], r.prompt_version[:200],
+            r.index_version[:200], r.model_version[:200], r.question[:MAX_TEXT], r.answer[:MAX_TEXT],
+            [{"document_id": s.document_id, "chunk_id": s.chunk_id, "score": s.score, "text": s.text[:MAX_TEXT]}
+             for s in r.sources] or [{"document_id": "", "chunk_id": c, "score": 0.0, "text": ""} for c in r.chunk_ids],
+            r.latency_ms, r.input_tokens, r.output_tokens, (r.caller or auth.caller().name)[:200],
+            _us(r.create_time))
+        stored, duplicate = await self._db.run(self._store.log_inference, row)
+        telemetry.annotate(request_id=r.request_id, duplicate=duplicate, pipeline=pipeline)
+        if not duplicate:
+            self._notifier.notify()
+        return pb.LogInferenceResponse(record=inference_to_pb(stored), duplicate=duplicate)
+
+    async def ListInferences(self, request, context) -> pb.ListInferencesResponse:
+        if request.pipeline:
+            names.check_id("pipeline", request.pipeline)
+        size = pagination.page_size(request.page_size)
+        query = {"list": "inferences", "pipeline": request.pipeline, "awaiting": request.awaiting_review}
+        before = pagination.decode(request.page_token, query, int)
+        rows = await self._db.run_read(self._store.list_inferences, request.pipeline, request.awaiting_review,
+                                       before, size + 1)
+        token = pagination.encode(rows[size - 1].seq, query) if len(rows) > size else ""
+        return pb.ListInferencesResponse(inferences=[inference_to_pb(r) for r in rows[:size]], next_page_token=token)
+
+    # -- feedback ------------------------------------------------------------------------------
+
+    def _check_feedback(self, f: pb.Feedback, key: str) -> None:
+        if not f.request_id and not f.trace_id:
+            raise InvalidArgument("feedback needs request_id or trace_id (both come back with every answer)")
+        if f.request_id and not REQUEST_ID.match(f.request_id):
+            raise InvalidArgument("request_id is malformed")
+        if f.trace_id and not TRACE_ID.match(f.trace_id):
+            raise InvalidArgument("trace_id must be 32 lowercase hex characters")
+        if not 0 <= f.rating <= 5:
+            raise InvalidArgument(f"rating {f.rating} is out of range: give 1-5 (0: no rating)")
+        if not (f.thumb or f.rating or f.corrected_answer.strip() or f.comment.strip() or f.labels):
+            raise InvalidArgument("feedback is empty: give a thumb, a rating, a corrected answer, a comment or labels")
+        if len(f.corrected_answer) > MAX_TEXT or len(f.comment) > MAX_TEXT:
+            raise InvalidArgument(f"corrected_answer and comment are limited to {MAX_TEXT} characters")
+        if len(f.labels) > 20 or any(not LABEL.match(x) for x in f.labels):
+            raise InvalidArgument("labels: up to 20, each 1-64 characters of letters, digits, '.', '_', ':', '/' or '-'")
+        if key and not IDEMPOTENCY_KEY.match(key):
+            raise InvalidArgument("idempotency_key must be up to 128 characters of letters, digits and '.', '_', "
+                                  "':', '-' or '/'")
+
+    async def CreateFeedback(self, request, context) -> pb.Feedback:
+        f, key = request.feedback, request.idempotency_key
+        self._check_feedback(f, key)
+        me = auth.caller().name
+        if key:
+            replay = await self._db.run_read(self._store.find_by_key, me, key)
+            if replay is not None:  # a retry: the same result, no second row
+                trace.get_current_span().set_attribute("llmops.replayed", True)
+                return feedback_to_pb(replay)
+        wait = self._limiter.admit(me)
+        if wait is not None:
+            raise ResourceExhausted(f"{me} gave more than {self._limiter.limit} pieces of feedback in the last "
+                                    "minute; slow down", retry_after_s=wait)
+        inference = await self._db.run_read(self._store.find_inference, f.request_id, f.trace_id)
+        row = FeedbackRow(
+            inference.request_id, inference.trace_id, inference.pipeline, inference.pipeline_version,
+            inference.model_version, f.thumb, f.rating, f.corrected_answer, f.comment, list(f.labels),
+            (f.reviewer or me)[:200], f.source or pb.FEEDBACK_SOURCE_REVIEWER, me, idempotency_key=key or None)
+        stored, _ = await self._db.run(self._store.add_feedback, row)
+        telemetry.annotate(request_id=inference.request_id, feedback=f"feedback/{stored.seq}")
+        self._notifier.notify()
+        return feedback_to_pb(stored)
+
+    async def ListFeedback(self, request, context) -> pb.ListFeedbackResponse:
+        if request.pipeline:
+            names.check_id("pipeline", request.pipeline)
+        filt = FeedbackFilter(pipeline=request.pipeline, model_version=request.model_version, source=request.source,
+                              label=request.label, start_us=_us(request.start_time), end_us=_us(request.end_time))
+        size = pagination.page_size(request.page_size)
+        query = {"list": "feedback", **filt.__dict__}
+        before = pagination.decode(request.page_token, query, int)
+        rows = await self._db.run_read(self._store.list_feedback, filt, before, size + 1)
+        token = pagination.encode(rows[size - 1].seq, query) if len(rows) > size else ""
+        return pb.ListFeedbackResponse(feedback=[feedback_to_pb(r) for r in rows[:size]], next_page_token=token)
+
+    async def SetQuarantine(self, request, context) -> pb.SetQuarantineResponse:
+        if bool(request.names) == bool(request.created_by):
+            raise InvalidArgument("give feedback names or created_by (exactly one)")
+        seqs = []
+        for n in request.names:
+            ident = n.removeprefix("feedback/")
+            if not ident.isdigit():
+                raise InvalidArgument(f"malformed feedback name {n[:80]!r}; use `feedback/{{id}}`")
+            seqs.append(int(ident))
+        updated = await self._db.run(self._store.set_quarantine, seqs, request.created_by, request.quarantined)
+        telemetry.annotate(quarantined=request.quarantined, updated=updated)
+        return pb.SetQuarantineResponse(updated=updated)
+
+    # -- monitoring ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _window(start, end) -> tuple[int, int]:
+        end_us = _us(end) or now_us()
+        start_us = _us(start) or end_us - DAY_US
+        if start_us >= end_us:
+            raise InvalidArgument("the window is empty: start_time must be before end_time")
+        return start_us, end_us
+
+    async def GetFeedbackSummary(self, request, context) -> pb.GetFeedbackSummaryResponse:
+        if request.pipeline:
+            names.check_id("pipeline", request.pipeline)
+        start_us, end_us = self._window(request.start_time, request.end_time)
+        rows = await self._db.run(self._store.joined, request.pipeline, "", start_us, end_us)
+        return pb.GetFeedbackSummaryResponse(summaries=[pb.FeedbackSummary(**s.__dict__) for s in summarize(rows)])
+
+    async def WatchFeedback(self, request, context) -> AsyncIterator[pb.WatchFeedbackResponse]:
+        if request.pipeline:
+            names.check_id("pipeline", request.pipeline)
+        inference_seq, feedback_seq = await self._db.run_read(self._store.last_seqs)
+        while True:
+            waiting = self._notifier.wait(self._config.watch_poll_s)
+            for r in await self._db.run_read(self._store.inferences_after, inference_seq, request.pipeline):
+                inference_seq = r.seq
+                yield pb.WatchFeedbackResponse(inference=inference_to_pb(r))
+            for f in await self._db.run_read(self._store.feedback_after, feedback_seq, request.pipeline):
+                feedback_seq = f.seq
+                yield pb.WatchFeedbackResponse(feedback=feedback_to_pb(f))
+            await waiting
+
+    # -- datasets ------------------------------------------------------------------------------
+
+    async def ExportDataset(self, request, context) -> pb.ExportDatasetResponse:
+        if request.format not in (pb.DATASET_FORMAT_CHAT, pb.DATASET_FORMAT_EVALUATION):
+            raise InvalidArgument("format must be DATASET_FORMAT_CHAT or DATASET_FORMAT_EVALUATION")
+        uri = export.table_location(request.table_uri, self._export_root)
+        start_us, end_us = _us(request.start_time), _us(request.end_time)
+        if start_us and end_us and start_us >= end_us:
+            raise InvalidArgument("the window is empty: start_time must be before end_time")
+        rows = await self._db.run(self._store.joined, "", request.pipeline_version, start_us, end_us)
+        selected = export.select(rows, export.Selection(request.corrected_only, request.thumbs_up_only))
+        table = export.arrow_table(selected, request.format)
+        version = await asyncio.to_thread(export.write, uri, table)
+        telemetry.annotate(table_uri=uri, table_version=version, rows=table.num_rows)
+        return pb.ExportDatasetResponse(table_uri=uri, table_version=version, row_count=table.num_rows)
