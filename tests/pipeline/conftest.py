@@ -41,7 +41,7 @@ class RagStack:
         self.ports = {s: free_port() for s in SERVICES}
         self.fake = FakeProvider(CANARY).start()
         common = {"LLMOPS_HOME": str(home), "LLMOPS_TRACE_DB": str(home / "traces.db"),
-                  "LLMOPS_TEST_PROVIDER_KEY": CANARY, "LLMOPS_PIPELINE_HTTP_PORT": "0",
+                  "LLMOPS_TEST_PROVIDER_KEY": CANARY, "LLMOPS_PIPELINE_HTTP_PORT": "0", "LLMOPS_FEEDBACK_HTTP_PORT": "0",
                   "LLMOPS_PIPELINE_BUNDLE_TTL_S": "0.5", "LLMOPS_MODELSERVER_CACHE_DIR": str(home / "model-cache"),
                   **{f"LLMOPS_{s.upper()}_ADDRESS": f"127.0.0.1:{p}" for s, p in self.ports.items()},
                   **{f"LLMOPS_{s.upper()}_API_KEY": k for s, k in service_keys.items()}}

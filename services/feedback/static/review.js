@@ -47,7 +47,8 @@ function signOut() {
 }
 
 async function load() {
-  const data = await api("/api/queue?limit=100");
+  const pipeline = new URLSearchParams(location.search).get("pipeline") || "";  // e.g. /?pipeline=docs-qa
+  const data = await api(`/api/queue?limit=100&pipeline=${encodeURIComponent(pipeline)}`);
   state.items = data.inferences;
   const list = $("queue");
   list.replaceChildren();
