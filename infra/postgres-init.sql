@@ -2,3 +2,5 @@
 CREATE DATABASE retrieval OWNER llmops;
 CREATE DATABASE prompt OWNER llmops;
 CREATE DATABASE generation OWNER llmops;
+CREATE DATABASE feedback OWNER llmops;
+CREATE DATABASE pipeline OWNER llmops;  -- the inference outbox

@@ -148,6 +148,20 @@ def test_build_demo_route_generate_and_usage(stack, tmp_path):
     assert f"trace {answer_trace}" in asked.stderr  # the CLI's own trace continues through every service
     unknown = llmops("ask", "hi", "--pipeline", "nope@production", check=False)
     assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+    # the answers were logged: review one, summarize, export
+    request_id = asked.stdout.rsplit("request ", 1)[1].split()[0]
+    deadline = time.monotonic() + 15
+    while request_id not in llmops("feedback", "queue").stdout:
+        assert time.monotonic() < deadline, "the answer reaches the review queue"
+        time.sleep(0.3)
+    given = llmops("feedback", "give", request_id, "--down", "--correct", "An approver.", "--label", "wrong").stdout
+    assert request_id in given and "down" in given and "corrected" in given
+    summary = llmops("feedback", "summary", "kb-qa").stdout
+    assert "models/kb-qa/versions/1" in summary and "models/demo-llm/versions/1" in summary
+    exported = llmops("feedback", "export", "kb-fixes", "--corrected-only").stdout
+    assert "kb-fixes  version 0  1 rows" in exported
+    bad = llmops("feedback", "give", "no-such-request", "--up", check=False)
+    assert bad.returncode == 1 and "NOT_FOUND" in bad.stderr
     (tmp_path / "pickled").mkdir()
     (tmp_path / "pickled" / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
     (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"not safe")

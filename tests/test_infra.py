@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops.cli.stack import HTTP_SERVICES, SERVICES
+from llmops.cli.stack import EXTRA_HTTP, HTTP_SERVICES, SERVICES
 from llmops.core.localenv import DEFAULT_PORTS
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
@@ -33,15 +33,18 @@ def test_service_has_requirements_compose_entry_and_manifests(service):
     assert kinds["Service"]["spec"]["ports"][0]["port"] == port
 
 
-def test_pipeline_exposes_its_openai_compatible_http_api():
-    docs = {d["kind"]: d for d in yaml.safe_load_all((INFRA / "k8s" / "pipeline.yaml").read_text())}
+@pytest.mark.parametrize("service", sorted(EXTRA_HTTP))
+def test_http_beside_grpc_is_exposed(service):
+    """The pipeline's OpenAI-compatible API and the feedback review app."""
+    docs = {d["kind"]: d for d in yaml.safe_load_all((INFRA / "k8s" / f"{service}.yaml").read_text())}
     container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    http_port = DEFAULT_PORTS["pipeline_http"]
+    setting, entry = EXTRA_HTTP[service]
+    http_port = DEFAULT_PORTS[entry]
     assert {"name": "http", "containerPort": http_port} in container["ports"]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["LLMOPS_PIPELINE_HTTP_PORT"] == str(http_port) and env["LLMOPS_PIPELINE_HTTP_HOST"] == "0.0.0.0"
+    assert env[setting] == str(http_port) and env[f"LLMOPS_{service.upper()}_HTTP_HOST"] == "0.0.0.0"
     assert http_port in [p["port"] for p in docs["Service"]["spec"]["ports"]]
-    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"]["pipeline"]
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())["services"][service]
     assert f"127.0.0.1:{http_port}:{http_port}" in compose["ports"]
 
 

@@ -124,6 +124,8 @@ def main() -> int:
     print(tracecmd.render_complete(last.trace_id, before=provider.force_flush))
     http = config.services.get("pipeline_http", "")
     print(f"\nOpenAI-compatible API: http://{http}/v1 (model {PIPELINE}@production, your API key as bearer token)")
+    print(f"review answers: http://{config.services.get('feedback_http', '')}/?pipeline={PIPELINE} "
+          "(a key from `llmops keys create me --role reviewer`)")
     print("services are still running: `llmops ask \"...\"`, `llmops status`, `llmops down` (or `make down`) to stop them")
     provider.shutdown()
     return 0

@@ -24,7 +24,7 @@ from services.feedback.summary import summarize
 
 SERVICE = pb.DESCRIPTOR.services_by_name["FeedbackService"].full_name
 POLICY = auth.Policy.for_service(SERVICE, {
-    "LogInference": Role.EDITOR, "CreateFeedback": Role.REVIEWER, "ListFeedback": Role.READER,
+    "LogInference": Role.EDITOR, "LogInferences": Role.EDITOR, "CreateFeedback": Role.REVIEWER, "ListFeedback": Role.READER,
     "GetFeedbackSummary": Role.READER, "WatchFeedback": Role.READER, "ExportDataset": Role.EDITOR,
     "ListInferences": Role.REVIEWER, "SetQuarantine": Role.EDITOR,
 })
@@ -34,6 +34,7 @@ IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
 LABEL = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
 PIPELINE_VERSION = re.compile(r"^models/([^/]+)/versions/\d+$")
 MAX_TEXT = 100_000
+MAX_BATCH = 500
 DAY_US = 86_400 * 1_000_000
 
 
@@ -88,23 +89,36 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
 
     # -- the inference log ---------------------------------------------------------------------
 
-    async def LogInference(self, request, context) -> pb.LogInferenceResponse:
-        r = request.record
+    @staticmethod
+    def _row(r: pb.InferenceRecord, where: str = "record") -> InferenceRow:
         if not REQUEST_ID.match(r.request_id):
-            raise InvalidArgument("record.request_id must be 1-64 characters of letters, digits, '.', '_', ':' or '-'")
+            raise InvalidArgument(f"{where}.request_id must be 1-64 characters of letters, digits, '.', '_', ':' or '-'")
         pipeline = r.pipeline or (m.group(1) if (m := PIPELINE_VERSION.match(r.pipeline_version)) else "")
-        row = InferenceRow(
+        return InferenceRow(
             r.request_id, r.trace_id[:32], pipeline[:63], r.pipeline_version[:200], r.prompt_version[:200],
             r.index_version[:200], r.model_version[:200], r.question[:MAX_TEXT], r.answer[:MAX_TEXT],
             [{"document_id": s.document_id, "chunk_id": s.chunk_id, "score": s.score, "text": s.text[:MAX_TEXT]}
              for s in r.sources] or [{"document_id": "", "chunk_id": c, "score": 0.0, "text": ""} for c in r.chunk_ids],
             r.latency_ms, r.input_tokens, r.output_tokens, (r.caller or auth.caller().name)[:200],
             _us(r.create_time))
+
+    async def LogInference(self, request, context) -> pb.LogInferenceResponse:
+        row = self._row(request.record)
         stored, duplicate = await self._db.run(self._store.log_inference, row)
-        telemetry.annotate(request_id=r.request_id, duplicate=duplicate, pipeline=pipeline)
+        telemetry.annotate(request_id=row.request_id, duplicate=duplicate, pipeline=row.pipeline)
         if not duplicate:
             self._notifier.notify()
         return pb.LogInferenceResponse(record=inference_to_pb(stored), duplicate=duplicate)
+
+    async def LogInferences(self, request, context) -> pb.LogInferencesResponse:
+        if not 1 <= len(request.records) <= MAX_BATCH:
+            raise InvalidArgument(f"send 1-{MAX_BATCH} records per call")
+        rows = [self._row(r, f"records[{i}]") for i, r in enumerate(request.records)]
+        stored, duplicates = await self._db.run(self._store.log_inferences, rows)
+        telemetry.annotate(records=len(rows), stored=stored, duplicates=duplicates)
+        if stored:
+            self._notifier.notify()
+        return pb.LogInferencesResponse(stored=stored, duplicates=duplicates)
 
     async def ListInferences(self, request, context) -> pb.ListInferencesResponse:
         if request.pipeline:

@@ -148,18 +148,36 @@ class FeedbackStore:
 
     # -- inferences ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _values(row: InferenceRow) -> dict:
+        values = {k: v for k, v in row.__dict__.items() if k not in ("seq", "feedback_count")}
+        values["sources"] = json.dumps(row.sources)
+        values["create_time_us"] = row.create_time_us or now_us()
+        return values
+
     def log_inference(self, row: InferenceRow) -> tuple[InferenceRow, bool]:
         """(stored row, duplicate): the first record of a request id wins."""
         with self.db.write() as conn:
             existing = conn.execute(sa.select(inferences).where(inferences.c.request_id == row.request_id)).first()
             if existing is not None:
                 return _inference(existing), True
-            values = {k: v for k, v in row.__dict__.items() if k not in ("seq", "feedback_count")}
-            values["sources"] = json.dumps(row.sources)
-            values["create_time_us"] = row.create_time_us or now_us()
-            conn.execute(inferences.insert().values(**values))
+            conn.execute(inferences.insert().values(**self._values(row)))
             stored = conn.execute(sa.select(inferences).where(inferences.c.request_id == row.request_id)).one()
             return _inference(stored), False
+
+    def log_inferences(self, rows: list[InferenceRow]) -> tuple[int, int]:
+        """(stored, duplicates) for a batch, in one transaction; the first record of an id wins."""
+        with self.db.write() as conn:
+            ids = [r.request_id for r in rows]
+            known = set(conn.execute(sa.select(inferences.c.request_id).where(inferences.c.request_id.in_(ids))).scalars())
+            new, seen = [], set()
+            for r in rows:
+                if r.request_id not in known and r.request_id not in seen:
+                    seen.add(r.request_id)
+                    new.append(self._values(r))
+            if new:
+                conn.execute(inferences.insert(), new)
+            return len(new), len(rows) - len(new)
 
     def find_inference(self, request_id: str = "", trace_id: str = "") -> InferenceRow:
         with self.db.read() as conn:

@@ -34,10 +34,12 @@ RETRY = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.St
 
 
 class InferenceOutbox:
-    def __init__(self, db: Database, feedback_stub, *, batch: int = 64, max_backoff_s: float = 10.0):
+    def __init__(self, db: Database, feedback_stub, *, batch: int = 64, linger_s: float = 0.25,
+                 max_backoff_s: float = 10.0):
         self._db = db
         self._stub = feedback_stub
         self._batch = batch
+        self._linger = linger_s  # after a wake-up, gather what else arrives: one call per batch
         self._max_backoff = max_backoff_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -91,32 +93,48 @@ class InferenceOutbox:
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             backoff = 0.2
-            if not delivered:  # empty: wait for the next record (or look again in a while)
+            if delivered < self._batch:  # caught up: wait for the next record (or look again in a while)
                 try:
                     await asyncio.wait_for(self._wake.wait(), 5.0)
                 except TimeoutError:
-                    pass
+                    continue
+                await asyncio.sleep(self._linger)
 
     async def _deliver_batch(self) -> tuple[int, bool]:
-        """(records delivered, whether delivery is blocked and should back off)."""
+        """(records delivered, whether delivery is blocked and should back off). A batch goes in
+        one call; a batch the service refuses as malformed is retried one record at a time, so
+        one bad record is dropped (and logged) without holding up the rest."""
         rows = await self._db.run(self._due)
-        done: list[int] = []
-        blocked = False
-        for seq, data in rows:
-            record = fpb.InferenceRecord.FromString(data)
-            try:
-                await self._stub.LogInference(fpb.LogInferenceRequest(record=record), timeout=5.0)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() in RETRY:
-                    if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                        log.warning("inference outbox: the feedback service refused %s (%s: %s); will retry",
-                                    record.request_id, exc.code().name, exc.details())
-                    blocked = True
-                    break
-                log.error("inference outbox: dropping %s, which the feedback service cannot accept (%s: %s)",
-                          record.request_id, exc.code().name, exc.details())
-            done.append(seq)
-        if done:
-            await self._db.run(self._delete, done)
-            self.delivered += len(done)
-        return len(done), blocked
+        if not rows:
+            return 0, False
+        records = [fpb.InferenceRecord.FromString(data) for _, data in rows]
+        try:
+            await self._stub.LogInferences(fpb.LogInferencesRequest(records=records), timeout=10.0)
+            done = [seq for seq, _ in rows]
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in RETRY:
+                self._refused(exc, f"{len(records)} records")
+                return 0, True
+            done, blocked = [], False
+            for (seq, _), record in zip(rows, records, strict=True):
+                try:
+                    await self._stub.LogInferences(fpb.LogInferencesRequest(records=[record]), timeout=10.0)
+                except grpc.aio.AioRpcError as one:
+                    if one.code() in RETRY:
+                        self._refused(one, record.request_id)
+                        blocked = True
+                        break
+                    log.error("inference outbox: dropping %s, which the feedback service cannot accept (%s: %s)",
+                              record.request_id, one.code().name, one.details())
+                done.append(seq)
+            if not done:
+                return 0, blocked
+        await self._db.run(self._delete, done)
+        self.delivered += len(done)
+        return len(done), False
+
+    @staticmethod
+    def _refused(exc: grpc.aio.AioRpcError, what: str) -> None:
+        if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            log.warning("inference outbox: the feedback service refused %s (%s: %s); will retry", what,
+                        exc.code().name, exc.details())

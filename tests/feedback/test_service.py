@@ -187,3 +187,20 @@ def test_export_writes_versioned_delta_tables_in_chat_and_evaluation_format(fb):
         assert code is grpc.StatusCode.INVALID_ARGUMENT, uri
     code, _ = code_of(c.export, "qa-train")
     assert code is grpc.StatusCode.PERMISSION_DENIED  # exports need editor
+
+
+def test_batches_are_logged_in_one_call_and_idempotent(fb):
+    editor = fb.client("editor")
+    fb.log("b-1")
+
+    def batch(*ids):
+        return editor._unary(editor.stub.LogInferences, pb.LogInferencesRequest(
+            records=[pb.InferenceRecord(request_id=i, pipeline_version="models/qa/versions/1") for i in ids]))
+
+    out = batch("b-1", "b-2", "b-3", "b-3")
+    assert (out.stored, out.duplicates) == (2, 2)
+    assert (batch("b-2", "b-4").stored, batch("b-4").duplicates) == (1, 1)
+    assert {r.request_id for r in editor.inferences()} == {"b-1", "b-2", "b-3", "b-4"}
+    code, msg = code_of(batch, "ok-1", "")
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "records[1].request_id" in msg
+    assert "ok-1" not in {r.request_id for r in editor.inferences()}  # all or nothing

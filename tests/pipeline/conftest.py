@@ -45,6 +45,7 @@ class RagStack:
                   "LLMOPS_PIPELINE_BUNDLE_TTL_S": "0.5", "LLMOPS_MODELSERVER_CACHE_DIR": str(home / "model-cache"),
                   **{f"LLMOPS_{s.upper()}_ADDRESS": f"127.0.0.1:{p}" for s, p in self.ports.items()},
                   **{f"LLMOPS_{s.upper()}_API_KEY": k for s, k in service_keys.items()}}
+        self.env = common
         self.procs = {s: ServiceProcess(s, common, home, port=self.ports[s]) for s in SERVICES}
         for p in self.procs.values():
             p.launch()

@@ -103,6 +103,20 @@ class LogInferenceResponse(_message.Message):
     duplicate: bool
     def __init__(self, record: _Optional[_Union[InferenceRecord, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
+class LogInferencesRequest(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[InferenceRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[InferenceRecord, _Mapping]]] = ...) -> None: ...
+
+class LogInferencesResponse(_message.Message):
+    __slots__ = ("stored", "duplicates")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    stored: int
+    duplicates: int
+    def __init__(self, stored: _Optional[int] = ..., duplicates: _Optional[int] = ...) -> None: ...
+
 class Feedback(_message.Message):
     __slots__ = ("name", "request_id", "trace_id", "thumb", "rating", "corrected_answer", "comment", "labels", "reviewer", "source", "quarantined", "create_time", "created_by", "pipeline_version", "model_version")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -41,6 +41,11 @@ class FeedbackServiceStub:
                 request_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceRequest.SerializeToString,
                 response_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceResponse.FromString,
                 _registered_method=True)
+        self.LogInferences = channel.unary_unary(
+                '/llmops.feedback.v1.FeedbackService/LogInferences',
+                request_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferencesRequest.SerializeToString,
+                response_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferencesResponse.FromString,
+                _registered_method=True)
         self.CreateFeedback = channel.unary_unary(
                 '/llmops.feedback.v1.FeedbackService/CreateFeedback',
                 request_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.CreateFeedbackRequest.SerializeToString,
@@ -86,6 +91,15 @@ class FeedbackServiceServicer:
     def LogInference(self, request, context):
         """Records one answered request; idempotent by request_id (a repeat returns the first record).
         INVALID_ARGUMENT for an empty request id. Role: editor (services log).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LogInferences(self, request, context):
+        """Records a batch of answered requests in one transaction (how the pipeline's outbox delivers);
+        idempotent by request id, like LogInference. INVALID_ARGUMENT names the first bad record.
+        Role: editor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,6 +170,11 @@ def add_FeedbackServiceServicer_to_server(servicer, server):
                     request_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceRequest.FromString,
                     response_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceResponse.SerializeToString,
             ),
+            'LogInferences': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogInferences,
+                    request_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferencesRequest.FromString,
+                    response_serializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferencesResponse.SerializeToString,
+            ),
             'CreateFeedback': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateFeedback,
                     request_deserializer=llmops_dot_feedback_dot_v1_dot_feedback__pb2.CreateFeedbackRequest.FromString,
@@ -221,6 +240,33 @@ class FeedbackService:
             '/llmops.feedback.v1.FeedbackService/LogInference',
             llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceRequest.SerializeToString,
             llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogInferences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.feedback.v1.FeedbackService/LogInferences',
+            llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferencesRequest.SerializeToString,
+            llmops_dot_feedback_dot_v1_dot_feedback__pb2.LogInferencesResponse.FromString,
             options,
             channel_credentials,
             insecure,
