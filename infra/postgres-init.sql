@@ -4,3 +4,4 @@ CREATE DATABASE prompt OWNER llmops;
 CREATE DATABASE generation OWNER llmops;
 CREATE DATABASE feedback OWNER llmops;
 CREATE DATABASE pipeline OWNER llmops;  -- the inference outbox
+CREATE DATABASE finetuning OWNER llmops;

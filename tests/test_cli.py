@@ -160,6 +160,13 @@ def test_build_demo_route_generate_and_usage(stack, tmp_path):
     assert "models/kb-qa/versions/1" in summary and "models/demo-llm/versions/1" in summary
     exported = llmops("feedback", "export", "kb-fixes", "--corrected-only").stdout
     assert "kb-fixes  version 0  1 rows" in exported
+    # ...and the corrections train a candidate (one step here), followed with a progress bar
+    tuned = llmops("tune", "create", "demo-llm@production", exported.split()[0], "--epochs", "1", "--watch")
+    assert "succeeded" in tuned.stdout and "-> models/demo-llm/versions/2" in tuned.stdout
+    assert "step" in tuned.stderr and "100%" in tuned.stderr
+    assert "pending_approval" in llmops("models", "show", "demo-llm@2").stdout.lower().replace(" ", "_")
+    refused = llmops("tune", "create", "nope@production", exported.split()[0], check=False)
+    assert refused.returncode == 1 and "NOT_FOUND" in refused.stderr
     bad = llmops("feedback", "give", "no-such-request", "--up", check=False)
     assert bad.returncode == 1 and "NOT_FOUND" in bad.stderr
     (tmp_path / "pickled").mkdir()

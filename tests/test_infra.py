@@ -52,3 +52,10 @@ def test_model_server_declares_its_gpu():
     docs = {d["kind"]: d for d in yaml.safe_load_all((INFRA / "k8s" / "modelserver.yaml").read_text())}
     container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_finetuning_has_a_gpu_worker_job_template():
+    (job,) = yaml.safe_load_all((INFRA / "k8s" / "finetuning-job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert job["kind"] == "Job" and container["command"][:3] == ["python", "-m", "services.finetuning.worker"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1

@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from llmops.cli import feedback, generate, index, models, pipelines, prompts, stack, tracecmd
+from llmops.cli import feedback, generate, index, models, pipelines, prompts, stack, tracecmd, tune
 from llmops.client import CallError, Client
 from llmops.core import auth, localenv
 from llmops.core.errors import DomainError
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.register(sub)
     pipelines.register(sub)
     feedback.register(sub)
+    tune.register(sub)
     return parser
 
 

@@ -23,14 +23,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmops.core import auth, localenv
 
 # The services `llmops up` starts, in dependency order; each later service is added here.
-SERVICES = ["registry", "retrieval", "prompt", "modelserver", "generation", "feedback", "pipeline"]
+SERVICES = ["registry", "retrieval", "prompt", "modelserver", "generation", "feedback", "pipeline", "finetuning"]
 # Services that also serve HTTP beside gRPC: the setting that sets its port, its config.json entry.
 EXTRA_HTTP = {"pipeline": ("LLMOPS_PIPELINE_HTTP_PORT", "pipeline_http"),
               "feedback": ("LLMOPS_FEEDBACK_HTTP_PORT", "feedback_http")}
 HTTP_SERVICES = {"modelserver"}  # BentoML: health is GET /readyz
 # Services that call others in the background (not on a caller's behalf) get their own key.
 SERVICE_KEYS = {"modelserver": auth.Role.READER, "generation": auth.Role.READER,
-                "pipeline": auth.Role.EDITOR}  # the pipeline logs answers to the feedback service
+                "pipeline": auth.Role.EDITOR,  # logs answers to the feedback service
+                "finetuning": auth.Role.EDITOR}  # downloads bases, registers candidate versions
 START_TIMEOUT_S = 120.0  # the model server imports BentoML, torch and DeepSpeed
 STOP_TIMEOUT_S = 20.0
 

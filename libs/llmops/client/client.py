@@ -8,6 +8,7 @@ import os
 import grpc
 
 from llmops.client.feedback import FeedbackClient
+from llmops.client.finetuning import FineTuningClient
 from llmops.client.generation import GenerationClient
 from llmops.client.pipeline import PipelineClient
 from llmops.client.prompt import PromptClient
@@ -64,11 +65,15 @@ class Client:
     def feedback(self) -> FeedbackClient:
         return FeedbackClient(self.channel("feedback"))
 
+    @functools.cached_property
+    def finetuning(self) -> FineTuningClient:
+        return FineTuningClient(self.channel("finetuning"))
+
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
-        for wrapper in ("registry", "retrieval", "prompt", "generation", "pipeline", "feedback"):
+        for wrapper in ("registry", "retrieval", "prompt", "generation", "pipeline", "feedback", "finetuning"):
             self.__dict__.pop(wrapper, None)
 
     def __enter__(self) -> Client:

@@ -1,0 +1,36 @@
+"""Fine-tuning settings, from `LLMOPS_FINETUNING_*` variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmops.core import localenv
+
+
+@dataclass(frozen=True)
+class FineTuningConfig:
+    database_url: str = ""  # default: SQLite under $LLMOPS_HOME/data/finetuning
+    jobs_dir: str = ""  # worker folders (data, checkpoints, output); default under $LLMOPS_HOME
+    registry_address: str = ""
+    api_key: str = ""  # the service's own key (role editor): downloads bases, registers candidates
+    max_concurrent_jobs: int = 1
+    max_run_time_s: float = 6 * 3600.0
+    max_restarts: int = 3  # a worker that dies is started again (from its checkpoint) this often
+    watch_poll_s: float = 1.0
+
+    def _data(self) -> Path:
+        path = localenv.home() / "data" / "finetuning"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self._data() / 'finetuning.db'}"
+
+    def resolved_jobs_dir(self) -> Path:
+        path = Path(self.jobs_dir) if self.jobs_dir else self._data() / "jobs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def registry(self) -> str:
+        return self.registry_address or localenv.service_address("registry")

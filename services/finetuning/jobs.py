@@ -1,0 +1,273 @@
+"""Running tuning jobs: a queue with a concurrency limit, one worker process per job, its event
+log mirrored into the store, a maximum run time, cancellation, restarts, and the result
+registered in the registry as a candidate version with lineage.
+
+Durability: the store says which jobs are queued or running. When the service starts, running
+jobs go back to the queue; their workers start again on the same job folder and resume from the
+last complete checkpoint. A worker that dies (kill -9, out of memory) is started again the same
+way, up to `max_restarts` times. A worker dies with the service (PR_SET_PDEATHSIG), so a restarted
+service never finds a stray worker writing the same folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from services.finetuning import store as st
+from services.finetuning.config import FineTuningConfig
+from services.finetuning.store import EventRecord, JobRecord, JobStore
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+CANCELLED_EXIT = 3
+
+
+class JobRunner:
+    def __init__(self, store: JobStore, config: FineTuningConfig, registry):
+        self._store = store
+        self._db = store.db
+        self._config = config
+        self._registry = registry  # a sync RegistryClient with the service's key (used in threads)
+        self._dir = config.resolved_jobs_dir()
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._active: set[str] = set()  # jobs with a runner task (at most max_concurrent_jobs)
+        self._tasks: set[asyncio.Task] = set()
+        self._wake = asyncio.Event()
+        self.changed = asyncio.Event()  # set on every event written (watchers wait on it)
+        self._loop: asyncio.Task | None = None
+
+    def job_dir(self, job_id: str) -> Path:
+        return self._dir / job_id
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for job in await self._db.run(self._store.in_states, st.RUNNING, st.CANCELLING):
+            if job.state == st.CANCELLING:
+                await self._record(job.id, st.CANCELLED, "the service restarted while cancelling",
+                                   state=st.CANCELLED)
+            else:
+                await self._record(job.id, st.QUEUED, "the service restarted; the job resumes from its last checkpoint",
+                                   state=st.QUEUED)
+        self._loop = asyncio.get_running_loop().create_task(self._schedule())
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+        for proc in self._procs.values():  # the jobs stay RUNNING and resume from their checkpoints
+            if proc.returncode is None:
+                proc.kill()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _record(self, job_id: str, event_state: int, message: str, **values) -> JobRecord:
+        """Change the job (`values`: columns such as state) and record an event about it."""
+        job = await self._db.run(functools.partial(self._store.update, job_id,
+                                                   event=EventRecord(job_id, 0, event_state, message=message),
+                                                   **values))
+        self._notify()
+        return job
+
+    def _notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    # -- the queue -----------------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        while True:
+            self._wake.clear()
+            free = self._config.max_concurrent_jobs - len(self._active)
+            if free > 0:
+                queued = [j for j in await self._db.run(self._store.in_states, st.QUEUED) if j.id not in self._active]
+                for job in queued[:free]:
+                    self._active.add(job.id)
+                    task = asyncio.get_running_loop().create_task(self._run(job))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            try:
+                await asyncio.wait_for(self._wake.wait(), 5.0)
+            except TimeoutError:
+                pass
+
+    async def cancel(self, job: JobRecord) -> JobRecord:
+        if job.state == st.QUEUED:
+            return await self._record(job.id, st.CANCELLED, "cancelled before it started", state=st.CANCELLED)
+        job = await self._record(job.id, st.CANCELLING, "cancel requested: stopping at the next step", state=st.CANCELLING)
+        proc = self._procs.get(job.id)
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+        return job
+
+    # -- one job -------------------------------------------------------------------------------
+
+    async def _run(self, job: JobRecord) -> None:
+        d = self.job_dir(job.id)
+        job = await self._record(job.id, st.RUNNING, "worker starting", state=st.RUNNING)
+        try:
+            if not (d / "base").exists():
+                await asyncio.to_thread(self._download_base, job, d)
+            while True:
+                code = await self._worker(job, d)
+                job = await self._db.run(self._store.get, job.id)
+                if code == 0:
+                    await self._register(job, d)
+                    return
+                if job.state == st.CANCELLING or code == CANCELLED_EXIT:
+                    await self._record(job.id, st.CANCELLED, "cancelled; no version registered", state=st.CANCELLED)
+                    return
+                failure = self._failure(d)
+                if failure or job.restarts >= self._config.max_restarts:
+                    await self._record(job.id, st.FAILED, failure or f"the worker died {job.restarts + 1} times "
+                                       f"(last exit {code}); see {d / 'worker.log'}", state=st.FAILED,
+                                       error=failure or f"worker exited with {code}")
+                    return
+                job = await self._record(job.id, st.RUNNING, f"the worker exited with {code}; restarting it from the "
+                                         "last checkpoint", restarts=job.restarts + 1)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a job fails with a reason; the service goes on
+            log.exception("tuning job %s failed", job.id)
+            await self._record(job.id, st.FAILED, f"{type(exc).__name__}: {exc}"[:500], state=st.FAILED,
+                               error=f"{type(exc).__name__}: {exc}"[:500])
+        finally:
+            self._active.discard(job.id)
+            self.wake()  # the next queued job may start
+
+    def _download_base(self, job: JobRecord, d: Path) -> None:
+        tmp = d / "base.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self._registry.download_version(job.spec["base_version"], tmp)
+        tmp.rename(d / "base")
+
+    @staticmethod
+    def _failure(d: Path) -> str:
+        """The reason a worker gave for failing (a bad dataset, say: restarting will not help)."""
+        path = d / "events.jsonl"
+        if not path.exists():
+            return ""
+        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        return next((e.get("message", "failed") for e in reversed(lines) if e.get("type") == "failed"), "")
+
+    async def _worker(self, job: JobRecord, d: Path) -> int:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.finetuning.worker", str(d), cwd=ROOT,
+            stdout=open(d / "worker.log", "ab"), stderr=asyncio.subprocess.STDOUT)
+        self._procs[job.id] = proc
+        follow = asyncio.get_running_loop().create_task(self._follow(job.id, d, proc))
+        try:
+            return await asyncio.wait_for(proc.wait(), self._config.max_run_time_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            (d / "events.jsonl").open("a").write(json.dumps({
+                "type": "failed", "message": f"ran longer than the limit of {self._config.max_run_time_s:g} s"}) + "\n")
+            return -9
+        finally:
+            await asyncio.sleep(0.3)  # the last lines of the log
+            follow.cancel()
+            await asyncio.gather(follow, return_exceptions=True)
+            await self._mirror(job.id, d)
+            self._procs.pop(job.id, None)
+
+    async def _follow(self, job_id: str, d: Path, proc) -> None:
+        while proc.returncode is None:
+            await self._mirror(job_id, d)
+            await asyncio.sleep(0.5)
+
+    async def _mirror(self, job_id: str, d: Path) -> None:
+        """Copy new worker events into the store. The worker cuts its log back to the checkpoint
+        when it resumes, so steps already recorded are skipped, never recorded twice."""
+        path = d / "events.jsonl"
+        if not path.exists():
+            return
+        job = await self._db.run(self._store.get, job_id)
+        seen = await self._db.run(self._seen, job_id)
+        changes: dict = {}
+        new = []
+        for line in path.read_text().splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue  # a line being written
+            kind, step = e.get("type"), int(e.get("step", 0))
+            key = (kind, step, e.get("time"))
+            if kind in ("progress", "checkpoint"):
+                key = (kind, step)
+            if key in seen:
+                continue
+            seen.add(key)
+            if kind == "progress":
+                changes["steps_done"] = max(changes.get("steps_done", job.steps_done), step)
+                changes["total_steps"] = int(e.get("total", job.total_steps))
+            elif kind in ("started", "resumed"):
+                changes["total_steps"] = int(e.get("total", job.total_steps))
+            new.append(EventRecord(job_id, 0, job.state, step, float(e.get("loss", 0.0)), float(e.get("eval_loss", 0.0)),
+                                   e.get("checkpoint", ""), _message(e), int(e.get("time", time.time()) * 1e6)))
+        if new or changes:
+            await self._db.run(self._append, job_id, new, changes)
+            self._notify()
+
+    def _seen(self, job_id: str) -> set:
+        out = set()
+        for e in self._store.events_after(job_id, 0):
+            kind = e.message.split(":", 1)[0]
+            if kind in ("progress", "checkpoint"):
+                out.add((kind, e.step))
+            elif kind:
+                out.add((kind, e.step, e.time_us / 1e6))
+        return out
+
+    def _append(self, job_id: str, new: list[EventRecord], changes: dict) -> None:
+        for e in new:
+            self._store.add_event(e)
+        if changes:
+            self._store.update(job_id, **changes)
+
+    async def _register(self, job: JobRecord, d: Path) -> None:
+        """Upload the output folder as a new version of the output model, with lineage and
+        metrics, left awaiting approval."""
+        result = json.loads((d / "result.json").read_text())
+        metrics = {k: float(v) for k, v in result.get("metrics", {}).items()}
+        spec = job.spec
+        version = await asyncio.to_thread(self._upload, job, d / "output", metrics)
+        await self._record(job.id, st.SUCCEEDED, f"registered {version} (awaiting approval)", state=st.SUCCEEDED,
+                           result_model_version=version, metrics=metrics)
+        log.info("tuning job %s registered %s from %s", job.id, version, spec["base_version"])
+        shutil.rmtree(d / "checkpoints", ignore_errors=True)  # the model is in the registry now
+
+    def _upload(self, job: JobRecord, folder: Path, metrics: dict[str, float]) -> str:
+        from llmops.client.base import CallError
+        from llmops.registry.v1 import registry_pb2 as rpb
+
+        spec = job.spec
+        model = spec["output_model"]
+        try:
+            self._registry.create_model(model, description=f"fine-tuned from {spec['base_version']}")
+        except CallError as exc:
+            if exc.code.name != "ALREADY_EXISTS":
+                raise
+        lineage = rpb.Lineage(base_version=spec["base_version"], dataset_uri=spec["dataset_uri"],
+                              dataset_version=str(spec["dataset_version"]), tuning_job_id=f"tuningJobs/{job.id}")
+        v = self._registry.upload_folder(model, folder, format="hf-causal-lm", lineage=lineage, metrics=metrics,
+                                         description=f"{spec['method']} fine-tune of {spec['base_version']} on "
+                                                     f"{spec['dataset_uri']}@{spec['dataset_version']}")
+        return v.name
+
+
+def _message(e: dict) -> str:
+    """Event kind first (`progress: ...`), so the store's events can be matched with the log."""
+    kind = e.get("type", "event")
+    detail = {k: v for k, v in e.items() if k not in ("type", "time", "step", "loss", "eval_loss", "checkpoint")}
+    return f"{kind}: {json.dumps(detail, sort_keys=True)}" if detail else f"{kind}:"

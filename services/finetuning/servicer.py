@@ -1,0 +1,172 @@
+"""FineTuningService: jobs are checked when created (base model, dataset, hyperparameters), then
+queued; the JobRunner trains them in worker processes and registers the result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+
+from google.protobuf import json_format
+
+from llmops.client.base import CallError
+from llmops.core import auth, pagination, telemetry
+from llmops.core.auth import Role
+from llmops.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from llmops.core.timeutil import timestamp
+from llmops.finetuning.v1 import finetuning_pb2 as pb
+from llmops.finetuning.v1 import finetuning_pb2_grpc
+from services.finetuning import datasets
+from services.finetuning.jobs import JobRunner
+from services.finetuning.store import QUEUED, TERMINAL, EventRecord, JobRecord, JobStore
+from services.finetuning.training import RunSpec
+
+SERVICE = pb.DESCRIPTOR.services_by_name["FineTuningService"].full_name
+POLICY = auth.Policy.for_service(SERVICE, {
+    "CreateTuningJob": Role.EDITOR, "GetTuningJob": Role.READER, "ListTuningJobs": Role.READER,
+    "CancelTuningJob": Role.EDITOR, "WatchTuningJob": Role.READER,
+})
+DEFAULTS = {"epochs": 3, "learning_rate": 1e-3, "batch_size": 8, "max_seq_length": 512, "lora_rank": 8,
+            "lora_alpha": 16, "checkpoint_interval_steps": 50}
+RANGES = {"epochs": (1, 100), "learning_rate": (1e-7, 1.0), "batch_size": (1, 256), "max_seq_length": (16, 8192),
+          "lora_rank": (1, 256), "lora_alpha": (1, 4096), "checkpoint_interval_steps": (1, 1_000_000)}
+
+
+def job_id(name: str) -> str:
+    ident = name.removeprefix("tuningJobs/")
+    if not ident or not ident.isalnum() or len(ident) > 32:
+        raise InvalidArgument(f"malformed tuning job name {name[:80]!r}; use `tuningJobs/{{id}}`")
+    return ident
+
+
+def hyperparameters(h: pb.Hyperparameters, method: int) -> dict:
+    out = {}
+    for name, default in DEFAULTS.items():
+        value = getattr(h, name) or default
+        low, high = RANGES[name]
+        if not low <= value <= high:
+            raise InvalidArgument(f"hyperparameters.{name} = {value:g} is out of range [{low:g}, {high:g}]")
+        out[name] = value
+    out["merge_lora"] = bool(h.merge_lora) if method == pb.METHOD_LORA else False
+    return out
+
+
+def job_to_pb(j: JobRecord) -> pb.TuningJob:
+    s = j.spec
+    out = pb.TuningJob(
+        name=f"tuningJobs/{j.id}", base_model=s["base_model"], dataset_uri=s["dataset_uri"],
+        dataset_version=str(s["dataset_version"]), method=s["method_pb"], state=j.state, steps_done=j.steps_done,
+        total_steps=j.total_steps, result_model_version=j.result_model_version, error=j.error, metrics=j.metrics,
+        create_time=timestamp(j.create_time_us), output_model=s["output_model"])
+    json_format.ParseDict(s["hyperparameters"], out.hyperparameters)
+    json_format.ParseDict({k: v for k, v in s["deepspeed"].items() if k != "extra"}, out.deepspeed)
+    if j.end_time_us:
+        out.end_time.CopyFrom(timestamp(j.end_time_us))
+    return out
+
+
+def event_to_pb(e: EventRecord) -> pb.TuningJobEvent:
+    return pb.TuningJobEvent(sequence=e.sequence, state=e.state, step=e.step, loss=e.loss, eval_loss=e.eval_loss,
+                             checkpoint=e.checkpoint, message=e.message, event_time=timestamp(e.time_us))
+
+
+class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
+    def __init__(self, store: JobStore, runner: JobRunner, registry, config):
+        self._store = store
+        self._db = store.db
+        self._runner = runner
+        self._registry = registry
+        self._config = config
+
+    def _base_version(self, ref: str) -> str:
+        try:
+            v = self._registry.get_version(ref)
+        except CallError as exc:
+            if exc.code.name == "NOT_FOUND":
+                raise NotFound(f"base model {ref!r}: {exc.message}") from None
+            if exc.code.name == "INVALID_ARGUMENT":
+                raise InvalidArgument(f"base_model: {exc.message}") from None
+            raise Unavailable(f"the registry service is unavailable ({exc.code.name}); retry shortly",
+                              service="registry") from None
+        if v.HasField("pipeline_spec"):
+            raise InvalidArgument(f"{v.name} is a pipeline bundle; name a model version")
+        return v.name
+
+    async def CreateTuningJob(self, request, context) -> pb.TuningJob:
+        j, key = request.job, request.idempotency_key
+        if len(key) > 128:
+            raise InvalidArgument("idempotency_key is limited to 128 characters")
+        me = auth.caller().name
+        if j.method not in (pb.METHOD_FULL, pb.METHOD_LORA):
+            raise InvalidArgument("method must be METHOD_FULL or METHOD_LORA")
+        hp = hyperparameters(j.hyperparameters, j.method)
+        ds = j.deepspeed
+        if not 0 <= ds.zero_stage <= 3:
+            raise InvalidArgument(f"deepspeed.zero_stage {ds.zero_stage} must be 0-3")
+        if ds.offload_optimizer and ds.zero_stage == 0:
+            raise InvalidArgument("deepspeed.offload_optimizer needs zero_stage 1 or more")
+        if not j.base_model:
+            raise InvalidArgument("base_model is required: `name@alias` or `name@version`")
+        base_version = await asyncio.to_thread(self._base_version, j.base_model)
+        rows, table_version = await asyncio.to_thread(datasets.load_rows, j.dataset_uri, j.dataset_version)
+        output_model = j.output_model or base_version.split("/")[1]
+        spec = {"base_model": j.base_model, "base_version": base_version, "dataset_uri": j.dataset_uri,
+                "dataset_version": table_version, "method": "lora" if j.method == pb.METHOD_LORA else "full",
+                "method_pb": j.method, "hyperparameters": hp, "output_model": output_model,
+                "deepspeed": {"zero_stage": ds.zero_stage, "offload_optimizer": ds.offload_optimizer}}
+        ident = secrets.token_hex(8)
+        record, replayed = await self._db.run(self._store.create, JobRecord(ident, spec, QUEUED, created_by=me,
+                                                                            idempotency_key=key or None))
+        if not replayed:
+            await asyncio.to_thread(self._prepare, ident, spec, rows)
+            self._runner.wake()
+        telemetry.annotate(job=f"tuningJobs/{record.id}", replayed=replayed, base=base_version, rows=len(rows))
+        return job_to_pb(record)
+
+    def _prepare(self, ident: str, spec: dict, rows: list[list[dict]]) -> None:
+        d = self._runner.job_dir(ident)
+        d.mkdir(parents=True, exist_ok=True)
+        hp = spec["hyperparameters"]
+        run = RunSpec(base=str(d / "base"), method=spec["method"], epochs=hp["epochs"],
+                      learning_rate=hp["learning_rate"], batch_size=hp["batch_size"],
+                      max_seq_length=hp["max_seq_length"], lora_rank=hp["lora_rank"], lora_alpha=hp["lora_alpha"],
+                      merge_lora=hp["merge_lora"], checkpoint_interval_steps=hp["checkpoint_interval_steps"],
+                      zero_stage=spec["deepspeed"]["zero_stage"],
+                      offload_optimizer=spec["deepspeed"]["offload_optimizer"])
+        (d / "dataset.jsonl").write_text("".join(json.dumps({"messages": r}) + "\n" for r in rows))
+        (d / "spec.json").write_text(run.to_json())
+
+    async def GetTuningJob(self, request, context) -> pb.TuningJob:
+        return job_to_pb(await self._db.run_read(self._store.get, job_id(request.name)))
+
+    async def ListTuningJobs(self, request, context) -> pb.ListTuningJobsResponse:
+        size = pagination.page_size(request.page_size)
+        before = pagination.decode(request.page_token, {"list": "jobs"}, int)
+        rows = await self._db.run_read(self._store.list, before, size + 1)
+        token = pagination.encode(rows[size - 1].create_time_us, {"list": "jobs"}) if len(rows) > size else ""
+        return pb.ListTuningJobsResponse(jobs=[job_to_pb(j) for j in rows[:size]], next_page_token=token)
+
+    async def CancelTuningJob(self, request, context) -> pb.TuningJob:
+        job = await self._db.run_read(self._store.get, job_id(request.name))
+        if job.state in TERMINAL:
+            raise FailedPrecondition(f"tuningJobs/{job.id} already ended ({pb.JobState.Name(job.state)}); nothing "
+                                     "to cancel")
+        return job_to_pb(await self._runner.cancel(job))
+
+    async def WatchTuningJob(self, request, context) -> AsyncIterator[pb.WatchTuningJobResponse]:
+        ident = job_id(request.name)
+        await self._db.run_read(self._store.get, ident)  # NOT_FOUND first
+        sequence = 0
+        while True:
+            changed = self._runner.changed
+            for e in await self._db.run_read(self._store.events_after, ident, sequence):
+                sequence = e.sequence
+                yield pb.WatchTuningJobResponse(event=event_to_pb(e))
+            job = await self._db.run_read(self._store.get, ident)
+            if job.state in TERMINAL and not await self._db.run_read(self._store.events_after, ident, sequence):
+                return
+            try:
+                await asyncio.wait_for(changed.wait(), self._config.watch_poll_s)
+            except TimeoutError:
+                pass

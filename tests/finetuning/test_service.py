@@ -1,0 +1,157 @@
+"""The fine-tuning service as its own process, against a registry holding the demo model and a
+Delta table in the chat format `ExportDataset` writes: bad input, a LoRA job whose worker is
+killed and whose service is restarted mid-run (it resumes and registers a candidate with
+lineage), and cancellation."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import time
+
+import grpc
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from llmops.client import Client
+from llmops.core import auth
+from llmops.finetuning.v1 import finetuning_pb2 as pb
+from services.feedback.export import CHAT_SCHEMA
+from services.registry.config import RegistryConfig
+from services.registry.server import build as build_registry
+from tests.support import ServerThread, ServiceProcess, code_of, make_keys
+
+ROWS = [[{"role": "user", "content": f"What is {i} plus {i}?"}, {"role": "assistant", "content": f"It is {2 * i}."}]
+        for i in range(40)]
+FAST = {"epochs": 2, "batch_size": 4, "checkpoint_interval_steps": 4, "learning_rate": 5e-3, "max_seq_length": 64}
+
+
+def delta(path, rows, schema=CHAT_SCHEMA):
+    write_deltalake(str(path), pa.Table.from_pylist(rows, schema=schema), mode="overwrite")
+    return str(path)
+
+
+class TuneStack:
+    def __init__(self, home, demo_model):
+        self.home = home
+        self.keys = make_keys(home / "keys.json")
+        service_key = auth.add_key(home / "keys.json", "service-finetuning", "editor")
+        self.registry = ServerThread(functools.partial(build_registry, config=RegistryConfig(
+            database_url=f"sqlite:///{home / 'reg.db'}", artifact_root=str(home / "art"))),
+            auth.KeyStore(home / "keys.json")).start()
+        admin = Client({"registry": self.registry.address}, self.keys["admin"])
+        admin.registry.create_model("demo")
+        v = admin.registry.upload_folder("demo", demo_model)
+        admin.registry.approve(v.name)
+        admin.registry.set_alias("demo", "production", v.version)
+        self.base = v.name
+        admin.close()
+        self.dataset = delta(home / "train", [{"request_id": f"r{i}", "messages": m, "reference": "corrected",
+                                               "context_ids": [], "pipeline_version": "", "model_version": ""}
+                                              for i, m in enumerate(ROWS)])
+        env = {"LLMOPS_HOME": str(home), "LLMOPS_REGISTRY_ADDRESS": self.registry.address,
+               "LLMOPS_FINETUNING_API_KEY": service_key}
+        self.proc = ServiceProcess("finetuning", env, home)
+        self.start()
+
+    def start(self):
+        self.proc.start(timeout=60)
+        self.clients = {r: Client({"finetuning": self.proc.address, "registry": self.registry.address}, k)
+                        for r, k in self.keys.items()}
+
+    def restart(self):
+        for c in self.clients.values():
+            c.close()
+        self.proc.kill()
+        self.proc.port = int(self.proc.address.rsplit(":", 1)[1])  # the same address after the restart
+        self.start()
+
+    def close(self):
+        for c in self.clients.values():
+            c.close()
+        if self.proc.proc.poll() is None:
+            self.proc.terminate()
+        self.registry.stop()
+
+
+@pytest.fixture(scope="module")
+def tune(tmp_path_factory, demo_model):
+    stack = TuneStack(tmp_path_factory.mktemp("tune"), demo_model)
+    yield stack
+    stack.close()
+
+
+def wait(tune, name: str, cond, timeout: float = 300) -> pb.TuningJob:
+    deadline = time.monotonic() + timeout
+    while not cond(job := tune.clients["reader"].finetuning.get(name)):
+        assert time.monotonic() < deadline, f"{name} is {pb.JobState.Name(job.state)}: {job.error}"
+        time.sleep(0.2)
+    return job
+
+
+def worker_pid(job_dir: str) -> int | None:
+    out = subprocess.run(["pgrep", "-f", f"services.finetuning.worker {job_dir}"], capture_output=True, text=True)
+    return int(out.stdout.split()[0]) if out.stdout.strip() else None
+
+
+def test_bad_input_is_refused_with_the_reason(tune, tmp_path):
+    ft = tune.clients["editor"].finetuning
+    code, msg = code_of(ft.create, "nope@production", tune.dataset, **FAST)
+    assert code is grpc.StatusCode.NOT_FOUND and "nope" in msg
+    code, msg = code_of(ft.create, "demo@production", str(tmp_path / "missing"), **FAST)
+    assert code is grpc.StatusCode.NOT_FOUND and "no Delta table" in msg
+    evaluation = delta(tmp_path / "eval", [{"question": "q", "reference_answer": "a"}],
+                       pa.schema([("question", pa.string()), ("reference_answer", pa.string())]))
+    code, msg = code_of(ft.create, "demo@production", evaluation, **FAST)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "lacks required column(s): messages" in msg
+    empty = delta(tmp_path / "empty", [])
+    code, msg = code_of(ft.create, "demo@production", empty, **FAST)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "empty" in msg
+    code, msg = code_of(ft.create, "demo@production", tune.dataset, **{**FAST, "learning_rate": 5.0})
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "learning_rate" in msg
+    code, msg = code_of(ft.create, "demo@production", tune.dataset, method="", **FAST)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "method" in msg
+    code, _ = code_of(tune.clients["reader"].finetuning.create, "demo@production", tune.dataset, **FAST)
+    assert code is grpc.StatusCode.PERMISSION_DENIED
+    code, _ = code_of(ft.get, "tuningJobs/doesnotexist")
+    assert code is grpc.StatusCode.NOT_FOUND
+
+
+def test_a_killed_worker_and_a_restarted_service_resume_and_register_a_candidate(tune):
+    ft = tune.clients["editor"].finetuning
+    job = ft.create("demo@production", tune.dataset, output_model="demo-tuned", idempotency_key="first", **FAST)
+    assert ft.create("demo@production", tune.dataset, output_model="demo-tuned", idempotency_key="first",
+                     **FAST).name == job.name
+    job_dir = str(tune.home / "data" / "finetuning" / "jobs" / job.name.split("/")[1])
+    wait(tune, job.name, lambda j: j.steps_done >= 6)
+    os.kill(worker_pid(job_dir), signal.SIGKILL)  # the worker dies mid-run...
+    tune.restart()  # ...and so does the service
+    done = wait(tune, job.name, lambda j: j.state in (pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED))
+    assert done.state == pb.JOB_STATE_SUCCEEDED, done.error
+    assert (done.steps_done, done.total_steps) == (18, 18) and done.metrics["eval_loss"] > 0
+    events = list(tune.clients["reader"].finetuning.watch(job.name, timeout=30))
+    steps = [e.step for e in events if e.message.startswith("progress:")]
+    assert steps == list(range(1, 19)), steps  # no step repeated or skipped
+    assert any(e.message.startswith("resumed:") for e in events)
+    v = tune.clients["admin"].registry.get_version(done.result_model_version)
+    assert v.name.startswith("models/demo-tuned/versions/")
+    assert v.status == 1  # VERSION_STATUS_PENDING_APPROVAL: a person validates it before it serves
+    assert (v.lineage.base_version, v.lineage.dataset_uri, v.lineage.dataset_version, v.lineage.tuning_job_id) == (
+        tune.base, tune.dataset, "0", job.name)
+    assert v.metrics["eval_loss"] == pytest.approx(done.metrics["eval_loss"])
+    code, msg = code_of(tune.clients["editor"].finetuning.cancel, job.name)
+    assert code is grpc.StatusCode.FAILED_PRECONDITION and "already ended" in msg
+
+
+def test_cancel_during_a_run(tune):
+    ft = tune.clients["editor"].finetuning
+    job = ft.create("demo@production", tune.dataset, output_model="demo-cancelled", **{**FAST, "epochs": 20})
+    wait(tune, job.name, lambda j: j.steps_done >= 2)
+    assert ft.cancel(job.name).state == pb.JOB_STATE_CANCELLING
+    done = wait(tune, job.name, lambda j: j.state == pb.JOB_STATE_CANCELLED, timeout=60)
+    assert done.steps_done < done.total_steps and not done.result_model_version
+    code, _ = code_of(tune.clients["admin"].registry.get_model, "demo-cancelled")
+    assert code is grpc.StatusCode.NOT_FOUND  # no version registered
