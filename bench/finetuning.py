@@ -31,13 +31,13 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 BATCH, SEQ, RANK, ALPHA, LR = 8, 128, 8, 16, 1e-3
 
 
-def rows(n: int = 320) -> list[list[dict]]:
+def rows(n: int = 960) -> list[list[dict]]:
     return [[{"role": "user", "content": f"Who may move the production alias of model number {i}?"},
              {"role": "assistant", "content": f"Only a person with the approver role may move it (case {i})."}]
             for i in range(n)]
 
 
-def through_service(home: Path, model: Path, data: list[list[dict]]) -> tuple[float, int]:
+def through_service(home: Path, model: Path, data: list[list[dict]], checkpoint_every: int) -> tuple[float, int]:
     keys = make_keys(home / "keys.json")
     service_key = auth.add_key(home / "keys.json", "service-finetuning", "editor")
     registry = ServerThread(functools.partial(build_registry, config=RegistryConfig(
@@ -55,7 +55,7 @@ def through_service(home: Path, model: Path, data: list[list[dict]]) -> tuple[fl
     try:
         c = Client({"finetuning": proc.address}, keys["editor"])
         job = c.finetuning.create("base@1", table, epochs=1, batch_size=BATCH, max_seq_length=SEQ, lora_rank=RANK,
-                                  lora_alpha=ALPHA, learning_rate=LR, checkpoint_interval_steps=10)
+                                  lora_alpha=ALPHA, learning_rate=LR, checkpoint_interval_steps=checkpoint_every)
         while c.finetuning.get(job.name).state not in (4, 5, 7):
             time.sleep(0.5)
         assert c.finetuning.get(job.name).state == 4, c.finetuning.get(job.name).error
@@ -108,10 +108,15 @@ def main() -> int:
         model = home / "demo-llm"
         demo.build(DOCS, model, demo.DemoSpec(steps=30))
         raw_s, raw_tokens = raw_trainer(model, data, home / "trainer")
-        svc_s, svc_tokens = through_service(home / "svc", model, data)
-    raw, svc = raw_tokens / raw_s, svc_tokens / svc_s
+        (home / "svc").mkdir()
+        svc_s, svc_tokens = through_service(home / "svc", model, data, checkpoint_every=10_000)
+        (home / "svc-ckpt").mkdir()
+        ck_s, ck_tokens = through_service(home / "svc-ckpt", model, data, checkpoint_every=25)
+    raw, svc, ck = raw_tokens / raw_s, svc_tokens / svc_s, ck_tokens / ck_s
+    print(f"service with a checkpoint every 25 steps: {ck:.0f} tokens/s ({ck / raw:.2f}x)")
     report = {"benchmark": "finetuning", "raw_trainer_tokens_per_s": round(raw, 1),
               "service_tokens_per_s": round(svc, 1), "ratio": round(svc / raw, 3),
+              "service_checkpoint_every_25_tokens_per_s": round(ck, 1), "ratio_with_checkpoints": round(ck / raw, 3),
               "target": ">= 0.9", "met": svc / raw >= 0.9, "batch": BATCH, "max_seq_length": SEQ, "lora_rank": RANK}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "finetuning.json").write_text(json.dumps(report, indent=2))

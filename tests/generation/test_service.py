@@ -271,3 +271,9 @@ def test_one_trace_from_the_client_into_the_model_server(gen):
             rows = db.execute("SELECT name, attributes FROM spans WHERE trace_id = ?", (trace_id,)).fetchall()
     assert rows and rows[0][0] == "modelserver.generate"
     assert '"gen_ai.usage.output_tokens": 3' in rows[0][1]
+
+
+def test_model_server_serves_prometheus_metrics(gen):
+    gen.http.post("/status", json={})
+    resp = gen.http.get("/metrics")
+    assert resp.status_code == 200 and "bentoml_service_request" in resp.text
