@@ -18,6 +18,7 @@ import logging
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.finetuning import store as st
@@ -38,6 +39,7 @@ class JobRunner:
         self._dir = config.resolved_jobs_dir()
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._active: set[str] = set()  # jobs with a runner task (at most max_concurrent_jobs)
+        self._followers: dict[str, _Follower] = {}  # how far each job's worker log has been read
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
         self.changed = asyncio.Event()  # set on every event written (watchers wait on it)
@@ -143,6 +145,7 @@ class JobRunner:
                                error=f"{type(exc).__name__}: {exc}"[:500])
         finally:
             self._active.discard(job.id)
+            self._followers.pop(job.id, None)
             self.wake()  # the next queued job may start
 
     def _download_base(self, job: JobRecord, d: Path) -> None:
@@ -171,8 +174,9 @@ class JobRunner:
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            (d / "events.jsonl").open("a").write(json.dumps({
-                "type": "failed", "message": f"ran longer than the limit of {self._config.max_run_time_s:g} s"}) + "\n")
+            with (d / "events.jsonl").open("a") as f:
+                f.write(json.dumps({"type": "failed", "time": time.time(),
+                                    "message": f"ran longer than the limit of {self._config.max_run_time_s:g} s"}) + "\n")
             return -9
         finally:
             await asyncio.sleep(0.3)  # the last lines of the log
@@ -187,53 +191,49 @@ class JobRunner:
             await asyncio.sleep(0.5)
 
     async def _mirror(self, job_id: str, d: Path) -> None:
-        """Copy new worker events into the store. The worker cuts its log back to the checkpoint
-        when it resumes, so steps already recorded are skipped, never recorded twice."""
+        """Copy the worker's new events into the store, reading only what was appended since the
+        last call. The worker cuts its log back to the checkpoint when it resumes (the file
+        shrinks: read it again from the start), so steps already recorded are skipped, never
+        recorded twice."""
         path = d / "events.jsonl"
         if not path.exists():
             return
+        follower = self._followers.get(job_id)
+        if follower is None:  # first look in this service's life: what the store already has
+            follower = self._followers[job_id] = _Follower(seen=await self._db.run(self._seen, job_id))
+        with path.open("rb") as f:
+            if f.seek(0, 2) < follower.offset:
+                follower.offset = 0
+            f.seek(follower.offset)
+            data = f.read()
+        complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits for the next look
+        follower.offset += len(complete)
         job = await self._db.run(self._store.get, job_id)
-        seen = await self._db.run(self._seen, job_id)
         changes: dict = {}
         new = []
-        for line in path.read_text().splitlines():
+        for line in complete.decode().splitlines():
             try:
                 e = json.loads(line)
             except ValueError:
-                continue  # a line being written
-            kind, step = e.get("type"), int(e.get("step", 0))
-            key = (kind, step, e.get("time"))
-            if kind in ("progress", "checkpoint"):
-                key = (kind, step)
-            if key in seen:
                 continue
-            seen.add(key)
+            kind, step = e.get("type", ""), int(e.get("step", 0))
+            time_us = int(e.get("time", time.time()) * 1e6)
+            key = _key(kind, step, time_us)
+            if key in follower.seen:
+                continue
+            follower.seen.add(key)
             if kind == "progress":
                 changes["steps_done"] = max(changes.get("steps_done", job.steps_done), step)
-                changes["total_steps"] = int(e.get("total", job.total_steps))
-            elif kind in ("started", "resumed"):
+            if kind in ("progress", "started", "resumed"):
                 changes["total_steps"] = int(e.get("total", job.total_steps))
             new.append(EventRecord(job_id, 0, job.state, step, float(e.get("loss", 0.0)), float(e.get("eval_loss", 0.0)),
-                                   e.get("checkpoint", ""), _message(e), int(e.get("time", time.time()) * 1e6)))
+                                   e.get("checkpoint", ""), _message(e), time_us))
         if new or changes:
-            await self._db.run(self._append, job_id, new, changes)
+            await self._db.run(functools.partial(self._store.update, job_id, events=new, **changes))
             self._notify()
 
     def _seen(self, job_id: str) -> set:
-        out = set()
-        for e in self._store.events_after(job_id, 0):
-            kind = e.message.split(":", 1)[0]
-            if kind in ("progress", "checkpoint"):
-                out.add((kind, e.step))
-            elif kind:
-                out.add((kind, e.step, e.time_us / 1e6))
-        return out
-
-    def _append(self, job_id: str, new: list[EventRecord], changes: dict) -> None:
-        for e in new:
-            self._store.add_event(e)
-        if changes:
-            self._store.update(job_id, **changes)
+        return {_key(e.message.split(":", 1)[0], e.step, e.time_us) for e in self._store.events_after(job_id, 0)}
 
     async def _register(self, job: JobRecord, d: Path) -> None:
         """Upload the output folder as a new version of the output model, with lineage and
@@ -264,6 +264,17 @@ class JobRunner:
                                          description=f"{spec['method']} fine-tune of {spec['base_version']} on "
                                                      f"{spec['dataset_uri']}@{spec['dataset_version']}")
         return v.name
+
+
+@dataclass
+class _Follower:
+    offset: int = 0  # bytes of the worker's event log already read
+    seen: set = field(default_factory=set)  # event keys already in the store
+
+
+def _key(kind: str, step: int, time_us: int) -> tuple:
+    """Progress and checkpoints are once per step; other events once per moment."""
+    return (kind, step) if kind in ("progress", "checkpoint") else (kind, step, time_us)
 
 
 def _message(e: dict) -> str:

@@ -126,8 +126,9 @@ class JobStore:
             return [_job(r) for r in conn.execute(sa.select(jobs).where(jobs.c.state.in_(states))
                                                   .order_by(jobs.c.create_time_us))]
 
-    def update(self, job_id: str, *, event: EventRecord | None = None, **values) -> JobRecord:
-        """Change a job's columns and record an event about it, in one transaction."""
+    def update(self, job_id: str, *, event: EventRecord | None = None, events: list[EventRecord] = (),
+               **values) -> JobRecord:
+        """Change a job's columns and record events about it, in one transaction."""
         with self.db.write() as conn:
             if "metrics" in values:
                 values["metrics"] = json.dumps(values["metrics"])
@@ -135,13 +136,9 @@ class JobStore:
                 values.setdefault("end_time_us", now_us())
             if values:
                 conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
-            if event is not None:
-                self._event(conn, event)
+            for e in ([event] if event is not None else []) + list(events):
+                self._event(conn, e)
         return self.get(job_id)
-
-    def add_event(self, event: EventRecord) -> None:
-        with self.db.write() as conn:
-            self._event(conn, event)
 
     @staticmethod
     def _event(conn, e: EventRecord) -> None:
