@@ -20,15 +20,10 @@ class FeedbackConfig:
     def resolved_http_port(self) -> int:
         return localenv.DEFAULT_PORTS["feedback_http"] if self.http_port < 0 else self.http_port
 
-    def _data(self) -> Path:
-        path = localenv.home() / "data" / "feedback"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self._data() / 'feedback.db'}"
+        return self.database_url or localenv.default_sqlite_url("feedback")
 
     def resolved_export_root(self) -> Path:
-        root = Path(self.export_root) if self.export_root else self._data() / "datasets"
+        root = Path(self.export_root) if self.export_root else localenv.data_dir("feedback") / "datasets"
         root.mkdir(parents=True, exist_ok=True)
         return root

@@ -19,16 +19,11 @@ class FineTuningConfig:
     max_restarts: int = 3  # a worker that dies is started again (from its checkpoint) this often
     watch_poll_s: float = 1.0
 
-    def _data(self) -> Path:
-        path = localenv.home() / "data" / "finetuning"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self._data() / 'finetuning.db'}"
+        return self.database_url or localenv.default_sqlite_url("finetuning")
 
     def resolved_jobs_dir(self) -> Path:
-        path = Path(self.jobs_dir) if self.jobs_dir else self._data() / "jobs"
+        path = Path(self.jobs_dir) if self.jobs_dir else localenv.data_dir("finetuning") / "jobs"
         path.mkdir(parents=True, exist_ok=True)
         return path
 

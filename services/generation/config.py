@@ -27,11 +27,7 @@ class GenerationConfig:
     usage_flush_s: float = 1.0
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        path = localenv.home() / "data" / "generation"
-        path.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path / 'generation.db'}"
+        return self.database_url or localenv.default_sqlite_url("generation")
 
     def registry(self) -> str:
         return self.registry_address or localenv.service_address("registry")

@@ -26,11 +26,7 @@ class PipelineConfig:
         return getattr(self, f"{service}_address") or localenv.service_address(service)
 
     def resolved_outbox_url(self) -> str:
-        if self.outbox_url:
-            return self.outbox_url
-        path = localenv.home() / "data" / "pipeline"
-        path.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path / 'outbox.db'}"
+        return self.outbox_url or localenv.default_sqlite_url("pipeline", "outbox.db")
 
     def resolved_http_port(self) -> int:
         return localenv.DEFAULT_PORTS["pipeline_http"] if self.http_port < 0 else self.http_port

@@ -19,11 +19,7 @@ class PromptConfig:
     max_top_k: int = 100
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        path = localenv.home() / "data" / "prompt"
-        path.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path / 'prompt.db'}"
+        return self.database_url or localenv.default_sqlite_url("prompt")
 
     def address(self, service: str) -> str:
         return getattr(self, f"{service}_address") or localenv.service_address(service)

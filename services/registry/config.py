@@ -16,11 +16,7 @@ class RegistryConfig:
     event_poll_s: float = 1.0  # watchers also poll, so events written by other replicas arrive
 
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        path = localenv.home() / "data" / "registry" / "registry.db"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
+        return self.database_url or localenv.default_sqlite_url("registry")
 
     def resolved_artifact_root(self) -> str:
-        return self.artifact_root or str(localenv.home() / "data" / "registry" / "artifacts")
+        return self.artifact_root or str(localenv.data_dir("registry") / "artifacts")

@@ -24,12 +24,10 @@ class RetrievalConfig:
     health_interval_s: float = 5.0  # how often Milvus is probed for the health status
 
     def data_dir(self):
-        path = localenv.home() / "data" / "retrieval"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return localenv.data_dir("retrieval")
 
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir() / 'retrieval.db'}"
+        return self.database_url or localenv.default_sqlite_url("retrieval")
 
     def resolved_milvus_uri(self) -> str:
         return self.milvus_uri or os.environ.get("LLMOPS_MILVUS_URI", "")

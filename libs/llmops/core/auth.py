@@ -72,9 +72,10 @@ def caller() -> Principal:
     return current_principal.get() or ANONYMOUS
 
 
-def require(role: Role, action: str) -> None:
-    """Finer check inside an RPC, e.g. moving a protected alias needs approver."""
-    who = caller()
+def require(role: Role, action: str, who: Principal | None = None) -> None:
+    """Finer check inside an RPC, e.g. moving a protected alias needs approver (`who`: the
+    current caller unless given)."""
+    who = who or caller()
     if not who.has(role):
         raise PermissionDenied(f"{action} needs role {role.name.lower()}; {who.name} has {who.role.name.lower()}")
 

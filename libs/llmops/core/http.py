@@ -122,11 +122,7 @@ def authenticate(headers: Mapping[str, str], keys: auth.KeyStore, role: auth.Rol
     """The caller's principal and key from `authorization: Bearer` (or `x-api-key`)."""
     key = auth.bearer_key(headers)
     principal = keys.authenticate(key)
-    token = auth.current_principal.set(principal)
-    try:
-        auth.require(role, action)
-    finally:
-        auth.current_principal.reset(token)
+    auth.require(role, action, principal)
     return principal, key
 
 

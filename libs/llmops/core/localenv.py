@@ -27,6 +27,18 @@ def home() -> Path:
     return Path(os.environ.get("LLMOPS_HOME") or Path.home() / ".llmops").expanduser()
 
 
+def data_dir(service: str) -> Path:
+    """A service's own data folder, `$LLMOPS_HOME/data/<service>` (created)."""
+    path = home() / "data" / service
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_sqlite_url(service: str, filename: str = "") -> str:
+    """The embedded default store of a service: SQLite in its data folder."""
+    return f"sqlite:///{data_dir(service) / (filename or service + '.db')}"
+
+
 def config_path() -> Path:
     return home() / "config.json"
 
