@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -101,29 +102,39 @@ def raw_trainer(model_dir: Path, data: list[list[dict]], out: Path) -> tuple[flo
     return times[-1] - times[0], sum(tokens[1:len(times)])
 
 
-def main() -> int:
+def main(rounds: int = 3) -> int:
+    """`rounds` interleaved rounds (Trainer, service, service with checkpoints), so a slow spell of
+    the machine hits every contender alike; the ratios are taken within a round."""
     data = rows()
+    per_round = []
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        model = home / "demo-llm"
+        root = Path(tmp)
+        model = root / "demo-llm"
         demo.build(DOCS, model, demo.DemoSpec(steps=30))
-        raw_s, raw_tokens = raw_trainer(model, data, home / "trainer")
-        (home / "svc").mkdir()
-        svc_s, svc_tokens = through_service(home / "svc", model, data, checkpoint_every=10_000)
-        (home / "svc-ckpt").mkdir()
-        ck_s, ck_tokens = through_service(home / "svc-ckpt", model, data, checkpoint_every=25)
-    raw, svc, ck = raw_tokens / raw_s, svc_tokens / svc_s, ck_tokens / ck_s
-    print(f"service with a checkpoint every 25 steps: {ck:.0f} tokens/s ({ck / raw:.2f}x)")
-    report = {"benchmark": "finetuning", "raw_trainer_tokens_per_s": round(raw, 1),
-              "service_tokens_per_s": round(svc, 1), "ratio": round(svc / raw, 3),
-              "service_checkpoint_every_25_tokens_per_s": round(ck, 1), "ratio_with_checkpoints": round(ck / raw, 3),
-              "target": ">= 0.9", "met": svc / raw >= 0.9, "batch": BATCH, "max_seq_length": SEQ, "lora_rank": RANK}
+        for r in range(rounds):
+            home = root / f"round-{r}"
+            for sub in ("svc", "svc-ckpt"):
+                (home / sub).mkdir(parents=True)
+            raw_s, raw_tokens = raw_trainer(model, data, home / "trainer")
+            svc_s, svc_tokens = through_service(home / "svc", model, data, checkpoint_every=10_000)
+            ck_s, ck_tokens = through_service(home / "svc-ckpt", model, data, checkpoint_every=25)
+            raw, svc, ck = raw_tokens / raw_s, svc_tokens / svc_s, ck_tokens / ck_s
+            per_round.append({"raw_trainer_tokens_per_s": round(raw, 1), "service_tokens_per_s": round(svc, 1),
+                              "service_checkpoint_every_25_tokens_per_s": round(ck, 1),
+                              "ratio": round(svc / raw, 3), "ratio_with_checkpoints": round(ck / raw, 3)})
+            print(f"round {r + 1}: Trainer {raw:.0f} tok/s | service {svc:.0f} ({svc / raw:.2f}x) | with a "
+                  f"checkpoint every 25 steps {ck:.0f} ({ck / raw:.2f}x)", flush=True)
+    ratio = statistics.median(x["ratio"] for x in per_round)
+    ratio_ck = statistics.median(x["ratio_with_checkpoints"] for x in per_round)
+    report = {"benchmark": "finetuning", "rounds": per_round, "median_ratio": ratio,
+              "median_ratio_with_checkpoints": ratio_ck, "target": ">= 0.9", "met": ratio >= 0.9, "batch": BATCH,
+              "max_seq_length": SEQ, "lora_rank": RANK}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "finetuning.json").write_text(json.dumps(report, indent=2))
-    print(f"raw HF Trainer {raw:.0f} tokens/s | service (DeepSpeed worker) {svc:.0f} tokens/s | ratio "
-          f"{svc / raw:.2f}x (target >= 0.9) {'MET' if svc / raw >= 0.9 else 'MISSED'}")
+    print(f"median over {rounds} rounds: service {ratio:.2f}x, with checkpoints {ratio_ck:.2f}x of the raw HF "
+          f"Trainer (target >= 0.9) {'MET' if ratio >= 0.9 else 'MISSED'}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 3))

@@ -36,6 +36,17 @@ def demo_model(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def trained_demo_model(tmp_path_factory) -> Path:
+    """The demo model with its full training budget (about a minute): a base that a short LoRA
+    run can teach new answers, as the real demo model is."""
+    from llmops.modeling import demo
+
+    folder = tmp_path_factory.mktemp("demo-trained") / "demo-llm"
+    demo.build(Path(__file__).resolve().parents[1] / "docs", folder, demo.DemoSpec())
+    return folder
+
+
 @pytest.fixture
 def keys_file(llmops_home) -> Path:
     return llmops_home / "keys.json"

@@ -1,5 +1,7 @@
 """Dataset export: answered requests joined with their feedback (quarantined feedback left out),
-written to a Delta table as a training-ready chat dataset or an evaluation set.
+written to a Delta table as a training-ready chat dataset or an evaluation set. A chat row is the
+prompt exactly as the model was given it (template, retrieved context, question) followed by the
+reference answer, so a model tuned on it learns what serving will ask of it.
 
 A row needs a reference answer: the latest correction, or the answer itself when the latest
 thumbs verdict is up. `corrected_only` keeps corrected rows, `thumbs_up_only` keeps approved
@@ -89,7 +91,8 @@ def arrow_table(selected: list[tuple[InferenceRow, str, str]], fmt: int) -> pa.T
     if fmt == CHAT:
         return pa.Table.from_pylist([{
             "request_id": i.request_id, "reference": kind, "context_ids": i.chunk_ids,
-            "messages": [{"role": "user", "content": i.question}, {"role": "assistant", "content": answer}],
+            "messages": [*(i.prompt_messages or [{"role": "user", "content": i.question}]),
+                         {"role": "assistant", "content": answer}],
             "pipeline_version": i.pipeline_version, "model_version": i.model_version,
         } for i, kind, answer in selected], schema=CHAT_SCHEMA)
     return pa.Table.from_pylist([{

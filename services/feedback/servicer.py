@@ -34,6 +34,7 @@ IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
 LABEL = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
 PIPELINE_VERSION = re.compile(r"^models/([^/]+)/versions/\d+$")
 MAX_TEXT = 100_000
+MAX_PROMPT_MESSAGES = 256
 MAX_BATCH = 500
 DAY_US = 86_400 * 1_000_000
 
@@ -49,7 +50,7 @@ def inference_to_pb(r: InferenceRow) -> pb.InferenceRecord:
         question=r.question, chunk_ids=r.chunk_ids, answer=r.answer, latency_ms=r.latency_ms,
         input_tokens=r.input_tokens, output_tokens=r.output_tokens, caller=r.caller,
         create_time=timestamp(r.create_time_us), pipeline=r.pipeline, feedback_count=r.feedback_count,
-        sources=[pb.Source(**s) for s in r.sources])
+        sources=[pb.Source(**s) for s in r.sources], prompt_messages=[pb.PromptMessage(**m) for m in r.prompt_messages])
 
 
 def feedback_to_pb(f: FeedbackRow) -> pb.Feedback:
@@ -58,6 +59,15 @@ def feedback_to_pb(f: FeedbackRow) -> pb.Feedback:
         corrected_answer=f.corrected_answer, comment=f.comment, labels=f.labels, reviewer=f.reviewer,
         source=f.source, quarantined=f.quarantined, create_time=timestamp(f.create_time_us),
         created_by=f.created_by, pipeline_version=f.pipeline_version, model_version=f.model_version)
+
+
+def _prompt(messages, where: str) -> list[dict]:
+    if len(messages) > MAX_PROMPT_MESSAGES:
+        raise InvalidArgument(f"{where}.prompt_messages has {len(messages)} messages; at most {MAX_PROMPT_MESSAGES}")
+    for i, m in enumerate(messages):
+        if m.role not in ("system", "user", "assistant"):
+            raise InvalidArgument(f"{where}.prompt_messages[{i}].role must be system, user or assistant")
+    return [{"role": m.role, "content": m.content[:MAX_TEXT]} for m in messages]
 
 
 class Notifier:
@@ -100,7 +110,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             [{"document_id": s.document_id, "chunk_id": s.chunk_id, "score": s.score, "text": s.text[:MAX_TEXT]}
              for s in r.sources] or [{"document_id": "", "chunk_id": c, "score": 0.0, "text": ""} for c in r.chunk_ids],
             r.latency_ms, r.input_tokens, r.output_tokens, (r.caller or auth.caller().name)[:200],
-            _us(r.create_time))
+            _us(r.create_time), prompt_messages=_prompt(r.prompt_messages, where))
 
     async def LogInference(self, request, context) -> pb.LogInferenceResponse:
         row = self._row(request.record)

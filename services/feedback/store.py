@@ -9,7 +9,7 @@ returns the first row. Both tables have an increasing `seq`, which WatchFeedback
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
@@ -36,6 +36,8 @@ inferences = sa.Table(
     sa.Column("output_tokens", sa.BigInteger, nullable=False),
     sa.Column("caller", sa.String(200), nullable=False),
     sa.Column("create_time_us", sa.BigInteger, nullable=False, index=True),
+    # JSON list of {role, content}: the prompt as the model got it (added in migration 2)
+    sa.Column("prompt_messages", sa.Text, nullable=False, server_default="[]"),
 )
 feedback = sa.Table(
     "feedback", meta,
@@ -58,7 +60,16 @@ feedback = sa.Table(
     sa.Column("create_time_us", sa.BigInteger, nullable=False, index=True),
     sa.UniqueConstraint("created_by", "idempotency_key", name="uq_feedback_idempotency"),
 )
-MIGRATIONS = [Migration(1, "inferences, feedback", lambda conn: meta.create_all(conn))]
+
+
+def _add_prompt_messages(conn) -> None:
+    """Databases created before the column existed get it; new ones have it from migration 1."""
+    if "prompt_messages" not in {c["name"] for c in sa.inspect(conn).get_columns("inferences")}:
+        conn.execute(sa.text("ALTER TABLE inferences ADD COLUMN prompt_messages TEXT NOT NULL DEFAULT '[]'"))
+
+
+MIGRATIONS = [Migration(1, "inferences, feedback", lambda conn: meta.create_all(conn)),
+              Migration(2, "inferences.prompt_messages", _add_prompt_messages)]
 
 
 @dataclass
@@ -80,6 +91,7 @@ class InferenceRow:
     create_time_us: int = 0
     seq: int = 0
     feedback_count: int = 0
+    prompt_messages: list[dict] = field(default_factory=list)
 
     @property
     def chunk_ids(self) -> list[str]:
@@ -122,7 +134,8 @@ class FeedbackFilter:
 def _inference(r) -> InferenceRow:
     return InferenceRow(r.request_id, r.trace_id, r.pipeline, r.pipeline_version, r.prompt_version, r.index_version,
                         r.model_version, r.question, r.answer, json.loads(r.sources), r.latency_ms, r.input_tokens,
-                        r.output_tokens, r.caller, r.create_time_us, r.seq)
+                        r.output_tokens, r.caller, r.create_time_us, r.seq,
+                        prompt_messages=json.loads(r.prompt_messages))
 
 
 def _feedback(r) -> FeedbackRow:
@@ -152,6 +165,7 @@ class FeedbackStore:
     def _values(row: InferenceRow) -> dict:
         values = {k: v for k, v in row.__dict__.items() if k not in ("seq", "feedback_count")}
         values["sources"] = json.dumps(row.sources)
+        values["prompt_messages"] = json.dumps(row.prompt_messages)
         values["create_time_us"] = row.create_time_us or now_us()
         return values
 

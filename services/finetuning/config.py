@@ -18,6 +18,7 @@ class FineTuningConfig:
     max_run_time_s: float = 6 * 3600.0
     max_restarts: int = 3  # a worker that dies is started again (from its checkpoint) this often
     watch_poll_s: float = 1.0
+    gpus_per_job: int = 0  # 0 or 1: one worker process; more: the DeepSpeed launcher, one rank per GPU
 
     def resolved_database_url(self) -> str:
         return self.database_url or localenv.default_sqlite_url("finetuning")

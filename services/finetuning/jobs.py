@@ -24,6 +24,7 @@ from pathlib import Path
 from services.finetuning import store as st
 from services.finetuning.config import FineTuningConfig
 from services.finetuning.store import EventRecord, JobRecord, JobStore
+from services.finetuning.training import free_port
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +166,7 @@ class JobRunner:
 
     async def _worker(self, job: JobRecord, d: Path) -> int:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.finetuning.worker", str(d), cwd=ROOT,
+            *worker_command(d, self._config.gpus_per_job), cwd=ROOT,
             stdout=open(d / "worker.log", "ab"), stderr=asyncio.subprocess.STDOUT)
         self._procs[job.id] = proc
         follow = asyncio.get_running_loop().create_task(self._follow(job.id, d, proc))
@@ -264,6 +265,15 @@ class JobRunner:
                                          description=f"{spec['method']} fine-tune of {spec['base_version']} on "
                                                      f"{spec['dataset_uri']}@{spec['dataset_version']}")
         return v.name
+
+
+def worker_command(d: Path, gpus: int) -> list[str]:
+    """One worker process on the CPU or one GPU; the DeepSpeed launcher (one process per GPU,
+    data parallel) for more."""
+    if gpus <= 1:
+        return [sys.executable, "-m", "services.finetuning.worker", str(d)]
+    return [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(gpus), "--master_port",
+            str(free_port()), "--no_local_rank", "--module", "services.finetuning.worker", str(d)]
 
 
 @dataclass

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from google.protobuf import json_format
 
@@ -15,9 +17,9 @@ from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from llmops.core.timeutil import timestamp
+from llmops.evaluation import datasets
 from llmops.finetuning.v1 import finetuning_pb2 as pb
 from llmops.finetuning.v1 import finetuning_pb2_grpc
-from services.finetuning import datasets
 from services.finetuning.jobs import JobRunner
 from services.finetuning.store import QUEUED, TERMINAL, EventRecord, JobRecord, JobStore
 from services.finetuning.training import RunSpec
@@ -79,19 +81,32 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         self._registry = registry
         self._config = config
 
+    @staticmethod
+    def _registry_error(exc: CallError, what: str) -> Exception:
+        if exc.code.name == "NOT_FOUND":
+            return NotFound(f"{what}: {exc.message}")
+        if exc.code.name == "INVALID_ARGUMENT":
+            return InvalidArgument(f"{what}: {exc.message}")
+        return Unavailable(f"the registry service is unavailable ({exc.code.name}); retry shortly", service="registry")
+
     def _base_version(self, ref: str) -> str:
         try:
             v = self._registry.get_version(ref)
         except CallError as exc:
-            if exc.code.name == "NOT_FOUND":
-                raise NotFound(f"base model {ref!r}: {exc.message}") from None
-            if exc.code.name == "INVALID_ARGUMENT":
-                raise InvalidArgument(f"base_model: {exc.message}") from None
-            raise Unavailable(f"the registry service is unavailable ({exc.code.name}); retry shortly",
-                              service="registry") from None
+            raise self._registry_error(exc, f"base model {ref!r}") from None
         if v.HasField("pipeline_spec"):
             raise InvalidArgument(f"{v.name} is a pipeline bundle; name a model version")
         return v.name
+
+    def _fetch(self, name: str, version: str, dest: Path) -> str:
+        try:
+            return datasets.registry_fetch(self._registry)(name, version, dest)
+        except CallError as exc:
+            raise self._registry_error(exc, f"dataset registry:{name}") from None
+
+    def _dataset(self, uri: str, version: str) -> datasets.Dataset:
+        with tempfile.TemporaryDirectory(prefix="dataset-") as scratch:
+            return datasets.load(uri, version, self._fetch, Path(scratch) / "data")
 
     async def CreateTuningJob(self, request, context) -> pb.TuningJob:
         j, key = request.job, request.idempotency_key
@@ -109,15 +124,18 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         if not j.base_model:
             raise InvalidArgument("base_model is required: `name@alias` or `name@version`")
         base_version = await asyncio.to_thread(self._base_version, j.base_model)
-        rows, table_version = await asyncio.to_thread(datasets.load_rows, j.dataset_uri, j.dataset_version)
+        data = await asyncio.to_thread(self._dataset, j.dataset_uri, j.dataset_version)
+        rows, table_version = datasets.require_chat(data), data.version
         output_model = j.output_model or base_version.split("/")[1]
         spec = {"base_model": j.base_model, "base_version": base_version, "dataset_uri": j.dataset_uri,
                 "dataset_version": table_version, "method": "lora" if j.method == pb.METHOD_LORA else "full",
                 "method_pb": j.method, "hyperparameters": hp, "output_model": output_model,
                 "deepspeed": {"zero_stage": ds.zero_stage, "offload_optimizer": ds.offload_optimizer}}
         ident = secrets.token_hex(8)
+        validated = (f"base {base_version}, dataset {j.dataset_uri}@{table_version} ({len(rows)} rows), "
+                     f"{spec['method']}")
         record, replayed = await self._db.run(self._store.create, JobRecord(ident, spec, QUEUED, created_by=me,
-                                                                            idempotency_key=key or None))
+                                                                            idempotency_key=key or None), validated)
         if not replayed:
             await asyncio.to_thread(self._prepare, ident, spec, rows)
             self._runner.wake()

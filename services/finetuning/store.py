@@ -13,7 +13,7 @@ from llmops.core.errors import NotFound
 from llmops.core.storage import Database, Migration
 from llmops.core.timeutil import now_us
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLING, CANCELLED = 2, 3, 4, 5, 6, 7
+VALIDATING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLING, CANCELLED = 1, 2, 3, 4, 5, 6, 7
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
 
 meta = sa.MetaData()
@@ -92,8 +92,10 @@ class JobStore:
     def migrate(self) -> int:
         return self.db.migrate(MIGRATIONS)
 
-    def create(self, job: JobRecord) -> tuple[JobRecord, bool]:
-        """(stored job, replayed): a known (created_by, idempotency_key) returns the first job."""
+    def create(self, job: JobRecord, validated: str = "") -> tuple[JobRecord, bool]:
+        """(stored job, replayed): a known (created_by, idempotency_key) returns the first job.
+        The job's checks ran before it was stored; `validated` says what they found (an event in
+        state VALIDATING precedes the QUEUED one)."""
         with self.db.write() as conn:
             if job.idempotency_key:
                 r = conn.execute(sa.select(jobs).where(jobs.c.created_by == job.created_by,
@@ -104,7 +106,9 @@ class JobStore:
                 id=job.id, spec=json.dumps(job.spec, sort_keys=True), state=job.state, steps_done=0, total_steps=0,
                 result_model_version="", error="", metrics="{}", restarts=0, created_by=job.created_by,
                 idempotency_key=job.idempotency_key, create_time_us=now_us(), end_time_us=0))
-            self._event(conn, EventRecord(job.id, 0, job.state, message="validated and queued"))
+            if validated:
+                self._event(conn, EventRecord(job.id, 0, VALIDATING, message=f"validated: {validated}"))
+            self._event(conn, EventRecord(job.id, 0, job.state, message="queued"))
         return self.get(job.id), False
 
     def get(self, job_id: str) -> JobRecord:

@@ -6,6 +6,10 @@ the last complete checkpoint without repeating or skipping a step.
 Examples are chat rows (`messages`); the loss is on the assistant's last turn only (the prompt
 tokens are masked), rendered with the model's own chat template. The order of examples is a
 function of (seed, epoch), so a resumed run sees exactly the batches the first one would have.
+
+On several GPUs (the DeepSpeed launcher starts one process per GPU) every rank runs this same
+loop: a step takes `batch_size` examples per rank from the same shuffled window, and rank 0
+alone writes events and the output.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 Emit = Callable[[dict[str, Any]], None]
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "generation_config.json")
 
@@ -43,6 +47,7 @@ class RunSpec:
     offload_optimizer: bool = False
     seed: int = 0
     eval_fraction: float = 0.1
+    eval_questions: int = 200  # at most this many of the dataset's questions are answered for exact match
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -99,13 +104,13 @@ def batch_of(examples: list[Example], pad_id: int):
     return ids, labels, mask
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def deepspeed_config(spec: RunSpec, trainable) -> dict:
+def deepspeed_config(spec: RunSpec, cuda: bool = False) -> dict:
     zero: dict[str, Any] = {"stage": spec.zero_stage}
     if spec.offload_optimizer and spec.zero_stage >= 1:
         zero["offload_optimizer"] = {"device": "cpu"}
@@ -117,6 +122,7 @@ def deepspeed_config(spec: RunSpec, trainable) -> dict:
         # torch's AdamW: DeepSpeed's own CPU Adam would build a C++ op first (a minute or more)
         "optimizer": {"type": "AdamW", "params": {"lr": spec.learning_rate, "weight_decay": 0.0, "torch_adam": True}},
         "steps_per_print": 10**9, "wall_clock_breakdown": False,
+        "bf16": {"enabled": cuda},  # fp32 on the CPU; on GPUs bf16 weights with fp32 optimizer state
     }
 
 
@@ -128,11 +134,14 @@ def train(spec: RunSpec, rows: list[list[dict]], job_dir: Path, emit: Emit,
     os.environ.setdefault("LOCAL_RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
     import deepspeed
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    if rank != 0:  # one rank speaks for the job: events, pruning, the output folder
+        emit = _silent
     torch.manual_seed(spec.seed)
     tokenizer = AutoTokenizer.from_pretrained(spec.base)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
@@ -149,8 +158,9 @@ def train(spec: RunSpec, rows: list[list[dict]], job_dir: Path, emit: Emit,
                                                  target_modules=targets or None, task_type="CAUSAL_LM"))
     trainable = [p for p in model.parameters() if p.requires_grad]
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=trainable,
-                                           config=deepspeed_config(spec, trainable))
-    steps_per_epoch = math.ceil(len(train_set) / spec.batch_size)
+                                           config=deepspeed_config(spec, torch.cuda.is_available()))
+    step_examples = spec.batch_size * world  # a step is one micro-batch per rank (data parallel)
+    steps_per_epoch = math.ceil(len(train_set) / step_examples)
     total = spec.epochs * steps_per_epoch
     ckpt_dir = job_dir / "checkpoints"
     start = 0
@@ -170,23 +180,61 @@ def train(spec: RunSpec, rows: list[list[dict]], job_dir: Path, emit: Emit,
         epoch, i = divmod(step, steps_per_epoch)
         order = list(range(len(train_set)))
         random.Random(spec.seed * 1_000_003 + epoch).shuffle(order)
-        chosen = [train_set[j] for j in order[i * spec.batch_size:(i + 1) * spec.batch_size]]
-        ids, labels, mask = batch_of(chosen, pad_id)
+        window = order[i * step_examples:(i + 1) * step_examples]
+        chosen = [train_set[j] for j in (window[rank::world] or window[:1])]  # this rank's share
+        ids, labels, mask = (t.to(engine.device) for t in batch_of(chosen, pad_id))
         out = engine(input_ids=ids, attention_mask=mask, labels=labels)
         engine.backward(out.loss)
         engine.step()
         tokens += int(mask.sum())
-        emit({"type": "progress", "step": step + 1, "total": total, "loss": float(out.loss), "epoch": epoch + 1,
+        emit({"type": "progress", "step": step + 1, "total": total, "loss": out.loss.item(), "epoch": epoch + 1,
               "tokens": int(mask.sum())})
         if (step + 1) % max(1, spec.checkpoint_interval_steps) == 0 and step + 1 < total:
             engine.save_checkpoint(str(ckpt_dir), tag=f"step-{step + 1}", client_state={"step": step + 1})
-            _prune(ckpt_dir, keep=f"step-{step + 1}")
+            if rank == 0:
+                _prune(ckpt_dir, keep=f"step-{step + 1}")
             emit({"type": "checkpoint", "step": step + 1, "checkpoint": f"step-{step + 1}"})
     metrics = {"eval_loss": evaluate(engine, eval_set, pad_id, spec.batch_size), "train_steps": float(total),
                "train_examples": float(len(train_set))}
-    emit({"type": "evaluated", "step": total, "eval_loss": metrics["eval_loss"]})
+    if rank != 0:
+        return metrics
     save_output(engine.module, spec, job_dir / "output")
+    del engine, model
+    metrics.update(check_output(spec, rows, job_dir / "output"))
+    emit({"type": "evaluated", "step": total, "eval_loss": metrics["eval_loss"],
+          "exact_match": metrics["exact_match"], "questions": metrics["exact_match_questions"]})
     return metrics
+
+
+def check_output(spec: RunSpec, rows: list[list[dict]], out: Path) -> dict[str, float]:
+    """Load the saved folder the way serving will (a fresh process state, merged weights or base +
+    adapter) and answer the dataset's evaluation questions greedily: a model that does not load
+    or generate fails the job here, not after someone approved it. Returns the exact-match rate."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llmops.evaluation import exact
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    if (out / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(spec.base), str(out))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(out)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).eval()
+    items = [(r[:-1], r[-1]["content"]) for r in rows][:spec.eval_questions]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    answers = []
+    with torch.no_grad():
+        for prompt, reference in items:
+            enc = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
+                                                return_dict=True).to(device)
+            budget = min(256, len(tokenizer(reference, add_special_tokens=False)["input_ids"]) + 16)
+            ids = model.generate(**enc, max_new_tokens=budget, do_sample=False, pad_token_id=pad_id)
+            answers.append(tokenizer.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+    return {"exact_match": exact.rate(answers, [r for _, r in items]), "exact_match_questions": float(len(items))}
 
 
 def evaluate(engine, examples: list[Example], pad_id: int, batch_size: int) -> float:
@@ -199,13 +247,17 @@ def evaluate(engine, examples: list[Example], pad_id: int, batch_size: int) -> f
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(examples), batch_size):
-            ids, labels, mask = batch_of(examples[i:i + batch_size], pad_id)
+            ids, labels, mask = (t.to(engine.device) for t in batch_of(examples[i:i + batch_size], pad_id))
             n = int((labels[:, 1:] != -100).sum())
             if n:
                 total += float(engine(input_ids=ids, attention_mask=mask, labels=labels).loss) * n
                 count += n
     engine.train()
     return total / count if count else 0.0
+
+
+def _silent(event: dict[str, Any]) -> None:
+    pass
 
 
 def _prune(ckpt_dir: Path, keep: str) -> None:

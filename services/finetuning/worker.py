@@ -5,12 +5,15 @@ worker appends events to `events.jsonl` (one JSON object per line: started, prog
 resumed, evaluated, finished, cancelled, failed) and leaves the model in `output/`. Started
 again on the same folder it resumes from the last complete checkpoint; the event log is first
 cut back to that checkpoint, so the steps it records have no gaps and no repeats. SIGTERM stops
-it at the next step boundary (a cancel).
+it at the next step boundary (a cancel). On several GPUs the DeepSpeed launcher starts one worker
+per GPU (`deepspeed --num_gpus N --no_local_rank --module services.finetuning.worker JOB_DIR`);
+rank 0 keeps the log and writes the output.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -60,6 +63,9 @@ def main(job_dir: Path) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
     spec = RunSpec(**json.loads((job_dir / "spec.json").read_text()))
     rows = [json.loads(line)["messages"] for line in (job_dir / "dataset.jsonl").read_text().splitlines() if line]
+    if int(os.environ.get("RANK", "0")) != 0:  # under the DeepSpeed launcher: rank 0 keeps the log
+        train(spec, rows, job_dir, lambda e: None, lambda: stop["requested"])
+        return 0
     log = EventLog(job_dir / "events.jsonl")
     log.cut_back(job_dir / "checkpoints")
     try:

@@ -176,7 +176,7 @@ class PipelineRunner:
             raise self._downstream(exc, "prompt", deadline) from None
 
     async def _log(self, request_id: str, q: Question, b: Bundle, versions: Versions, citations: list[Citation],
-                   answer: str, last: Piece, started: float) -> None:
+                   prompt: list[gpb.ChatMessage], answer: str, last: Piece, started: float) -> None:
         """Queue the inference record; a failure here is logged, never the caller's problem."""
         if self._outbox is None:
             return
@@ -188,7 +188,8 @@ class PipelineRunner:
             output_tokens=last.output_tokens, caller=auth.caller().name, create_time=timestamp(now_us()),
             pipeline=b.version.split("/")[1],
             sources=[fpb.Source(document_id=c.document_id, chunk_id=c.chunk_id, score=c.score, text=c.text)
-                     for c in citations])
+                     for c in citations],
+            prompt_messages=[fpb.PromptMessage(role=m.role, content=m.content) for m in prompt])
         try:
             await self._outbox.add(record)
         except Exception:  # the answer was given: a lost log line must not fail it
@@ -226,7 +227,8 @@ class PipelineRunner:
                     last = Piece(msg.delta, citations if first else None, versions if first else None,
                                  msg.usage.input_tokens, msg.usage.output_tokens,
                                  FINISH.get(msg.finish_reason, "stop"), last=True)
-                    await self._log(request_id, q, b, versions, citations, "".join(parts), last, started)
+                    await self._log(request_id, q, b, versions, citations, request.messages, "".join(parts), last,
+                                    started)
                     yield last
                     return
                 yield Piece(msg.delta, citations if first else None, versions if first else None)

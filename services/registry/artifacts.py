@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from llmops.core.errors import InvalidArgument
 from llmops.core.paths import safe_relative_path
 
-ALLOWED_SUFFIXES = frozenset({".safetensors", ".json", ".txt", ".model", ".tiktoken", ".jinja", ".md", ".yaml", ".yml"})
+ALLOWED_SUFFIXES = frozenset({".safetensors", ".json", ".jsonl", ".txt", ".model", ".tiktoken", ".jinja", ".md", ".yaml", ".yml"})
 ALLOWED_BARE_NAMES = frozenset({"LICENSE", "NOTICE", "README", "USE_POLICY"})
 PICKLED_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz", ".h5", ".msgpack"})
 SNIFF_BYTES = 16

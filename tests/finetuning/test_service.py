@@ -6,6 +6,7 @@ lineage), and cancellation."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from deltalake import write_deltalake
 
 from llmops.client import Client
 from llmops.core import auth
+from llmops.core.errors import DomainError
+from llmops.evaluation import datasets
 from llmops.finetuning.v1 import finetuning_pb2 as pb
 from services.feedback.export import CHAT_SCHEMA
 from services.registry.config import RegistryConfig
@@ -118,6 +121,33 @@ def test_bad_input_is_refused_with_the_reason(tune, tmp_path):
     assert code is grpc.StatusCode.PERMISSION_DENIED
     code, _ = code_of(ft.get, "tuningJobs/doesnotexist")
     assert code is grpc.StatusCode.NOT_FOUND
+    code, msg = code_of(ft.create, "demo@production", "registry:no-such-set", **FAST)
+    assert code is grpc.StatusCode.NOT_FOUND and "no-such-set" in msg
+    code, msg = code_of(ft.create, "demo@production", "registry:demo", dataset_version="1", **FAST)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "holds no data.jsonl" in msg
+
+
+def test_a_jsonl_dataset_in_the_registry_trains_and_is_evaluated(tune, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [{"role": "user", "content": "q"}]}\n')
+    with pytest.raises(DomainError, match="ending with the assistant's answer"):
+        datasets.upload(tune.clients["editor"].registry, "jsonl-train", bad)
+    good = tmp_path / "train.jsonl"
+    good.write_text("".join(json.dumps({"messages": r}) + "\n" for r in ROWS[:12]))
+    v = datasets.upload(tune.clients["editor"].registry, "jsonl-train", good)
+    assert v.artifact.format == datasets.JSONL_FORMAT
+    ft = tune.clients["editor"].finetuning
+    job = ft.create("demo@production", "registry:jsonl-train", output_model="demo-jsonl", **FAST)
+    assert (job.dataset_uri, job.dataset_version) == ("registry:jsonl-train", "1")
+    done = wait(tune, job.name, lambda j: j.state in (pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED))
+    assert done.state == pb.JOB_STATE_SUCCEEDED, done.error
+    assert done.metrics["exact_match_questions"] == 12 and 0 <= done.metrics["exact_match"] <= 1
+    lineage = tune.clients["admin"].registry.get_version(done.result_model_version).lineage
+    assert (lineage.dataset_uri, lineage.dataset_version) == ("registry:jsonl-train", "1")
+    events = list(tune.clients["reader"].finetuning.watch(job.name, timeout=30))
+    assert [pb.JobState.Name(e.state) for e in events[:2]] == ["JOB_STATE_VALIDATING", "JOB_STATE_QUEUED"]
+    assert "registry:jsonl-train@1 (12 rows)" in events[0].message
+    assert any(e.message.startswith("evaluated:") and "exact_match" in e.message for e in events)
 
 
 def test_a_killed_worker_and_a_restarted_service_resume_and_register_a_candidate(tune):

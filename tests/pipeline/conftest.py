@@ -1,5 +1,5 @@
 """The whole RAG stack for tests, every service its own process (registry, retrieval, prompt,
-model server, generation, feedback, pipeline), started side by side on free loopback ports, sharing one
+model server, generation, feedback, pipeline, finetuning), started side by side on free loopback ports, sharing one
 LLMOPS_HOME (keys, data, span store). Content: an index of three small documents, the demo model
 (trained for a few steps) behind route `demo`, a fake OpenAI-compatible provider behind route
 `ext`, a prompt template, and two pipeline bundles aliased `production`."""
@@ -29,7 +29,7 @@ DOCS = {
                  "caps what a caller may spend.",
 }
 SYSTEM = "Answer from the context and cite sources as [n].\n\nContext:\n{{ context }}"
-SERVICES = ("registry", "retrieval", "prompt", "modelserver", "generation", "feedback", "pipeline")
+SERVICES = ("registry", "retrieval", "prompt", "modelserver", "generation", "feedback", "pipeline", "finetuning")
 
 
 class RagStack:
@@ -37,7 +37,8 @@ class RagStack:
         self.home = home
         self.keys = make_keys(home / "keys.json")
         service_keys = {s: auth.add_key(home / "keys.json", f"service-{s}", role)
-                        for s, role in (("modelserver", "reader"), ("generation", "reader"), ("pipeline", "editor"))}
+                        for s, role in (("modelserver", "reader"), ("generation", "reader"), ("pipeline", "editor"),
+                                        ("finetuning", "editor"))}
         self.ports = {s: free_port() for s in SERVICES}
         self.fake = FakeProvider(CANARY).start()
         common = {"LLMOPS_HOME": str(home), "LLMOPS_TRACE_DB": str(home / "traces.db"),

@@ -60,9 +60,10 @@ def test_answers_reviewed_in_the_browser_are_summarized_and_exported(rag):
     first = editor.export("review-corrections", corrected_only=True, pipeline_version=b.name)
     assert first.row_count == 2
     rows = DeltaTable(first.table_uri).to_pyarrow_table().to_pylist()
-    assert {r["request_id"]: r["messages"][1]["content"] for r in rows} == {
+    assert {r["request_id"]: r["messages"][-1]["content"] for r in rows} == {
         asked[q].request_id: text for q, text in CORRECTIONS.items()}
-    assert all(r["messages"][0]["content"].startswith("Question ") for r in rows)
+    assert all(r["messages"][-2]["content"].startswith("Question ") for r in rows)
+    assert all(r["messages"][0]["role"] == "system" and "Context:" in r["messages"][0]["content"] for r in rows)
     by_id = {a.request_id: a for a in asked}
     assert all(r["context_ids"] == [x.chunk_id for x in by_id[r["request_id"]].citations] for r in rows)
     reviewer.give(request_id=asked[7].request_id, corrected_answer="A person with the approver role.")

@@ -7,7 +7,7 @@ import sys
 
 import grpc
 
-from llmops.cli import feedback, generate, index, models, pipelines, prompts, stack, tracecmd, tune
+from llmops.cli import datasets, feedback, generate, index, models, pipelines, prompts, stack, tracecmd, tune
 from llmops.client import CallError, Client
 from llmops.core import auth, localenv
 from llmops.core.errors import DomainError
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipelines.register(sub)
     feedback.register(sub)
     tune.register(sub)
+    datasets.register(sub)
     return parser
 
 

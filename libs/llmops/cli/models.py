@@ -172,6 +172,29 @@ def cmd_import(client: Client, args) -> None:
                                    promote=False))
 
 
+def cmd_compare(client: Client, args) -> None:
+    """Candidate vs champion on a dataset's evaluation questions, through generation routes."""
+    import tempfile
+
+    from llmops.evaluation import compare, datasets
+
+    uri, version = datasets.parse_ref(args.dataset)
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = datasets.load(uri, version, datasets.registry_fetch(client.registry), Path(tmp))
+    items = ds.evaluation[:args.limit] if args.limit else ds.evaluation
+    routes = {side: compare.route_for(client.generation, side) for side in (args.candidate, args.champion)}
+    results = []
+    with tqdm(total=2 * len(items), desc="compare", unit="question") as bar:
+        for side in (args.candidate, args.champion):
+            results.append(compare.evaluate(client.generation, side, routes[side], items, max_tokens=args.max_tokens,
+                                            progress=lambda: bar.update(1)))
+    print(f"dataset {ds.uri}@{ds.version}")
+    print(compare.table(*results))
+    if args.details:
+        for (prompt, reference), a, b in zip(items, results[0].answers, results[1].answers, strict=True):
+            print(f"\nQ: {prompt[-1]['content']}\n  reference: {reference}\n  candidate: {a}\n  champion:  {b}")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="the model registry")
     s = p.add_subparsers(dest="action", required=True)
@@ -229,6 +252,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("folder")
     a.add_argument("--description", default="")
     a.set_defaults(run=cmd_import)
+    a = s.add_parser("compare", help="candidate vs champion on a dataset's evaluation questions (exact match, "
+                                     "answer length, latency)")
+    a.add_argument("candidate", help="NAME@VERSION, NAME@ALIAS or a generation route")
+    a.add_argument("champion", help="NAME@VERSION, NAME@ALIAS or a generation route")
+    a.add_argument("--dataset", required=True, metavar="URI@VERSION",
+                   help="a Delta table (chat or evaluation format) or registry:NAME, at a version")
+    a.add_argument("--max-tokens", type=int, default=64)
+    a.add_argument("--limit", type=int, default=0, help="at most this many questions")
+    a.add_argument("--details", action="store_true", help="print every question with both answers")
+    a.set_defaults(run=cmd_compare)
     a = s.add_parser("events", help="the audit trail")
     a.add_argument("--model")
     a.set_defaults(run=cmd_events)

@@ -46,7 +46,10 @@ def cmd_create(client: Client, args) -> None:
                             "batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
                             "lora_rank": args.lora_rank, "lora_alpha": args.lora_alpha,
                             "checkpoint_interval_steps": args.checkpoint_interval}.items() if v}
-    job = client.finetuning.create(args.base, args.dataset, dataset_version=args.dataset_version or "",
+    from llmops.evaluation.datasets import parse_ref
+
+    uri, version = (args.dataset, args.dataset_version) if args.dataset_version else parse_ref(args.dataset)
+    job = client.finetuning.create(args.base, uri, dataset_version=version or "",
                                    method=args.method, output_model=args.output_model or "",
                                    zero_stage=args.zero_stage, offload_optimizer=args.offload,
                                    merge_lora=not args.keep_adapter, idempotency_key=args.idempotency_key or "",
@@ -79,9 +82,10 @@ def cmd_cancel(client: Client, args) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tune", help="fine-tuning jobs (DeepSpeed, full or LoRA) that register candidate versions")
     ts = p.add_subparsers(dest="action", required=True)
-    c = ts.add_parser("create", help="start a job on a base model and a Delta dataset (chat format)")
+    c = ts.add_parser("create", help="start a job on a base model and a chat dataset")
     c.add_argument("base", help="base model NAME@ALIAS or NAME@VERSION")
-    c.add_argument("dataset", help="Delta table URI (e.g. from `llmops feedback export`)")
+    c.add_argument("dataset", help="a Delta table URI (from `llmops feedback export`) or registry:NAME (from "
+                                   "`llmops datasets upload`), optionally @VERSION")
     c.add_argument("--dataset-version", help="table version (default: the latest)")
     c.add_argument("--method", choices=["lora", "full"], default="lora")
     c.add_argument("--output-model", help="registry model for the result (default: the base's)")

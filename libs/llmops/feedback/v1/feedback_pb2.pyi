@@ -51,8 +51,16 @@ class Source(_message.Message):
     text: str
     def __init__(self, document_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
 
+class PromptMessage(_message.Message):
+    __slots__ = ("role", "content")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
+
 class InferenceRecord(_message.Message):
-    __slots__ = ("request_id", "trace_id", "pipeline_version", "prompt_version", "index_version", "model_version", "question", "chunk_ids", "answer", "latency_ms", "input_tokens", "output_tokens", "caller", "create_time", "sources", "pipeline", "feedback_count")
+    __slots__ = ("request_id", "trace_id", "pipeline_version", "prompt_version", "index_version", "model_version", "question", "chunk_ids", "answer", "latency_ms", "input_tokens", "output_tokens", "caller", "create_time", "sources", "pipeline", "feedback_count", "prompt_messages")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +78,7 @@ class InferenceRecord(_message.Message):
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     FEEDBACK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     trace_id: str
     pipeline_version: str
@@ -87,7 +96,8 @@ class InferenceRecord(_message.Message):
     sources: _containers.RepeatedCompositeFieldContainer[Source]
     pipeline: str
     feedback_count: int
-    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., prompt_version: _Optional[str] = ..., index_version: _Optional[str] = ..., model_version: _Optional[str] = ..., question: _Optional[str] = ..., chunk_ids: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., latency_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., caller: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., pipeline: _Optional[str] = ..., feedback_count: _Optional[int] = ...) -> None: ...
+    prompt_messages: _containers.RepeatedCompositeFieldContainer[PromptMessage]
+    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., prompt_version: _Optional[str] = ..., index_version: _Optional[str] = ..., model_version: _Optional[str] = ..., question: _Optional[str] = ..., chunk_ids: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., latency_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., caller: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., pipeline: _Optional[str] = ..., feedback_count: _Optional[int] = ..., prompt_messages: _Optional[_Iterable[_Union[PromptMessage, _Mapping]]] = ...) -> None: ...
 
 class LogInferenceRequest(_message.Message):
     __slots__ = ("record",)

@@ -1,0 +1,108 @@
+"""Champion vs candidate: a dataset's evaluation questions answered through generation routes
+(greedy, one at a time so latencies are comparable), scored by exact match, with the answer
+length and latency, side by side.
+
+A side is a route name, or a registry model reference (`name@version`, `name@alias`), for which
+an evaluation route `eval-{name}-{version}` targeting just that model is created once (routes
+are immutable and creating one takes the admin role; pass route names to avoid that).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from llmops.client.base import CallError
+from llmops.client.generation import GenerationClient, registry_target
+from llmops.core.errors import FailedPrecondition
+from llmops.evaluation import exact
+
+
+@dataclass
+class SideResult:
+    label: str  # as the user named it
+    route: str
+    served_by: str = ""
+    answers: list[str] = field(default_factory=list)
+    output_tokens: list[int] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    matches: list[bool] = field(default_factory=list)
+
+    @property
+    def exact_match(self) -> float:
+        return sum(self.matches) / len(self.matches) if self.matches else 0.0
+
+    @property
+    def mean_answer_tokens(self) -> float:
+        return statistics.fmean(self.output_tokens) if self.output_tokens else 0.0
+
+    @property
+    def latency_p50_ms(self) -> float:
+        return statistics.median(self.latencies_ms) if self.latencies_ms else 0.0
+
+    @property
+    def latency_mean_ms(self) -> float:
+        return statistics.fmean(self.latencies_ms) if self.latencies_ms else 0.0
+
+
+def route_for(generation: GenerationClient, side: str) -> str:
+    """The route to evaluate `side` through (created for a model reference when missing)."""
+    if "@" not in side:
+        return side
+    model, _, selector = side.partition("@")
+    route = re.sub(r"[^a-z0-9_.-]", "-", f"eval-{model}-{selector}".lower())[:63]
+    try:
+        existing = generation.get_route(route)
+    except CallError as exc:
+        if exc.code.name != "NOT_FOUND":
+            raise
+        try:
+            generation.create_route(route, [registry_target(side)])
+        except CallError as err:
+            if err.code.name != "ALREADY_EXISTS":  # created meanwhile by someone else: fine
+                raise
+        return route
+    targets = [t.registry_model for t in existing.targets]
+    if targets != [side]:
+        raise FailedPrecondition(f"route {route} exists but targets {targets}, not {side}; pass a route name instead")
+    return route
+
+
+def evaluate(generation: GenerationClient, label: str, route: str, items: list[tuple[list[dict], str]], *,
+             max_tokens: int, progress: Callable[[], None] = lambda: None) -> SideResult:
+    result = SideResult(label, route)
+    for prompt, reference in items:
+        started = time.perf_counter()
+        out = generation.generate(route, prompt, max_tokens=max_tokens, temperature=0.0)
+        result.latencies_ms.append((time.perf_counter() - started) * 1e3)
+        result.served_by = result.served_by or out.served_by
+        result.answers.append(out.text)
+        result.output_tokens.append(out.usage.output_tokens)
+        result.matches.append(exact.exact_match(out.text, reference))
+        progress()
+    return result
+
+
+def table(candidate: SideResult, champion: SideResult) -> str:
+    """The side-by-side table people read before approving."""
+    rows = [
+        ("exact match", f"{candidate.exact_match:.0%}", f"{champion.exact_match:.0%}",
+         f"{(candidate.exact_match - champion.exact_match) * 100:+.0f} pts"),
+        ("mean answer length (tokens)", f"{candidate.mean_answer_tokens:.1f}", f"{champion.mean_answer_tokens:.1f}",
+         f"{candidate.mean_answer_tokens - champion.mean_answer_tokens:+.1f}"),
+        ("latency p50 (ms)", f"{candidate.latency_p50_ms:.0f}", f"{champion.latency_p50_ms:.0f}",
+         f"{candidate.latency_p50_ms - champion.latency_p50_ms:+.0f}"),
+        ("latency mean (ms)", f"{candidate.latency_mean_ms:.0f}", f"{champion.latency_mean_ms:.0f}",
+         f"{candidate.latency_mean_ms - champion.latency_mean_ms:+.0f}"),
+    ]
+    head = ("", f"candidate {candidate.label}", f"champion {champion.label}", "difference")
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.append(f"served by: {candidate.served_by or '-'} vs {champion.served_by or '-'}; "
+                 f"{len(candidate.matches)} questions")
+    return "\n".join(lines)

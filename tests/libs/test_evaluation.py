@@ -1,0 +1,76 @@
+"""Datasets and exact match as tuning jobs and `llmops models compare` read them."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from llmops.core.errors import InvalidArgument, NotFound
+from llmops.evaluation import compare, datasets, exact
+
+CHAT = [{"role": "system", "content": "Context: approvals"}, {"role": "user", "content": "Who approves?"},
+        {"role": "assistant", "content": "A person."}]
+
+
+def test_exact_match_ignores_case_punctuation_and_spacing_but_not_words():
+    assert exact.exact_match("  Only an APPROVER,  may move it!", "only an approver may move it")
+    assert not exact.exact_match("An approver only.", "Only an approver.")
+    assert not exact.exact_match("", "A person.")
+    assert exact.rate(["a.", "b", "x"], ["A", "B", "c"]) == pytest.approx(2 / 3)
+    assert exact.rate([], []) == 0.0
+
+
+def test_dataset_references_split_at_the_last_at_sign():
+    assert datasets.parse_ref("/tables/fixes@3") == ("/tables/fixes", "3")
+    assert datasets.parse_ref("registry:my-set@production") == ("registry:my-set", "production")
+    assert datasets.parse_ref("/tables/fixes") == ("/tables/fixes", "")
+    assert datasets.parse_ref("/odd@dir/table") == ("/odd@dir/table", "")
+
+
+def test_delta_chat_and_evaluation_tables_give_questions_with_references(tmp_path):
+    write_deltalake(str(tmp_path / "chat"), pa.Table.from_pylist([{"messages": CHAT, "reference": "corrected"}]))
+    ds = datasets.load(str(tmp_path / "chat"), "0")
+    assert ds.version == "0" and ds.chat == [CHAT] and ds.evaluation == [(CHAT[:-1], "A person.")]
+    write_deltalake(str(tmp_path / "eval"), pa.Table.from_pylist([{"question": "Who?", "reference_answer": "Me."}]))
+    ev = datasets.load(str(tmp_path / "eval"))
+    assert ev.chat == [] and ev.evaluation == [([{"role": "user", "content": "Who?"}], "Me.")]
+    with pytest.raises(InvalidArgument, match="evaluation set"):
+        datasets.require_chat(ev)
+    with pytest.raises(NotFound, match="no Delta table"):
+        datasets.load(str(tmp_path / "missing"))
+    with pytest.raises(InvalidArgument, match="table version number"):
+        datasets.load(str(tmp_path / "chat"), "latest")
+
+
+def test_jsonl_rows_are_checked_line_by_line(tmp_path):
+    def fetch_lines(*lines):
+        def fetch(name, version, dest):
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / datasets.JSONL_FILE).write_text("\n".join(lines) + "\n")
+            return version or "7"
+        return fetch
+
+    ds = datasets.load("registry:set", "", fetch_lines(json.dumps({"messages": CHAT})), tmp_path / "a")
+    assert (ds.version, ds.chat) == ("7", [CHAT])
+    with pytest.raises(InvalidArgument, match="line 2 is not JSON"):
+        datasets.load("registry:set", "1", fetch_lines(json.dumps({"messages": CHAT}), "{oops"), tmp_path / "b")
+    with pytest.raises(InvalidArgument, match="row 0: messages must be"):
+        datasets.load("registry:set", "1", fetch_lines(json.dumps({"messages": CHAT[:-1]})), tmp_path / "c")
+    with pytest.raises(InvalidArgument, match="lacks required column"):
+        datasets.load("registry:set", "1", fetch_lines(json.dumps({"prompt": "x"})), tmp_path / "d")
+    with pytest.raises(InvalidArgument, match="empty"):
+        datasets.load("registry:set", "1", fetch_lines(""), tmp_path / "e")
+
+
+def test_the_comparison_table_puts_the_sides_and_the_difference_in_columns():
+    cand = compare.SideResult("m@2", "eval-m-2", "registry:models/m/versions/2", ["a", "b"], [3, 5], [10.0, 30.0],
+                              [True, False])
+    champ = compare.SideResult("m@production", "eval-m-production", "registry:models/m/versions/1", ["x", "y"],
+                               [8, 8], [12.0, 14.0], [False, False])
+    text = compare.table(cand, champ)
+    assert "exact match                  50%" in text and "+50 pts" in text
+    assert "mean answer length (tokens)  4.0" in text and "-4.0" in text
+    assert "served by: registry:models/m/versions/2 vs registry:models/m/versions/1; 2 questions" in text
