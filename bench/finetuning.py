@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from bench.harness import RESULTS
+from bench.harness import save
 from llmops.client import Client
 from llmops.core import auth
 from llmops.modeling import demo
@@ -129,8 +129,7 @@ def main(rounds: int = 3) -> int:
     report = {"benchmark": "finetuning", "rounds": per_round, "median_ratio": ratio,
               "median_ratio_with_checkpoints": ratio_ck, "target": ">= 0.9", "met": ratio >= 0.9, "batch": BATCH,
               "max_seq_length": SEQ, "lora_rank": RANK}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "finetuning.json").write_text(json.dumps(report, indent=2))
+    save("finetuning", report)
     print(f"median over {rounds} rounds: service {ratio:.2f}x, with checkpoints {ratio_ck:.2f}x of the raw HF "
           f"Trainer (target >= 0.9) {'MET' if ratio >= 0.9 else 'MISSED'}")
     return 0

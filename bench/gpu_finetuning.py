@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench.harness import save
+
 CHAT_TEMPLATE = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>{% endfor %}"
                  "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
 
@@ -81,9 +82,7 @@ def main() -> int:
               "lora_over_full_peak_memory": round(ratio, 3), "target": "<= 0.5", "met": ratio <= 0.5,
               "lora_over_full_step_time": round(runs["lora"]["step_time_s_median"]
                                                 / runs["full"]["step_time_s_median"], 3)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "gpu_finetuning.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    save("gpu_finetuning", report, echo=True)
     return 0
 
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -20,7 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench.harness import save
+
 NEW_TOKENS = 128
 
 
@@ -132,9 +132,7 @@ def main() -> int:
     out["raw_generate_tokens_per_s"] = round(raw_tps, 1)
     if "engine_batch1_tokens_per_s" in out:
         out["engine_over_raw_batch1"] = round(out["engine_batch1_tokens_per_s"] / raw_tps, 3)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "gpu_generation.json").write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
+    save("gpu_generation", out, echo=True)
     return 0
 
 

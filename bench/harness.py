@@ -143,6 +143,14 @@ def check(value: float, op: str, bound: float) -> bool:
     return value <= bound if op == "<=" else value >= bound
 
 
+def save(name: str, report: dict, echo: bool = False) -> None:
+    """Write `bench/results/<name>.json` (and print it when `echo`)."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
+    if echo:
+        print(json.dumps(report, indent=2))
+
+
 def write_report(name: str, comparisons: dict[str, Comparison | Throughput],
                  targets: dict[str, tuple[str, str, str, float]], extra: dict | None = None) -> dict:
     """Print and save `bench/results/<name>.json`. `targets` maps a label to (comparison, metric,
@@ -159,8 +167,7 @@ def write_report(name: str, comparisons: dict[str, Comparison | Throughput],
         value = getattr(comparisons[comp], metric)
         report["targets"][label] = {"metric": f"{comp}.{metric}", "value": round(value, 4), "target": f"{op} {bound}",
                                     "met": check(value, op, bound)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
+    save(name, report)
     for k, c in comparisons.items():
         if isinstance(c, Throughput):
             print(f"{k}: {c.baseline_name} {c.baseline_qps:.1f}/s | {c.candidate_name} {c.candidate_qps:.1f}/s "

@@ -31,6 +31,9 @@ POLICY = auth.Policy.for_service(SERVICE, {
 })
 DEFAULTS = {"epochs": 3, "learning_rate": 1e-3, "batch_size": 8, "max_seq_length": 512, "lora_rank": 8,
             "lora_alpha": 16, "checkpoint_interval_steps": 50}
+# set from the job's fields; anything else in deepspeed.extra is merged into DeepSpeed's configuration
+OWNED_DEEPSPEED_KEYS = {"train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
+                        "zero_optimization"}
 RANGES = {"epochs": (1, 100), "learning_rate": (1e-7, 1.0), "batch_size": (1, 256), "max_seq_length": (16, 8192),
           "lora_rank": (1, 256), "lora_alpha": (1, 4096), "checkpoint_interval_steps": (1, 1_000_000)}
 
@@ -62,7 +65,7 @@ def job_to_pb(j: JobRecord) -> pb.TuningJob:
         total_steps=j.total_steps, result_model_version=j.result_model_version, error=j.error, metrics=j.metrics,
         create_time=timestamp(j.create_time_us), output_model=s["output_model"])
     json_format.ParseDict(s["hyperparameters"], out.hyperparameters)
-    json_format.ParseDict({k: v for k, v in s["deepspeed"].items() if k != "extra"}, out.deepspeed)
+    json_format.ParseDict(s["deepspeed"], out.deepspeed)
     if j.end_time_us:
         out.end_time.CopyFrom(timestamp(j.end_time_us))
     return out
@@ -121,6 +124,11 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
             raise InvalidArgument(f"deepspeed.zero_stage {ds.zero_stage} must be 0-3")
         if ds.offload_optimizer and ds.zero_stage == 0:
             raise InvalidArgument("deepspeed.offload_optimizer needs zero_stage 1 or more")
+        extra = json_format.MessageToDict(ds.extra)
+        owned = sorted(OWNED_DEEPSPEED_KEYS & extra.keys())
+        if owned:
+            raise InvalidArgument(f"deepspeed.extra may not set {', '.join(owned)}: the job's hyperparameters and "
+                                  "zero_stage decide them")
         if not j.base_model:
             raise InvalidArgument("base_model is required: `name@alias` or `name@version`")
         base_version = await asyncio.to_thread(self._base_version, j.base_model)
@@ -130,7 +138,7 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         spec = {"base_model": j.base_model, "base_version": base_version, "dataset_uri": j.dataset_uri,
                 "dataset_version": table_version, "method": "lora" if j.method == pb.METHOD_LORA else "full",
                 "method_pb": j.method, "hyperparameters": hp, "output_model": output_model,
-                "deepspeed": {"zero_stage": ds.zero_stage, "offload_optimizer": ds.offload_optimizer}}
+                "deepspeed": {"zero_stage": ds.zero_stage, "offload_optimizer": ds.offload_optimizer, "extra": extra}}
         ident = secrets.token_hex(8)
         validated = (f"base {base_version}, dataset {j.dataset_uri}@{table_version} ({len(rows)} rows), "
                      f"{spec['method']}")
@@ -151,7 +159,8 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
                       max_seq_length=hp["max_seq_length"], lora_rank=hp["lora_rank"], lora_alpha=hp["lora_alpha"],
                       merge_lora=hp["merge_lora"], checkpoint_interval_steps=hp["checkpoint_interval_steps"],
                       zero_stage=spec["deepspeed"]["zero_stage"],
-                      offload_optimizer=spec["deepspeed"]["offload_optimizer"])
+                      offload_optimizer=spec["deepspeed"]["offload_optimizer"],
+                      deepspeed_extra=spec["deepspeed"]["extra"])
         (d / "dataset.jsonl").write_text("".join(json.dumps({"messages": r}) + "\n" for r in rows))
         (d / "spec.json").write_text(run.to_json())
 

@@ -21,7 +21,7 @@ import random
 import shutil
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class RunSpec:
     seed: int = 0
     eval_fraction: float = 0.1
     eval_questions: int = 200  # at most this many of the dataset's questions are answered for exact match
+    deepspeed_extra: dict = field(default_factory=dict)  # merged into the DeepSpeed configuration
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
@@ -116,14 +117,22 @@ def deepspeed_config(spec: RunSpec, cuda: bool = False) -> dict:
         zero["offload_optimizer"] = {"device": "cpu"}
     if spec.zero_stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = True
-    return {
+    return _merge({
         "train_micro_batch_size_per_gpu": spec.batch_size, "gradient_accumulation_steps": 1,
         "zero_optimization": zero, "gradient_clipping": 1.0,
         # torch's AdamW: DeepSpeed's own CPU Adam would build a C++ op first (a minute or more)
         "optimizer": {"type": "AdamW", "params": {"lr": spec.learning_rate, "weight_decay": 0.0, "torch_adam": True}},
         "steps_per_print": 10**9, "wall_clock_breakdown": False,
         "bf16": {"enabled": cuda},  # fp32 on the CPU; on GPUs bf16 weights with fp32 optimizer state
-    }
+    }, spec.deepspeed_extra)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """`extra` over `base`, nested dictionaries merged key by key."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def train(spec: RunSpec, rows: list[list[dict]], job_dir: Path, emit: Emit,

@@ -121,6 +121,8 @@ def test_bad_input_is_refused_with_the_reason(tune, tmp_path):
     assert code is grpc.StatusCode.PERMISSION_DENIED
     code, _ = code_of(ft.get, "tuningJobs/doesnotexist")
     assert code is grpc.StatusCode.NOT_FOUND
+    code, msg = code_of(ft.create, "demo@production", tune.dataset, deepspeed_extra={"train_batch_size": 64}, **FAST)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "train_batch_size" in msg
     code, msg = code_of(ft.create, "demo@production", "registry:no-such-set", **FAST)
     assert code is grpc.StatusCode.NOT_FOUND and "no-such-set" in msg
     code, msg = code_of(ft.create, "demo@production", "registry:demo", dataset_version="1", **FAST)
@@ -137,8 +139,12 @@ def test_a_jsonl_dataset_in_the_registry_trains_and_is_evaluated(tune, tmp_path)
     v = datasets.upload(tune.clients["editor"].registry, "jsonl-train", good)
     assert v.artifact.format == datasets.JSONL_FORMAT
     ft = tune.clients["editor"].finetuning
-    job = ft.create("demo@production", "registry:jsonl-train", output_model="demo-jsonl", **FAST)
+    job = ft.create("demo@production", "registry:jsonl-train", output_model="demo-jsonl",
+                    deepspeed_extra={"gradient_clipping": 0.5}, **FAST)
     assert (job.dataset_uri, job.dataset_version) == ("registry:jsonl-train", "1")
+    assert dict(job.deepspeed.extra) == {"gradient_clipping": 0.5}
+    spec = json.loads((tune.home / "data" / "finetuning" / "jobs" / job.name.split("/")[1] / "spec.json").read_text())
+    assert spec["deepspeed_extra"] == {"gradient_clipping": 0.5}
     done = wait(tune, job.name, lambda j: j.state in (pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED))
     assert done.state == pb.JOB_STATE_SUCCEEDED, done.error
     assert done.metrics["exact_match_questions"] == 12 and 0 <= done.metrics["exact_match"] <= 1

@@ -72,13 +72,18 @@ class RagStack:
         admin.prompt.create_version("qa", [("system", SYSTEM), ("user", "{{ question }}")],
                                     variables=[variable("question")], index="kb", top_k=3)
         admin.prompt.set_alias("qa", "production", 1)
-        for name, route, params in (("kb-qa", "demo", {"max_tokens": 24, "seed": 1}),
-                                    ("ext-qa", "ext", {"max_tokens": 400})):
-            admin.registry.create_model(name, kind="pipeline")
-            b = admin.registry.create_pipeline_version(name, prompt_template="qa@1", index="kb", route=route,
-                                                       parameters=params)
-            admin.registry.approve(b.name)
-            admin.registry.set_alias(name, "production", b.version)
+        self.bundle("kb-qa", "demo", {"max_tokens": 24, "seed": 1})
+        self.bundle("ext-qa", "ext", {"max_tokens": 400})
+
+    def bundle(self, name: str, route: str, parameters: dict):
+        """A pipeline bundle over prompt `qa@1` and index `kb`, approved and aliased `production`."""
+        admin = self.clients["admin"]
+        admin.registry.create_model(name, kind="pipeline")
+        b = admin.registry.create_pipeline_version(name, prompt_template="qa@1", index="kb", route=route,
+                                                   parameters=parameters)
+        admin.registry.approve(b.name)
+        admin.registry.set_alias(name, "production", b.version)
+        return b
 
     def client(self, role: str = "reader") -> Client:
         return self.clients[role]

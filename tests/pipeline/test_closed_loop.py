@@ -45,11 +45,7 @@ def test_corrections_flow_into_a_tuned_candidate_that_serves_them_once_approved(
     admin.registry.approve(base.name)
     admin.registry.set_alias("loop-llm", "production", base.version)
     admin.generation.create_route("loop", [registry_target("loop-llm@production")])
-    admin.registry.create_model("loop-qa", kind="pipeline")
-    bundle = admin.registry.create_pipeline_version("loop-qa", prompt_template="qa@1", index="kb", route="loop",
-                                                    parameters={"max_tokens": 24, "temperature": 0.0})
-    admin.registry.approve(bundle.name)
-    admin.registry.set_alias("loop-qa", "production", bundle.version)
+    bundle = rag.bundle("loop-qa", "loop", {"max_tokens": 24, "temperature": 0.0})
 
     # 1. the base answers; a reviewer corrects every answer
     reader = rag.client()
@@ -89,6 +85,7 @@ def test_corrections_flow_into_a_tuned_candidate_that_serves_them_once_approved(
                    "--dataset", f"{exported.table_uri}@{exported.table_version}", "--details").stdout
     row = re.search(r"^exact match\s+(\d+)%\s+(\d+)%\s+([+-]\d+) pts$", compared, re.M)
     assert row, compared
+    print(compared)
     cand_em, champ_em, gain = map(int, row.groups())
     assert champ_em == 0 and gain >= 30 and cand_em == round(candidate.metrics["exact_match"] * 100), compared
     assert f"served by: registry:{candidate.name} vs registry:{base.name}" in compared, compared

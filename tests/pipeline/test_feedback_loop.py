@@ -15,12 +15,7 @@ CORRECTIONS = {3: "Only an approver may move the production alias.", 11: "Every 
 
 
 def test_answers_reviewed_in_the_browser_are_summarized_and_exported(rag):
-    admin = rag.client("admin")
-    admin.registry.create_model("review-qa", kind="pipeline")
-    b = admin.registry.create_pipeline_version("review-qa", prompt_template="qa@1", index="kb", route="demo",
-                                               parameters={"max_tokens": 12, "seed": 5})
-    admin.registry.approve(b.name)
-    admin.registry.set_alias("review-qa", "production", b.version)
+    b = rag.bundle("review-qa", "demo", {"max_tokens": 12, "seed": 5})
     c = rag.client()
     asked = [c.pipeline.run("review-qa@production", f"Question {i}: who may move the production alias?")
              for i in range(20)]

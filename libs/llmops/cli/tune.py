@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from tqdm import tqdm
 
@@ -53,6 +54,7 @@ def cmd_create(client: Client, args) -> None:
                                    method=args.method, output_model=args.output_model or "",
                                    zero_stage=args.zero_stage, offload_optimizer=args.offload,
                                    merge_lora=not args.keep_adapter, idempotency_key=args.idempotency_key or "",
+                                   deepspeed_extra=json.loads(args.deepspeed_extra) if args.deepspeed_extra else None,
                                    **hp)
     print(_line(job))
     if args.watch:
@@ -99,6 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--keep-adapter", action="store_true", help="register the LoRA adapter, not merged weights")
     c.add_argument("--zero-stage", type=int, default=0, choices=[0, 1, 2, 3])
     c.add_argument("--offload", action="store_true", help="offload optimizer state to CPU (ZeRO 1+)")
+    c.add_argument("--deepspeed-extra", metavar="JSON", help='more DeepSpeed configuration, e.g. \'{"gradient_clipping": 0.5}\'')
     c.add_argument("--idempotency-key")
     c.add_argument("--watch", action="store_true", help="follow it with a progress bar")
     c.set_defaults(run=cmd_create)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from llmops.client.base import CallError, ServiceClient, operation
+from llmops.client.base import CallError, ServiceClient, operation, struct
 from llmops.finetuning.v1 import finetuning_pb2 as pb
 from llmops.finetuning.v1 import finetuning_pb2_grpc
 
@@ -23,13 +23,16 @@ class FineTuningClient(ServiceClient):
     @operation("create")
     def create(self, base_model: str, dataset_uri: str, *, dataset_version: str = "", method: str = "lora",
                output_model: str = "", zero_stage: int = 0, offload_optimizer: bool = False,
-               merge_lora: bool = True, idempotency_key: str = "", **hyperparameters) -> pb.TuningJob:
+               merge_lora: bool = True, idempotency_key: str = "", deepspeed_extra: dict | None = None,
+               **hyperparameters) -> pb.TuningJob:
         """`hyperparameters`: epochs, learning_rate, batch_size, max_seq_length, lora_rank,
-        lora_alpha, checkpoint_interval_steps. `merge_lora=False` registers the adapter alone."""
+        lora_alpha, checkpoint_interval_steps. `merge_lora=False` registers the adapter alone.
+        `deepspeed_extra` is merged into DeepSpeed's configuration (e.g. {"gradient_clipping": 0.5})."""
         job = pb.TuningJob(base_model=base_model, dataset_uri=dataset_uri, dataset_version=dataset_version,
                            method=METHODS.get(method, 0), output_model=output_model,
                            hyperparameters=pb.Hyperparameters(merge_lora=merge_lora, **hyperparameters),
-                           deepspeed=pb.DeepSpeedConfig(zero_stage=zero_stage, offload_optimizer=offload_optimizer))
+                           deepspeed=pb.DeepSpeedConfig(zero_stage=zero_stage, offload_optimizer=offload_optimizer,
+                                                        extra=struct(deepspeed_extra)))
         return self._unary(self.stub.CreateTuningJob, pb.CreateTuningJobRequest(job=job,
                                                                                idempotency_key=idempotency_key),
                            timeout=300)
