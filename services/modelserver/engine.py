@@ -106,6 +106,7 @@ class Engine:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
         self.eos_ids = self._eos_ids()
         self.last_cancel_s: float | None = None  # from a cancel request to its row stopping
+        self.last_cancel_tokens: int | None = None  # tokens that row had generated when it stopped
 
     @classmethod
     def load(cls, folder: Path | str, name: str = "", device: str | None = None) -> Engine:
@@ -249,6 +250,7 @@ class Engine:
                 gaps: list[float]) -> None:
         if reason == "cancelled":
             self.last_cancel_s = time.monotonic() - job.cancel_at if job.cancel_at else None
+            self.last_cancel_tokens = len(stream.ids)
         else:
             tail = stream.flush()
             if tail:

@@ -82,7 +82,8 @@ class ModelPool:
 
     def describe(self) -> list[dict]:
         return [{**m.engine.info(), "version": m.version, "busy": m.batcher.busy, "batches": m.batcher.batches,
-                 "last_cancel_ms": None if m.engine.last_cancel_s is None else m.engine.last_cancel_s * 1e3}
+                 "last_cancel_ms": None if m.engine.last_cancel_s is None else m.engine.last_cancel_s * 1e3,
+                 "last_cancel_tokens": m.engine.last_cancel_tokens}
                 for m in self._models.values()]
 
     @property
