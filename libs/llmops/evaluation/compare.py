@@ -104,5 +104,5 @@ def table(candidate: SideResult, champion: SideResult) -> str:
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.append(f"served by: {candidate.served_by or '-'} vs {champion.served_by or '-'}; "
-                 f"{len(candidate.matches)} questions")
+                 f"{len(candidate.matches)} question{'' if len(candidate.matches) == 1 else 's'}")
     return "\n".join(lines)
