@@ -133,13 +133,12 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
     async def ListInferences(self, request, context) -> pb.ListInferencesResponse:
         if request.pipeline:
             names.check_id("pipeline", request.pipeline)
-        size = pagination.page_size(request.page_size)
-        query = {"list": "inferences", "pipeline": request.pipeline, "awaiting": request.awaiting_review}
-        before = pagination.decode(request.page_token, query, int)
-        rows = await self._db.run_read(self._store.list_inferences, request.pipeline, request.awaiting_review,
-                                       before, size + 1)
-        token = pagination.encode(rows[size - 1].seq, query) if len(rows) > size else ""
-        return pb.ListInferencesResponse(inferences=[inference_to_pb(r) for r in rows[:size]], next_page_token=token)
+        page = pagination.start(request, {"list": "inferences", "pipeline": request.pipeline,
+                                          "awaiting": request.awaiting_review}, int)
+        rows, token = page.finish(await self._db.run_read(self._store.list_inferences, request.pipeline,
+                                                          request.awaiting_review, page.position, page.limit),
+                                  lambda r: r.seq)
+        return pb.ListInferencesResponse(inferences=[inference_to_pb(r) for r in rows], next_page_token=token)
 
     # -- feedback ------------------------------------------------------------------------------
 
@@ -190,12 +189,10 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             names.check_id("pipeline", request.pipeline)
         filt = FeedbackFilter(pipeline=request.pipeline, model_version=request.model_version, source=request.source,
                               label=request.label, start_us=_us(request.start_time), end_us=_us(request.end_time))
-        size = pagination.page_size(request.page_size)
-        query = {"list": "feedback", **filt.__dict__}
-        before = pagination.decode(request.page_token, query, int)
-        rows = await self._db.run_read(self._store.list_feedback, filt, before, size + 1)
-        token = pagination.encode(rows[size - 1].seq, query) if len(rows) > size else ""
-        return pb.ListFeedbackResponse(feedback=[feedback_to_pb(r) for r in rows[:size]], next_page_token=token)
+        page = pagination.start(request, {"list": "feedback", **filt.__dict__}, int)
+        rows, token = page.finish(await self._db.run_read(self._store.list_feedback, filt, page.position, page.limit),
+                                  lambda r: r.seq)
+        return pb.ListFeedbackResponse(feedback=[feedback_to_pb(r) for r in rows], next_page_token=token)
 
     async def SetQuarantine(self, request, context) -> pb.SetQuarantineResponse:
         if bool(request.names) == bool(request.created_by):

@@ -168,11 +168,10 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         return job_to_pb(await self._db.run_read(self._store.get, job_id(request.name)))
 
     async def ListTuningJobs(self, request, context) -> pb.ListTuningJobsResponse:
-        size = pagination.page_size(request.page_size)
-        before = pagination.decode(request.page_token, {"list": "jobs"}, int)
-        rows = await self._db.run_read(self._store.list, before, size + 1)
-        token = pagination.encode(rows[size - 1].create_time_us, {"list": "jobs"}) if len(rows) > size else ""
-        return pb.ListTuningJobsResponse(jobs=[job_to_pb(j) for j in rows[:size]], next_page_token=token)
+        page = pagination.start(request, {"list": "jobs"}, int)
+        rows, token = page.finish(await self._db.run_read(self._store.list, page.position, page.limit),
+                                  lambda j: j.create_time_us)
+        return pb.ListTuningJobsResponse(jobs=[job_to_pb(j) for j in rows], next_page_token=token)
 
     async def CancelTuningJob(self, request, context) -> pb.TuningJob:
         job = await self._db.run_read(self._store.get, job_id(request.name))

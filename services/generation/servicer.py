@@ -113,11 +113,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return route_to_pb(await self._db.run_read(self._store.get_route, route_id(request.name)))
 
     async def ListRoutes(self, request, context) -> pb.ListRoutesResponse:
-        size = pagination.page_size(request.page_size)
-        after = pagination.decode(request.page_token, {"list": "routes"}, str)
-        rows = await self._db.run_read(self._store.list_routes, after, size + 1)
-        token = pagination.encode(rows[size - 1].name, {"list": "routes"}) if len(rows) > size else ""
-        return pb.ListRoutesResponse(routes=[route_to_pb(r) for r in rows[:size]], next_page_token=token)
+        page = pagination.start(request, {"list": "routes"}, str)
+        rows, token = page.finish(await self._db.run_read(self._store.list_routes, page.position, page.limit),
+                                  lambda r: r.name)
+        return pb.ListRoutesResponse(routes=[route_to_pb(r) for r in rows], next_page_token=token)
 
     async def route(self, name: str) -> RouteSpec:
         """Routes are immutable, so each is read from SQL once."""

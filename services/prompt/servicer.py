@@ -72,11 +72,10 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
         return template_to_pb(await self._db.run_read(self._store.get, template_id(request.name)))
 
     async def ListPromptTemplates(self, request, context) -> pb.ListPromptTemplatesResponse:
-        size = pagination.page_size(request.page_size)
-        after = pagination.decode(request.page_token, {"list": "templates"}, str)
-        rows = await self._db.run_read(self._store.list, after, size + 1)
-        token = pagination.encode(rows[size - 1].name, {"list": "templates"}) if len(rows) > size else ""
-        return pb.ListPromptTemplatesResponse(templates=[template_to_pb(t) for t in rows[:size]], next_page_token=token)
+        page = pagination.start(request, {"list": "templates"}, str)
+        rows, token = page.finish(await self._db.run_read(self._store.list, page.position, page.limit),
+                                  lambda t: t.name)
+        return pb.ListPromptTemplatesResponse(templates=[template_to_pb(t) for t in rows], next_page_token=token)
 
     def _check_body(self, request: pb.CreatePromptVersionRequest) -> dict:
         body = json_format.MessageToDict(
@@ -120,11 +119,10 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
 
     async def ListPromptVersions(self, request, context) -> pb.ListPromptVersionsResponse:
         name = template_id(request.parent)
-        size = pagination.page_size(request.page_size)
-        before = pagination.decode(request.page_token, {"template": name}, int)
-        rows = await self._db.run_read(self._store.list_versions, name, before, size + 1)
-        token = pagination.encode(rows[size - 1].version, {"template": name}) if len(rows) > size else ""
-        return pb.ListPromptVersionsResponse(versions=[version_to_pb(v) for v in rows[:size]], next_page_token=token)
+        page = pagination.start(request, {"template": name}, int)
+        rows, token = page.finish(await self._db.run_read(self._store.list_versions, name, page.position, page.limit),
+                                  lambda v: v.version)
+        return pb.ListPromptVersionsResponse(versions=[version_to_pb(v) for v in rows], next_page_token=token)
 
     async def SetPromptAlias(self, request, context) -> pb.PromptTemplate:
         name = template_id(request.template)

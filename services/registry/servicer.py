@@ -87,13 +87,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         return convert.model_to_pb(await self._db.run_read(self._store.get_model, model_id))
 
     async def ListModels(self, request: pb.ListModelsRequest, context) -> pb.ListModelsResponse:
-        size = pagination.page_size(request.page_size)
+        page = pagination.start(request, {"kind": request.kind}, str)
         kind = convert.KIND_FROM_PB.get(request.kind)
-        query = {"kind": request.kind}
-        after = pagination.decode(request.page_token, query, str)
-        rows = await self._db.run_read(self._store.list_models, after, size + 1, kind)
-        token = pagination.encode(rows[size - 1].id, query) if len(rows) > size else ""
-        return pb.ListModelsResponse(models=[convert.model_to_pb(m) for m in rows[:size]], next_page_token=token)
+        rows, token = page.finish(await self._db.run_read(self._store.list_models, page.position, page.limit, kind),
+                                  lambda m: m.id)
+        return pb.ListModelsResponse(models=[convert.model_to_pb(m) for m in rows], next_page_token=token)
 
     async def UpdateModel(self, request: pb.UpdateModelRequest, context) -> pb.Model:
         model_id = names.model_id(request.name)
@@ -255,12 +253,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def ListModelVersions(self, request: pb.ListModelVersionsRequest, context) -> pb.ListModelVersionsResponse:
         model_id = names.model_id(request.parent)
-        size = pagination.page_size(request.page_size)
-        query = {"model": model_id}
-        before = pagination.decode(request.page_token, query, int)
-        rows = await self._db.run_read(self._store.list_versions, model_id, before, size + 1)
-        token = pagination.encode(rows[size - 1].version, query) if len(rows) > size else ""
-        return pb.ListModelVersionsResponse(versions=[convert.version_to_pb(v) for v in rows[:size]], next_page_token=token)
+        page = pagination.start(request, {"model": model_id}, int)
+        rows, token = page.finish(await self._db.run_read(self._store.list_versions, model_id, page.position,
+                                                          page.limit), lambda v: v.version)
+        return pb.ListModelVersionsResponse(versions=[convert.version_to_pb(v) for v in rows], next_page_token=token)
 
     async def _review(self, name: str, comment: str, approve: bool) -> pb.ModelVersion:
         ref = names.parse_version_ref(name)
@@ -305,12 +301,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def ListEvents(self, request: pb.ListEventsRequest, context) -> pb.ListEventsResponse:
         model_id = names.model_id(request.model) if request.model else None
-        size = pagination.page_size(request.page_size)
-        query = {"model": model_id}
-        after = pagination.decode(request.page_token, query, int)
-        rows = await self._db.run_read(self._store.list_events, model_id, after or 0, size + 1)
-        token = pagination.encode(rows[size - 1].sequence, query) if len(rows) > size else ""
-        return pb.ListEventsResponse(events=[convert.event_to_pb(e) for e in rows[:size]], next_page_token=token)
+        page = pagination.start(request, {"model": model_id}, int)
+        rows, token = page.finish(await self._db.run_read(self._store.list_events, model_id, page.position or 0,
+                                                          page.limit), lambda e: e.sequence)
+        return pb.ListEventsResponse(events=[convert.event_to_pb(e) for e in rows], next_page_token=token)
 
     async def WatchEvents(self, request: pb.WatchEventsRequest, context):
         if request.after_sequence < 0:

@@ -120,11 +120,10 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         return index_to_pb(await self._db.run_read(self._store.get, index_id(request.name)))
 
     async def ListIndexes(self, request: pb.ListIndexesRequest, context) -> pb.ListIndexesResponse:
-        size = pagination.page_size(request.page_size)
-        after = pagination.decode(request.page_token, {"list": "indexes"}, str)
-        rows = await self._db.run_read(self._store.list, after, size + 1)
-        token = pagination.encode(rows[size - 1].name, {"list": "indexes"}) if len(rows) > size else ""
-        return pb.ListIndexesResponse(indexes=[index_to_pb(r) for r in rows[:size]], next_page_token=token)
+        page = pagination.start(request, {"list": "indexes"}, str)
+        rows, token = page.finish(await self._db.run_read(self._store.list, page.position, page.limit),
+                                  lambda r: r.name)
+        return pb.ListIndexesResponse(indexes=[index_to_pb(r) for r in rows], next_page_token=token)
 
     async def DeleteIndex(self, request: pb.DeleteIndexRequest, context) -> pb.DeleteIndexResponse:
         name = index_id(request.name)

@@ -50,6 +50,24 @@ def test_page_tokens_round_trip_and_refuse_tampering():
         pagination.page_size(-1)
 
 
+def test_a_page_is_fetched_one_row_long_and_hands_on_the_last_key():
+    class Request:
+        page_size, page_token = 2, ""
+
+    rows = list(range(10, 15))
+    page = pagination.start(Request(), {"list": "n"}, int)
+    assert (page.position, page.limit) == (None, 3)
+    got, token = page.finish(rows[:page.limit], lambda r: r)
+    assert got == [10, 11] and pagination.decode(token, {"list": "n"}, int) == 11
+    Request.page_token = token
+    page = pagination.start(Request(), {"list": "n"}, int)
+    assert page.position == 11
+    got, token = page.finish([12], lambda r: r)  # fewer than a page: the last one
+    assert (got, token) == ([12], "")
+    with pytest.raises(InvalidArgument, match="different query"):
+        pagination.start(Request(), {"list": "other"}, int)
+
+
 @pytest.mark.parametrize("path", ["../x", "a/../../x", "/abs", "%2e%2e/x", "a\\b", "a//b", "a/./b", "x#y", "x?y",
                                   "", "a\x00b", ".git/config", "C:/x"])
 def test_unsafe_paths_are_refused(path):

@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from llmops.core.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+T = TypeVar("T")
 
 
 def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
@@ -47,3 +50,28 @@ def decode(token: str, query: Any, expect: type | None = None) -> Any | None:
     if expect is not None and (not isinstance(position, expect) or isinstance(position, bool)):
         raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
     return position
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a keyset listing: fetch `limit` rows (one more than the page) after
+    `position`, then `finish` them into the page and the next token."""
+
+    size: int
+    position: Any  # None on the first page
+    query: Any
+
+    @property
+    def limit(self) -> int:
+        return self.size + 1
+
+    def finish(self, rows: list[T], key: Callable[[T], Any]) -> tuple[list[T], str]:
+        """(the page's rows, next_page_token: empty on the last page)."""
+        more = len(rows) > self.size
+        return rows[:self.size], encode(key(rows[self.size - 1]), self.query) if more else ""
+
+
+def start(request: Any, query: Any, expect: type) -> Page:
+    """The page a List request asks for (its `page_size` and `page_token`); INVALID_ARGUMENT for
+    a bad size or a token from another query."""
+    return Page(page_size(request.page_size), decode(request.page_token, query, expect), query)
