@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from llmops.core import auth
+from llmops.core.localenv import free_port  # noqa: F401 - tests import it from here
 from llmops.core.server import Server, ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,12 +72,6 @@ def code_of(fn, *args, **kwargs):
     assert code is not grpc.StatusCode.UNKNOWN
     assert "Traceback" not in message and 'File "' not in message
     return code, message
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServiceProcess:

@@ -21,10 +21,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmops.core import localenv
 from services.finetuning import store as st
 from services.finetuning.config import FineTuningConfig
 from services.finetuning.store import EventRecord, JobRecord, JobStore
-from services.finetuning.training import free_port
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -273,7 +273,7 @@ def worker_command(d: Path, gpus: int) -> list[str]:
     if gpus <= 1:
         return [sys.executable, "-m", "services.finetuning.worker", str(d)]
     return [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(gpus), "--master_port",
-            str(free_port()), "--no_local_rank", "--module", "services.finetuning.worker", str(d)]
+            str(localenv.free_port()), "--no_local_rank", "--module", "services.finetuning.worker", str(d)]
 
 
 @dataclass

@@ -19,11 +19,12 @@ import math
 import os
 import random
 import shutil
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from llmops.core import localenv
 
 Emit = Callable[[dict[str, Any]], None]
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -105,12 +106,6 @@ def batch_of(examples: list[Example], pad_id: int):
     return ids, labels, mask
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def deepspeed_config(spec: RunSpec, cuda: bool = False) -> dict:
     zero: dict[str, Any] = {"stage": spec.zero_stage}
     if spec.offload_optimizer and spec.zero_stage >= 1:
@@ -143,7 +138,7 @@ def train(spec: RunSpec, rows: list[list[dict]], job_dir: Path, emit: Emit,
     os.environ.setdefault("LOCAL_RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(free_port()))
+    os.environ.setdefault("MASTER_PORT", str(localenv.free_port()))
     import deepspeed
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

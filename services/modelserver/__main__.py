@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120.0
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/readyz", timeout=1) as resp:
@@ -41,7 +34,7 @@ def _ready(url: str) -> bool:
 def main() -> int:
     setup_logging("modelserver")
     config = from_env(ModelServerConfig, "LLMOPS_MODELSERVER")
-    port = config.port or _free_port(config.host)
+    port = config.port or localenv.free_port(config.host)
     home = localenv.home()
     env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(home / "bentoml"),
            "LLMOPS_MODELSERVER_PORT": str(port)}

@@ -101,12 +101,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ensure_admin_key(config: localenv.LocalConfig) -> str:
     """The admin key from config.json if the key file still knows it, else a new one."""
     keys = auth.KeyStore(localenv.keys_path())
@@ -125,7 +119,7 @@ def _plan(config: localenv.LocalConfig, names: list[str], free_ports: bool) -> d
         if address and _alive(_read_pid(owner)):
             out[name] = address
             continue
-        port = _free_port() if free_ports else localenv.DEFAULT_PORTS[name]
+        port = localenv.free_port() if free_ports else localenv.DEFAULT_PORTS[name]
         if not _port_free(port):
             raise RuntimeError(f"port {port} for {name} is taken by another program; stop it or use `llmops up --free-ports`")
         out[name] = f"127.0.0.1:{port}"

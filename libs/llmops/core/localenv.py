@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,13 @@ DEFAULT_PORTS = {
     "pipeline_http": 50059,  # the pipeline's OpenAI-compatible HTTP API
     "feedback_http": 50060,  # the review web app
 }
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it), for a process about to bind it."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def service_address(service: str) -> str:
