@@ -218,6 +218,7 @@ def check_output(spec: RunSpec, rows: list[list[dict]], out: Path) -> dict[str, 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llmops.evaluation import exact
+    from llmops.evaluation.datasets import question_of
 
     tokenizer = AutoTokenizer.from_pretrained(out)
     if (out / "adapter_config.json").exists():
@@ -228,7 +229,7 @@ def check_output(spec: RunSpec, rows: list[list[dict]], out: Path) -> dict[str, 
         model = AutoModelForCausalLM.from_pretrained(out)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
-    items = [(r[:-1], r[-1]["content"]) for r in rows][:spec.eval_questions]
+    items = [question_of(r) for r in rows[:spec.eval_questions]]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     answers = []
     with torch.no_grad():

@@ -114,7 +114,7 @@ def _from_records(uri: str, version: str, records: list[dict], columns: set[str]
                                       f"({'/'.join(ROLES)}) ending with the assistant's answer")
             row = [{"role": m["role"], "content": m["content"]} for m in messages]
             chat.append(row)
-            evaluation.append((row[:-1], row[-1]["content"]))
+            evaluation.append(question_of(row))
     elif {"question", "reference_answer"} <= columns:
         for i, r in enumerate(records):
             q, a = r.get("question"), r.get("reference_answer")
@@ -127,6 +127,11 @@ def _from_records(uri: str, version: str, records: list[dict], columns: set[str]
     if not records:
         raise InvalidArgument(f"dataset {uri} (version {version}) is empty")
     return Dataset(uri, version, chat, evaluation)
+
+
+def question_of(row: list[dict]) -> tuple[list[dict], str]:
+    """A chat row as an evaluation question: (every message before the last, the last's text)."""
+    return row[:-1], row[-1]["content"]
 
 
 def _is_chat(messages) -> bool:
