@@ -27,6 +27,20 @@ def test_inference_log_is_idempotent_by_request_id(fb):
     assert code is grpc.StatusCode.PERMISSION_DENIED  # services log (editor); reviewers do not
 
 
+def test_the_prompt_the_model_got_is_kept_and_checked(fb):
+    prompt = [("system", "Context:\n[1] the source text"), ("user", "q?")]
+    stored = fb.log("req-prompt", prompt=prompt).record
+    assert [(m.role, m.content) for m in stored.prompt_messages] == prompt
+    listed = next(r for r in fb.client("reviewer").inferences(limit=100) if r.request_id == "req-prompt")
+    assert [(m.role, m.content) for m in listed.prompt_messages] == prompt
+    code, msg = code_of(fb.log, "req-bad-role", prompt=[("tool", "x")])
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "prompt_messages[0].role" in msg
+    code, msg = code_of(fb.log, "req-long", prompt=[("user", "x")] * 257)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "at most 256" in msg
+    assert not [r for r in fb.client("reviewer").inferences(limit=100)
+                if r.request_id in ("req-bad-role", "req-long")]  # nothing half-stored
+
+
 def test_feedback_attaches_to_a_request_or_trace_and_bad_input_is_refused(fb):
     fb.log("req-1", trace_id="ab" * 16)
     c = fb.client()
