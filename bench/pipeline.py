@@ -24,7 +24,7 @@ import httpx
 
 from bench.harness import Comparison, Stats, write_report
 from llmops.modeling import demo
-from tests.pipeline.conftest import RagStack
+from tests.stack import RagStack
 from tests.support import ServiceProcess
 
 QUESTION = "Who may move the production alias of a model?"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -45,6 +46,29 @@ def trained_demo_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("demo-trained") / "demo-llm"
     demo.build(Path(__file__).resolve().parents[1] / "docs", folder, demo.DemoSpec())
     return folder
+
+
+@pytest.fixture(scope="session")
+def render_pool():
+    """Template sandbox workers, shared by the tests that render."""
+    from llmops.core.sandbox import RenderPool
+
+    pool = RenderPool(2)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def rag(tmp_path_factory, demo_model):
+    """The whole stack, every service its own process (tests.stack.RagStack), shared by the
+    pipeline and security suites."""
+    from tests.stack import RagStack
+
+    home = tmp_path_factory.mktemp("ragstack")
+    os.environ.pop("LLMOPS_API_KEY", None)
+    stack = RagStack(home, demo_model)
+    yield stack
+    stack.close()
 
 
 @pytest.fixture

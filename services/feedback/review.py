@@ -40,6 +40,12 @@ def _inference_json(r: pb.InferenceRecord) -> dict:
                          "text": s.text} for s in r.sources]}
 
 
+# The role each HTTP endpoint needs (docs/security.md): the page itself and its static files are
+# open (they hold no data); the API is the reviewers'. `/healthz` is open.
+HTTP_POLICY = {("GET", "/api/me"): auth.Role.REVIEWER, ("GET", "/api/queue"): auth.Role.REVIEWER,
+               ("POST", "/api/feedback"): auth.Role.REVIEWER}
+
+
 class ReviewApp:
     def __init__(self, servicer: FeedbackServicer, keys: auth.KeyStore, spans: http.ServerSpans):
         self._servicer = servicer
@@ -70,7 +76,7 @@ class ReviewApp:
         """Authenticate as reviewer (or above), then run `handler` as that caller in a span."""
         span, ctx = self._spans.start(request.method, route, request.headers)
         try:
-            principal, key = http.authenticate(request.headers, self._keys, auth.Role.REVIEWER,
+            principal, key = http.authenticate(request.headers, self._keys, HTTP_POLICY[request.method, route],
                                                "reviewing answers")
             span.set_attribute("enduser.id", principal.name)
             with http.RequestContext(principal, key, ctx, span).active():

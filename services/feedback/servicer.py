@@ -43,20 +43,29 @@ def _us(ts) -> int:
     return ts.seconds * 1_000_000 + ts.nanos // 1000 if ts.seconds or ts.nanos else 0
 
 
-def inference_to_pb(r: InferenceRow) -> pb.InferenceRecord:
-    return pb.InferenceRecord(
+def inference_to_pb(r: InferenceRow, payload: bool = True) -> pb.InferenceRecord:
+    """The record; without `payload` (a caller below reviewer) its metadata only: no question,
+    answer, retrieved text or prompt messages."""
+    out = pb.InferenceRecord(
         request_id=r.request_id, trace_id=r.trace_id, pipeline_version=r.pipeline_version,
         prompt_version=r.prompt_version, index_version=r.index_version, model_version=r.model_version,
-        question=r.question, chunk_ids=r.chunk_ids, answer=r.answer, latency_ms=r.latency_ms,
+        chunk_ids=r.chunk_ids, latency_ms=r.latency_ms,
         input_tokens=r.input_tokens, output_tokens=r.output_tokens, caller=r.caller,
         create_time=timestamp(r.create_time_us), pipeline=r.pipeline, feedback_count=r.feedback_count,
-        sources=[pb.Source(**s) for s in r.sources], prompt_messages=[pb.PromptMessage(**m) for m in r.prompt_messages])
+        sources=[pb.Source(**{**s, "text": s["text"] if payload else ""}) for s in r.sources])
+    if payload:
+        out.question, out.answer = r.question, r.answer
+        out.prompt_messages.extend(pb.PromptMessage(**m) for m in r.prompt_messages)
+    return out
 
 
-def feedback_to_pb(f: FeedbackRow) -> pb.Feedback:
+def feedback_to_pb(f: FeedbackRow, payload: bool = True) -> pb.Feedback:
+    """The feedback; without `payload` no corrected answer or comment (thumbs, ratings and labels
+    stay: they are what monitoring counts)."""
     return pb.Feedback(
         name=f"feedback/{f.seq}", request_id=f.request_id, trace_id=f.trace_id, thumb=f.thumb, rating=f.rating,
-        corrected_answer=f.corrected_answer, comment=f.comment, labels=f.labels, reviewer=f.reviewer,
+        corrected_answer=f.corrected_answer if payload else "", comment=f.comment if payload else "",
+        labels=f.labels, reviewer=f.reviewer,
         source=f.source, quarantined=f.quarantined, create_time=timestamp(f.create_time_us),
         created_by=f.created_by, pipeline_version=f.pipeline_version, model_version=f.model_version)
 
@@ -192,7 +201,8 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         page = pagination.start(request, {"list": "feedback", **filt.__dict__}, int)
         rows, token = page.finish(await self._db.run_read(self._store.list_feedback, filt, page.position, page.limit),
                                   lambda r: r.seq)
-        return pb.ListFeedbackResponse(feedback=[feedback_to_pb(r) for r in rows], next_page_token=token)
+        payload = auth.sees_payload()
+        return pb.ListFeedbackResponse(feedback=[feedback_to_pb(r, payload) for r in rows], next_page_token=token)
 
     async def SetQuarantine(self, request, context) -> pb.SetQuarantineResponse:
         if bool(request.names) == bool(request.created_by):
@@ -227,15 +237,16 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
     async def WatchFeedback(self, request, context) -> AsyncIterator[pb.WatchFeedbackResponse]:
         if request.pipeline:
             names.check_id("pipeline", request.pipeline)
+        payload = auth.sees_payload()  # readers watch the metadata of the traffic, not its content
         inference_seq, feedback_seq = await self._db.run_read(self._store.last_seqs)
         while True:
             waiting = self._notifier.wait(self._config.watch_poll_s)
             for r in await self._db.run_read(self._store.inferences_after, inference_seq, request.pipeline):
                 inference_seq = r.seq
-                yield pb.WatchFeedbackResponse(inference=inference_to_pb(r))
+                yield pb.WatchFeedbackResponse(inference=inference_to_pb(r, payload))
             for f in await self._db.run_read(self._store.feedback_after, feedback_seq, request.pipeline):
                 feedback_seq = f.seq
-                yield pb.WatchFeedbackResponse(feedback=feedback_to_pb(f))
+                yield pb.WatchFeedbackResponse(feedback=feedback_to_pb(f, payload))
             await waiting
 
     # -- datasets ------------------------------------------------------------------------------

@@ -57,12 +57,15 @@ def hyperparameters(h: pb.Hyperparameters, method: int) -> dict:
     return out
 
 
-def job_to_pb(j: JobRecord) -> pb.TuningJob:
+def job_to_pb(j: JobRecord, payload: bool = True) -> pb.TuningJob:
+    """The job; without `payload` (below reviewer) its error text, which may quote training rows, is
+    replaced by a notice."""
     s = j.spec
     out = pb.TuningJob(
         name=f"tuningJobs/{j.id}", base_model=s["base_model"], dataset_uri=s["dataset_uri"],
         dataset_version=str(s["dataset_version"]), method=s["method_pb"], state=j.state, steps_done=j.steps_done,
-        total_steps=j.total_steps, result_model_version=j.result_model_version, error=j.error, metrics=j.metrics,
+        total_steps=j.total_steps, result_model_version=j.result_model_version, metrics=j.metrics,
+        error=j.error if payload or not j.error else auth.REDACTED,
         create_time=timestamp(j.create_time_us), output_model=s["output_model"])
     json_format.ParseDict(s["hyperparameters"], out.hyperparameters)
     json_format.ParseDict(s["deepspeed"], out.deepspeed)
@@ -71,9 +74,11 @@ def job_to_pb(j: JobRecord) -> pb.TuningJob:
     return out
 
 
-def event_to_pb(e: EventRecord) -> pb.TuningJobEvent:
+def event_to_pb(e: EventRecord, payload: bool = True) -> pb.TuningJobEvent:
+    """The event; without `payload` a failure's message (it may quote training rows) is a notice."""
+    message = e.message if payload or e.state != pb.JOB_STATE_FAILED else auth.REDACTED
     return pb.TuningJobEvent(sequence=e.sequence, state=e.state, step=e.step, loss=e.loss, eval_loss=e.eval_loss,
-                             checkpoint=e.checkpoint, message=e.message, event_time=timestamp(e.time_us))
+                             checkpoint=e.checkpoint, message=message, event_time=timestamp(e.time_us))
 
 
 class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
@@ -165,13 +170,14 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         (d / "spec.json").write_text(run.to_json())
 
     async def GetTuningJob(self, request, context) -> pb.TuningJob:
-        return job_to_pb(await self._db.run_read(self._store.get, job_id(request.name)))
+        return job_to_pb(await self._db.run_read(self._store.get, job_id(request.name)), auth.sees_payload())
 
     async def ListTuningJobs(self, request, context) -> pb.ListTuningJobsResponse:
         page = pagination.start(request, {"list": "jobs"}, int)
         rows, token = page.finish(await self._db.run_read(self._store.list, page.position, page.limit),
                                   lambda j: j.create_time_us)
-        return pb.ListTuningJobsResponse(jobs=[job_to_pb(j) for j in rows], next_page_token=token)
+        payload = auth.sees_payload()
+        return pb.ListTuningJobsResponse(jobs=[job_to_pb(j, payload) for j in rows], next_page_token=token)
 
     async def CancelTuningJob(self, request, context) -> pb.TuningJob:
         job = await self._db.run_read(self._store.get, job_id(request.name))
@@ -182,13 +188,14 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
 
     async def WatchTuningJob(self, request, context) -> AsyncIterator[pb.WatchTuningJobResponse]:
         ident = job_id(request.name)
+        payload = auth.sees_payload()
         await self._db.run_read(self._store.get, ident)  # NOT_FOUND first
         sequence = 0
         while True:
             changed = self._runner.changed
             for e in await self._db.run_read(self._store.events_after, ident, sequence):
                 sequence = e.sequence
-                yield pb.WatchTuningJobResponse(event=event_to_pb(e))
+                yield pb.WatchTuningJobResponse(event=event_to_pb(e, payload))
             job = await self._db.run_read(self._store.get, ident)
             if job.state in TERMINAL and not await self._db.run_read(self._store.events_after, ident, sequence):
                 return

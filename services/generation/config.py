@@ -24,6 +24,7 @@ class GenerationConfig:
     request_timeout_s: float = 300.0
     connect_timeout_s: float = 2.0
     resolve_ttl_s: float = 5.0  # alias resolution cache when no registry events are followed
+    render_workers: int = 2  # sandbox processes rendering model chat templates (started when first needed)
     usage_flush_s: float = 1.0
 
     def resolved_database_url(self) -> str:

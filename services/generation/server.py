@@ -9,7 +9,7 @@ import httpx
 from opentelemetry import trace
 
 from llmops.client.model_files import ModelFiles
-from llmops.core import auth, channels
+from llmops.core import auth, channels, sandbox
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
@@ -35,7 +35,9 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     registry = channels.aio_channel(config.registry(), config.api_key or auth.current_key.get)
     registry_stub = registry_pb2_grpc.RegistryServiceStub(registry)
     following = bool(config.api_key)
-    models = ModelFiles(registry_stub, resolve_ttl_s=3600.0 if following else config.resolve_ttl_s)
+    renderer = sandbox.RenderPool(config.render_workers)
+    models = ModelFiles(registry_stub, resolve_ttl_s=3600.0 if following else config.resolve_ttl_s,
+                        renderer=renderer)
     http = httpx.AsyncClient(timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
                              limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
     servicer = GenerationServicer(store, accounting, models, Credentials(config.resolved_secrets_dir()), http, config)
@@ -47,6 +49,7 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
         tasks.append(asyncio.get_running_loop().create_task(follower.run()))
 
     async def close() -> None:
+        renderer.close()
         for t in tasks:
             t.cancel()
         await accounting.stop()

@@ -140,6 +140,11 @@ def _versions(piece: Piece) -> dict:
     return {} if v is None else {"pipeline": v.pipeline, "prompt": v.prompt, "index": v.index, "model": v.model}
 
 
+# The role each HTTP endpoint needs (docs/security.md); `/healthz` is open. The role-matrix test
+# checks every row over the wire.
+HTTP_POLICY = {("POST", "/v1/chat/completions"): auth.Role.READER, ("GET", "/v1/models"): auth.Role.READER}
+
+
 class OpenAIApi:
     def __init__(self, runner: PipelineRunner, generation_stub, registry_stub, keys: auth.KeyStore,
                  spans: http.ServerSpans, timeout_s: float):
@@ -161,7 +166,7 @@ class OpenAIApi:
     def _begin(self, request: Request, route: str) -> tuple[http.RequestContext | None, Any, DomainError | None]:
         span, ctx = self._spans.start(request.method, route, request.headers)
         try:
-            principal, key = http.authenticate(request.headers, self._keys, auth.Role.READER, route)
+            principal, key = http.authenticate(request.headers, self._keys, HTTP_POLICY[request.method, route], route)
         except DomainError as exc:
             return None, span, exc
         span.set_attribute("enduser.id", principal.name)

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import jinja2
+from typing import Any, Protocol
 
 from llmops.core.errors import InvalidArgument
-from services.prompt.render import compile_template, render
+from llmops.core.templating import compile_template
 
 TYPE_CHECKS: dict[str, tuple[type, ...]] = {
     "VARIABLE_TYPE_UNSPECIFIED": (str,), "VARIABLE_TYPE_STRING": (str,), "VARIABLE_TYPE_NUMBER": (int, float),
@@ -49,10 +47,18 @@ class Assembly:
 Messages = list[tuple[str, str]]
 
 
+class Renderer(Protocol):
+    """Renders templates away from the service (llmops.core.sandbox.RenderPool)."""
+
+    def render_many(self, jobs: Sequence[tuple[str, dict, str]]) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class CompiledVersion:
-    messages: list[tuple[str, jinja2.Template]]
-    chunk_template: jinja2.Template
+    """A version's templates, checked for syntax (sources: they render in the sandbox)."""
+
+    messages: list[tuple[str, str]]
+    chunk_template: str
     separator: str
     context_variable: str
 
@@ -67,11 +73,13 @@ def compile_version(body: dict) -> CompiledVersion:
         role = ROLE_NAMES.get(m.get("role", ""))
         if role is None:
             raise InvalidArgument(f"messages[{i}].role must be system, user or assistant")
-        compiled.append((role, compile_template(m.get("content", ""), f"messages[{i}]")))
+        source = m.get("content", "")
+        compile_template(source, f"messages[{i}]")
+        compiled.append((role, source))
     ctx = body.get("context") or {}
-    return CompiledVersion(compiled, compile_template(ctx.get("chunk_template") or DEFAULT_CHUNK_TEMPLATE,
-                                                      "context.chunk_template"),
-                           ctx.get("separator") or "\n\n", ctx.get("variable") or "context")
+    chunk_template = ctx.get("chunk_template") or DEFAULT_CHUNK_TEMPLATE
+    compile_template(chunk_template, "context.chunk_template")
+    return CompiledVersion(compiled, chunk_template, ctx.get("separator") or "\n\n", ctx.get("variable") or "context")
 
 
 def bind_variables(declared: Sequence[dict], given: dict[str, Any], context_variable: str) -> dict[str, Any]:
@@ -102,9 +110,10 @@ def bind_variables(declared: Sequence[dict], given: dict[str, Any], context_vari
     return out
 
 
-def _render_messages(version: CompiledVersion, variables: dict[str, Any], history: Sequence[tuple[str, str]] = ()
-                     ) -> Messages:
-    out = [(role, render(t, variables, f"messages[{i}]")) for i, (role, t) in enumerate(version.messages)]
+def _render_messages(renderer: Renderer, version: CompiledVersion, variables: dict[str, Any],
+                     history: Sequence[tuple[str, str]] = ()) -> Messages:
+    texts = renderer.render_many([(t, variables, f"messages[{i}]") for i, (_, t) in enumerate(version.messages)])
+    out = [(role, text) for (role, _), text in zip(version.messages, texts, strict=True)]
     if history:  # before the question (the last user message), else at the end
         at = len(out) - 1 if out[-1][0] == "user" else len(out)
         out[at:at] = list(history)
@@ -115,28 +124,35 @@ def flatten(messages: Sequence[tuple[str, str]]) -> str:
     return "\n\n".join(f"{role}: {text}" for role, text in messages)
 
 
-def assemble(version: CompiledVersion, variables: dict[str, Any], chunks: Sequence[Chunk],
+def assemble(renderer: Renderer, version: CompiledVersion, variables: dict[str, Any], chunks: Sequence[Chunk],
              count: Callable[[str], int] | None, budget: int | None, *, history: Sequence[tuple[str, str]] = (),
              count_messages: Callable[[Messages], int] | None = None) -> Assembly:
     """Render `version` with `history` and the best `chunks` that fit `budget` tokens (no budget:
     all of them). `count` measures text; `count_messages`, when given, measures whole prompts
-    exactly as the model will see them (its chat template)."""
+    exactly as the model will see them (its chat template). Templates render through `renderer`
+    (blocking: run this in a worker thread); chunk pieces go in one batch where their citations
+    are known beforehand."""
     ctx_var = version.context_variable
     history = list(history)
 
     def total(messages: Messages) -> int:
         return count_messages(messages) if count_messages else count(flatten(messages))
 
+    def job(chunk: Chunk, n: int) -> tuple[str, dict, str]:
+        return version.chunk_template, {"chunk": chunk.__dict__, "citation": f"[{n}]"}, "context.chunk_template"
+
+    ranked = sorted(chunks, key=lambda c: c.score, reverse=True)
+    # Every piece numbered as if all fit; one that follows a dropped chunk is rendered again.
+    rendered = renderer.render_many([job(c, i + 1) for i, c in enumerate(ranked)]) if ranked else []
+
     def piece(chunk: Chunk, n: int) -> tuple[str, str]:
-        citation = f"[{n}]"
-        return citation, render(version.chunk_template, {"chunk": chunk.__dict__, "citation": citation},
-                                "context.chunk_template")
+        i = ranked.index(chunk)
+        return f"[{n}]", rendered[i] if i + 1 == n else renderer.render_many([job(chunk, n)])[0]
 
     def build(included: list[tuple[Chunk, str, str, int]]) -> Messages:
         context = version.separator.join(text for _, _, text, _ in included)
-        return _render_messages(version, {**variables, ctx_var: context}, history)
+        return _render_messages(renderer, version, {**variables, ctx_var: context}, history)
 
-    ranked = sorted(chunks, key=lambda c: c.score, reverse=True)
     included: list[tuple[Chunk, str, str, int]] = []  # chunk, citation, rendered text, its tokens
     truncated = False
     if count is None or budget is None:  # no budget: every chunk, counted when a tokenizer is given

@@ -8,7 +8,7 @@ import asyncio
 from opentelemetry import trace
 
 from llmops.client.model_files import ModelFiles
-from llmops.core import auth, channels
+from llmops.core import auth, channels, sandbox
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
@@ -30,11 +30,14 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     retrieval = channels.aio_channel(config.address("retrieval"), auth.current_key.get)
     registry = channels.aio_channel(config.address("registry"), auth.current_key.get)
     generation = channels.aio_channel(config.address("generation"), auth.current_key.get)
+    renderer = sandbox.RenderPool(config.render_workers, memory_mb=config.render_memory_mb,
+                                  time_limit_s=config.render_time_limit_s)
     servicer = PromptServicer(store, retrieval_pb2_grpc.RetrievalServiceStub(retrieval),
-                              ModelFiles(registry_pb2_grpc.RegistryServiceStub(registry)), config,
-                              generation_pb2_grpc.GenerationServiceStub(generation))
+                              ModelFiles(registry_pb2_grpc.RegistryServiceStub(registry), renderer=renderer), config,
+                              generation_pb2_grpc.GenerationServiceStub(generation), renderer=renderer)
 
     async def close() -> None:
+        renderer.close()
         await retrieval.close()
         await registry.close()
         await generation.close()

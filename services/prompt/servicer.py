@@ -55,12 +55,13 @@ def version_to_pb(v: VersionRecord) -> pb.PromptVersion:
 
 class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
     def __init__(self, store: TemplateStore, retrieval_stub, tokenizers: ModelFiles, config: PromptConfig,
-                 generation_stub=None):
+                 generation_stub=None, *, renderer: assemble.Renderer):
         self._store = store
         self._db = store.db
         self._retrieval = retrieval_stub
         self._generation = generation_stub
         self._tokenizers = tokenizers
+        self._renderer = renderer
         self._config = config
         self._compiled_versions: dict[tuple[str, int], assemble.CompiledVersion] = {}
 
@@ -201,7 +202,7 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
                 raise InvalidArgument(f"top_k must be 1-{self._config.max_top_k}")
             spec["top_k"] = request.top_k
         chunks, index_version = await self._retrieve(spec, request, variables)
-        result = await asyncio.to_thread(assemble.assemble, version, variables, chunks, count, budget,
+        result = await asyncio.to_thread(assemble.assemble, self._renderer, version, variables, chunks, count, budget,
                                          history=history, count_messages=count_messages)
         telemetry.annotate(template=ref.id, version=record.version, reference=str(ref),
                            prompt_tokens=result.prompt_tokens, truncated=result.truncated,

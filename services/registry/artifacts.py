@@ -18,6 +18,9 @@ from llmops.core.paths import safe_relative_path
 
 ALLOWED_SUFFIXES = frozenset({".safetensors", ".json", ".jsonl", ".txt", ".model", ".tiktoken", ".jinja", ".md", ".yaml", ".yml"})
 ALLOWED_BARE_NAMES = frozenset({"LICENSE", "NOTICE", "README", "USE_POLICY"})
+# Files that hold rows of data (training sets, evaluation sets): user payload, so downloading one
+# needs the payload role (docs/security.md).
+DATA_SUFFIXES = frozenset({".jsonl"})
 PICKLED_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz", ".h5", ".msgpack"})
 SNIFF_BYTES = 16
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
@@ -164,6 +165,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def DownloadArtifact(self, request: pb.DownloadArtifactRequest, context):
         ref = names.parse_version_ref(request.model_version)
         path = artifacts.check_file_name(request.path)
+        if Path(path).suffix.lower() in artifacts.DATA_SUFFIXES:
+            auth.require(auth.PAYLOAD_ROLE, f"downloading the data rows in {path!r}")
         version = await self._db.run_read(self._store.get_version, ref)
         entry = next((f for f in version.files if f.path == path), None)
         if entry is None:

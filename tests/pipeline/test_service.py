@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from llmops.client import CallError
-from tests.pipeline.conftest import DOCS
+from tests.stack import DOCS
 from tests.support import code_of
 
 QUESTION = "Who may move the production alias of a model?"

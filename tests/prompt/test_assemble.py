@@ -12,6 +12,15 @@ from services.prompt import assemble
 BODY = {"messages": [{"role": "ROLE_SYSTEM", "content": "ctx: {{ context }}"},
                      {"role": "ROLE_USER", "content": "{{ question }}"}]}
 CHUNKS = [assemble.Chunk("d1", "d1#0", "alpha beta gamma", 0.9), assemble.Chunk("d2", "d2#0", "delta epsilon", 0.5)]
+RENDERER = None
+
+
+@pytest.fixture(autouse=True)
+def _renderer(render_pool):
+    global RENDERER
+    RENDERER = render_pool
+
+
 HISTORY = [("user", "one two three four"), ("assistant", "five six seven eight")]
 
 
@@ -21,7 +30,7 @@ def words(text: str) -> int:
 
 def run(budget, history=HISTORY, count_messages=None):
     version = assemble.compile_version(BODY)
-    return assemble.assemble(version, {"question": "what now", "context": ""}, CHUNKS, words, budget,
+    return assemble.assemble(RENDERER, version, {"question": "what now", "context": ""}, CHUNKS, words, budget,
                              history=history, count_messages=count_messages)
 
 
@@ -34,7 +43,7 @@ def test_history_goes_between_the_system_message_and_the_question():
 
 def test_oldest_turns_are_dropped_first_then_chunks():
     without_context = words(assemble.flatten(assemble.assemble(
-        assemble.compile_version(BODY), {"question": "what now", "context": ""}, [], words, None,
+        RENDERER, assemble.compile_version(BODY), {"question": "what now", "context": ""}, [], words, None,
         history=HISTORY).messages))
     roomy = run(without_context + 3)  # the history fits; only the best chunk that fits goes in
     assert roomy.history_turns == 2 and [c.chunk_id for c, _, _ in roomy.included] == ["d2#0"]

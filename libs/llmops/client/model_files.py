@@ -25,8 +25,11 @@ def estimate_tokens(text: str) -> int:
 
 
 class ModelFiles:
-    def __init__(self, registry_stub, resolve_ttl_s: float = 5.0):
+    def __init__(self, registry_stub, resolve_ttl_s: float = 5.0, *, renderer=None):
+        """`renderer` (a sandbox.RenderPool) renders chat templates, which users upload: without
+        one, chat prompts are counted by their messages' text alone."""
         self._stub = registry_stub
+        self._renderer = renderer
         self._ttl = resolve_ttl_s
         self._files: dict[str, bytes] = {}
         self._counters: dict[str, Callable[[str], int]] = {}
@@ -89,17 +92,20 @@ class ModelFiles:
         if not source and CHAT_TEMPLATE_FILE in paths:
             source = (await self.file(version, CHAT_TEMPLATE_FILE)).decode()
         template = None
-        if isinstance(source, str) and source:
-            from jinja2.sandbox import ImmutableSandboxedEnvironment
+        if isinstance(source, str) and source and self._renderer is not None:
+            from llmops.core import templating
 
-            template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(source)
+            templating.compile_template(source, f"{version.name} chat template", templating.CHAT)
+            template = source
         specials = {k: v for k, v in tok_config.items() if k in ("bos_token", "eos_token") and isinstance(v, str)}
+        renderer = self._renderer
 
         def count(messages: list[dict], prompt: str) -> int:
             if messages:
                 if template is None:  # the model server refuses these; count the text
                     return sum(len(tok.encode(m["content"], add_special_tokens=False).ids) for m in messages)
-                text = template.render(messages=messages, add_generation_prompt=True, **specials)
+                text = renderer.render(template, {"messages": messages, "add_generation_prompt": True, **specials},
+                                       f"{version.name} chat template", "chat")
                 return len(tok.encode(text, add_special_tokens=False).ids)
             return len(tok.encode(prompt, add_special_tokens=True).ids)
 

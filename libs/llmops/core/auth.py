@@ -80,6 +80,18 @@ def require(role: Role, action: str, who: Principal | None = None) -> None:
         raise PermissionDenied(f"{action} needs role {role.name.lower()}; {who.name} has {who.role.name.lower()}")
 
 
+# User payload (questions, answers, prompt messages, retrieved text, corrections, training rows,
+# and error texts that may quote them) is shown to this role and above; below it, responses keep
+# their metadata and lose the payload (see docs/security.md, "Data by role").
+PAYLOAD_ROLE = Role.REVIEWER
+REDACTED = "[redacted: needs role reviewer]"
+
+
+def sees_payload(who: Principal | None = None) -> bool:
+    """Whether the current caller (or `who`) may read stored user payload."""
+    return (who or caller()).has(PAYLOAD_ROLE)
+
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 

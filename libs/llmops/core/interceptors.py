@@ -42,6 +42,7 @@ class Call:
     metadata: dict[str, str]
     streaming_response: bool
     open: bool  # health / reflection: no auth, no tracing
+    streaming_request: bool = False
     code: grpc.StatusCode = grpc.StatusCode.OK
     message: str = ""
     timeout_s: float | None = None
@@ -126,19 +127,33 @@ class AuthStage(Stage):
 
 
 class DeadlineStage(Stage):
-    """Refuses calls whose deadline already passed, and bounds unary-response calls that came
-    without a deadline by a default one, so no call can hold a server slot forever."""
+    """Refuses calls whose deadline already passed, and bounds every call that came without a
+    deadline, so no call can hold a server slot forever:
 
-    def __init__(self, default_timeout_s: float, max_timeout_s: float | None = None):
+    - unary calls by a default deadline (and any deadline by a maximum);
+    - client streams (uploads) by progress: each message must come within `idle_timeout_s` of the
+      last, so an upload may take as long as it keeps moving;
+    - server streams (watches, downloads) by a maximum age, after which they end with UNAVAILABLE
+      and a message saying to reopen them from the last item received.
+    """
+
+    def __init__(self, default_timeout_s: float, max_timeout_s: float | None = None, *,
+                 idle_timeout_s: float = 30.0, max_stream_age_s: float | None = None):
         self._default = default_timeout_s
         self._max = max_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.max_stream_age_s = max_stream_age_s
 
     def enter(self, call: Call) -> None:
         remaining = call.context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the deadline passed before the call was served")
         if call.streaming_response:
-            return  # downloads and watches are long by design; the client's deadline applies
+            if self.max_stream_age_s and (remaining is None or remaining > self.max_stream_age_s):
+                call.state["stream_deadline"] = asyncio.get_running_loop().time() + self.max_stream_age_s
+            return
+        if call.streaming_request:
+            return  # bounded by progress (see `idle_bounded`); the client's own deadline applies too
         if remaining is None:
             call.timeout_s = self._default
         elif self._max is not None and remaining > self._max:
@@ -146,6 +161,46 @@ class DeadlineStage(Stage):
 
     def exit(self, call: Call) -> None:
         pass
+
+    async def idle_bounded(self, requests):
+        """The request stream, failing with DEADLINE_EXCEEDED when no message comes for
+        `idle_timeout_s`."""
+        it = aiter(requests)
+        while True:
+            try:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    item = await anext(it)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise DeadlineExceeded(f"no message arrived for {self.idle_timeout_s:g} s; the stream was "
+                                       "closed (send the next chunk sooner)") from None
+            yield item
+
+
+class StreamAged(Unavailable):
+    """A server stream reached its maximum age; the client reopens it from where it was."""
+
+
+async def _aged(items, deadline: float):
+    """`items` until the loop's clock reaches `deadline`; then StreamAged. The timeout covers
+    only the wait for the next item, never the yield, so it cancels the stream's own work."""
+    it = aiter(items)
+    try:
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    item = await anext(it)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise StreamAged("the stream reached its maximum age and was closed; reopen it from the last item "
+                                 "you received", retry_after_s=0) from None
+            yield item
+    finally:
+        close = getattr(it, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _status_code(name: str) -> grpc.StatusCode:
@@ -160,6 +215,7 @@ class StagedInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, stages: Sequence[Stage]):
         self._stages = list(stages)
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
+        self._deadlines = next((s for s in self._stages if isinstance(s, DeadlineStage)), None)
 
     async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
@@ -173,11 +229,12 @@ class StagedInterceptor(grpc.aio.ServerInterceptor):
         self._cache[method] = wrapped
         return wrapped
 
-    def _begin(self, method: str, context, streaming_response: bool) -> tuple[Call, list[Stage]]:
+    def _begin(self, method: str, context, streaming_response: bool, streaming_request: bool
+               ) -> tuple[Call, list[Stage]]:
         md = {}
         for item in context.invocation_metadata() or ():
             md[item.key] = item.value
-        call = Call(method, context, md, streaming_response, method.startswith(auth.OPEN_SERVICES))
+        call = Call(method, context, md, streaming_response, method.startswith(auth.OPEN_SERVICES), streaming_request)
         return call, []
 
     def _enter(self, call: Call, entered: list[Stage]) -> None:
@@ -219,11 +276,14 @@ class StagedInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary or handler.stream_unary:
             inner = handler.unary_unary or handler.stream_unary
+            client_stream = handler.stream_unary is not None
 
             async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                call, entered = self._begin(method, context, False)
+                call, entered = self._begin(method, context, False, client_stream)
                 try:
                     self._enter(call, entered)
+                    if client_stream and self._deadlines is not None and not call.open:
+                        request = self._deadlines.idle_bounded(request)
                     if call.timeout_s is None:
                         return await inner(request, context)
                     async with asyncio.timeout(call.timeout_s):
@@ -237,13 +297,21 @@ class StagedInterceptor(grpc.aio.ServerInterceptor):
             return make(unary_response, handler.request_deserializer, handler.response_serializer)
 
         inner_stream: Callable = handler.unary_stream or handler.stream_stream
+        bidi = handler.stream_stream is not None
 
         async def streaming_response(request: Any, context: grpc.aio.ServicerContext):
-            call, entered = self._begin(method, context, True)
+            call, entered = self._begin(method, context, True, bidi)
             try:
                 self._enter(call, entered)
-                async for item in inner_stream(request, context):
-                    yield item
+                if bidi and self._deadlines is not None and not call.open:
+                    request = self._deadlines.idle_bounded(request)
+                stream_deadline = call.state.get("stream_deadline")
+                if stream_deadline is None:
+                    async for item in inner_stream(request, context):
+                        yield item
+                else:
+                    async for item in _aged(inner_stream(request, context), stream_deadline):
+                        yield item
             except GeneratorExit:
                 call.code = grpc.StatusCode.CANCELLED
                 raise

@@ -24,12 +24,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
-from llmops.core import auth, localenv, metrics, telemetry
+from llmops.core import admission, auth, localenv, metrics, telemetry
 from llmops.core.config import ConfigError, from_env
 from llmops.core.interceptors import AuthStage, DeadlineStage, StagedInterceptor, TracingStage
 from llmops.core.metrics import MetricsStage
 
 log = logging.getLogger(__name__)
+
+
+HEALTH_HEADROOM = 64  # slots only health and reflection can use
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,11 @@ class ServerConfig:
 
     host: str = "127.0.0.1"
     port: int = 0
-    max_concurrent_rpcs: int = 256
+    max_concurrent_rpcs: int = 256  # unary calls in flight; past it they are shed (RESOURCE_EXHAUSTED)
+    max_streams: int = 128  # open streams of all callers together
+    max_streams_per_principal: int = 16
+    max_stream_age_s: float = 900.0  # then a server stream ends with UNAVAILABLE; the client reopens it
+    idle_timeout_s: float = 30.0  # the longest wait for the next message of a client stream (uploads)
     max_message_bytes: int = 4 * 1024 * 1024  # large payloads are streamed, never one message
     grace_period_s: float = 10.0
     default_timeout_s: float = 30.0
@@ -145,11 +152,16 @@ async def create_server(
         TracingStage(tracer_provider),
         MetricsStage(),
         AuthStage(policy, keys),
-        DeadlineStage(config.default_timeout_s, config.max_timeout_s),
+        admission.AdmissionStage(admission.Limits(config.max_concurrent_rpcs, config.max_streams,
+                                                  config.max_streams_per_principal)),
+        DeadlineStage(config.default_timeout_s, config.max_timeout_s, idle_timeout_s=config.idle_timeout_s,
+                      max_stream_age_s=config.max_stream_age_s or None),
     ])
     server = grpc.aio.server(
         interceptors=[interceptor],
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        # gRPC's own limit counts health checks too, so it sits above both admission pools: the
+        # admission stage sheds first, and probes always find a slot.
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs + config.max_streams + HEALTH_HEADROOM,
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),

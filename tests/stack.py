@@ -6,10 +6,7 @@ LLMOPS_HOME (keys, data, span store). Content: an index of three small documents
 
 from __future__ import annotations
 
-import os
 import time
-
-import pytest
 
 from llmops.client import Client
 from llmops.client.generation import provider_target, registry_target
@@ -118,12 +115,3 @@ class RagStack:
                 except Exception:  # noqa: BLE001 - a process that will not stop is killed
                     p.kill()
         self.fake.stop()
-
-
-@pytest.fixture(scope="session")
-def rag(tmp_path_factory, demo_model):
-    home = tmp_path_factory.mktemp("ragstack")
-    os.environ.pop("LLMOPS_API_KEY", None)
-    stack = RagStack(home, demo_model)
-    yield stack
-    stack.close()

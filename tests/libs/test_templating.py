@@ -1,5 +1,6 @@
 """Sandboxed rendering: values stay data, escapes are refused, loops and output are bounded, and
-every failure names the variable or line."""
+every failure names the variable or line; hostile templates that no in-process bound can stop
+(one huge C-level operation) are killed in their worker process, and the pool keeps serving."""
 
 from __future__ import annotations
 
@@ -7,17 +8,27 @@ import time
 
 import pytest
 
+from llmops.core import templating
 from llmops.core.errors import InvalidArgument
-from services.prompt.render import compile_template, render
+from llmops.core.templating import compile_template
+
+POOL = None
+
+
+@pytest.fixture(autouse=True)
+def _pool(render_pool):
+    global POOL
+    POOL = render_pool
 
 
 def run(source: str, **variables) -> str:
-    return render(compile_template(source, "t"), variables, "t")
+    compile_template(source, "t")
+    return POOL.render(source, variables, "t")
 
 
-def refused(source: str, **variables) -> str:
+def refused(source: str, kind: str = templating.PROMPT, **variables) -> str:
     with pytest.raises(InvalidArgument) as info:
-        run(source, **variables)
+        POOL.render(source, variables, "t", kind)
     return info.value.message
 
 
@@ -54,3 +65,26 @@ def test_missing_variables_and_syntax_errors_name_their_cause():
     assert "'question' is undefined" in refused("Q: {{ question }}")
     with pytest.raises(InvalidArgument, match="line 2"):
         compile_template("ok\n{% if %}\n", "messages[0]")
+
+
+@pytest.mark.parametrize("source", [
+    "{{ (((9**64)**64)**64)**64 }}",  # one big-integer power: seconds of CPU in a single C call
+    '{{ "%0300000000d" % 1 }}',  # 300 MB from one formatting call
+    "{{ 'a' | center(300000000) }}",
+    "{{ ('x' * 90000) | replace('x', 'y' * 90000) }}",
+])
+def test_hostile_templates_are_stopped_within_about_a_second_and_the_pool_recovers(render_pool, source):
+    start = time.monotonic()
+    message = refused(source)
+    assert time.monotonic() - start < 1.6
+    assert "stopped" in message or "MB" in message or "capped" in message
+    assert run("still {{ x }}", x="serving") == "still serving"
+
+
+def test_chat_templates_render_as_transformers_renders_them(render_pool):
+    source = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+              "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    text = render_pool.render(source, {"messages": [{"role": "user", "content": "hi"}], "add_generation_prompt": True},
+                              "chat", templating.CHAT)
+    assert text == "<|user|>hi\n<|assistant|>"
+    assert "refused to render: no system" in refused("{{ raise_exception('no system') }}", templating.CHAT)

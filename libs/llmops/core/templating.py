@@ -1,15 +1,20 @@
-"""Rendering templates safely. Templates are authored by editors, values come from callers:
+"""Jinja2 templates authored by users (prompt templates, model chat templates), rendered with
+bounds. This module renders in the current process; services never call `render_here` on a
+template a user wrote: they go through `sandbox.RenderPool`, which runs it in a killable worker
+process with a memory limit (the bounds here stop the common cases early and cleanly; the worker's
+limits are what holds against the rest: a huge `**` or `%` is one C call no tracer can stop).
 
 - Jinja2's sandbox (`ImmutableSandboxedEnvironment`, jinja2 >= 3.1.6) refuses attribute tricks
   such as `''.__class__.__mro__` and `|attr('format')`;
 - caller values are only ever variables, so `{{ ... }}` inside a value comes out literally;
-- `*` and `**` are bounded (no gigabyte strings), output is capped, and rendering stops once it
-  runs past its time limit (a tracer on the template's own frames checks the clock);
+- `*` and `**` are bounded, output is capped, and rendering stops once it runs past its time
+  limit (a tracer on the template's own frames checks the clock);
 - errors become INVALID_ARGUMENT naming the variable or the template line.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Mapping
@@ -17,6 +22,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from llmops.core.errors import InvalidArgument
@@ -25,6 +31,9 @@ MAX_OUTPUT_CHARS = 200_000
 MAX_SEQUENCE = 100_000  # longest string or list that `*` may build
 MAX_EXPONENT = 64
 TIME_LIMIT_S = 1.0
+TEMPLATE_FILE = "<template>"
+PROMPT = "prompt"  # prompt templates: strict (an undefined variable is an error)
+CHAT = "chat"  # model chat templates, rendered as transformers renders them
 
 
 class _TooSlow(Exception):
@@ -53,22 +62,45 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-TEMPLATE_FILE = "<template>"
+def _raise_exception(message: str) -> None:
+    raise TemplateError(message)  # chat templates call it to refuse a conversation they cannot render
 
 
-def compile_template(source: str, where: str) -> jinja2.Template:
-    """The compiled template; INVALID_ARGUMENT with the line of a syntax error."""
+def _environments() -> dict[str, jinja2.Environment]:
+    chat = _Environment(trim_blocks=True, lstrip_blocks=True)
+    chat.globals["raise_exception"] = _raise_exception
+    return {PROMPT: _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True), CHAT: chat}
+
+
+ENVIRONMENTS = _environments()
+
+
+def compile_template(source: str, where: str, kind: str = PROMPT) -> jinja2.Template:
+    """The compiled template; INVALID_ARGUMENT with the line of a syntax error. Compiling runs
+    nothing of the template, so it is safe in the service process (to check a template when it is
+    stored)."""
     try:
-        return ENV.from_string(source)
+        return ENVIRONMENTS[kind].from_string(source)
     except TemplateSyntaxError as exc:
         raise InvalidArgument(f"{where}: template syntax error on line {exc.lineno}: {exc.message}") from None
 
 
-def render(template: jinja2.Template, variables: Mapping[str, Any], where: str,
-           time_limit_s: float = TIME_LIMIT_S, max_chars: int = MAX_OUTPUT_CHARS) -> str:
-    """Render with bounded time and output (run it in a worker thread: it blocks)."""
-    deadline = time.monotonic() + time_limit_s
+@functools.lru_cache(maxsize=256)
+def _cached(source: str, kind: str) -> jinja2.Template:
+    return ENVIRONMENTS[kind].from_string(source)
+
+
+def render_here(source: str, variables: Mapping[str, Any], where: str, kind: str = PROMPT,
+                time_limit_s: float = TIME_LIMIT_S, max_chars: int = MAX_OUTPUT_CHARS, *,
+                deadline: float | None = None) -> str:
+    """Render in this process with bounded time and output (what a sandbox worker runs); a
+    `deadline` (monotonic clock) shared by several renders replaces the time limit's own."""
+    try:
+        template = _cached(source, kind)
+    except TemplateSyntaxError as exc:
+        raise InvalidArgument(f"{where}: template syntax error on line {exc.lineno}: {exc.message}") from None
+    if deadline is None:
+        deadline = time.monotonic() + time_limit_s
 
     def tracer(frame, event, arg):
         # Only frames of compiled templates are traced, so the check costs little.
@@ -91,15 +123,21 @@ def render(template: jinja2.Template, variables: Mapping[str, Any], where: str,
                 raise _TooSlow
             pieces.append(piece)
     except _TooSlow:
-        raise InvalidArgument(f"{where}: rendering took longer than {time_limit_s:g} s and was stopped") from None
+        raise InvalidArgument(too_slow(where, time_limit_s)) from None
     except UndefinedError as exc:
         if "unsafe" in (exc.message or ""):
             raise InvalidArgument(f"{where}: refused by the template sandbox: {exc.message}") from None
         raise InvalidArgument(f"{where}: {exc.message}; pass it as a variable or give it a default") from None
     except SecurityError as exc:
         raise InvalidArgument(f"{where}: refused by the template sandbox: {exc}") from None
-    except (TypeError, ValueError, ArithmeticError, OverflowError) as exc:
-        raise InvalidArgument(f"{where}: {type(exc).__name__}: {exc}") from None
+    except TemplateError as exc:
+        raise InvalidArgument(f"{where}: the template refused to render: {str(exc)[:300]}") from None
+    except (TypeError, ValueError, ArithmeticError, OverflowError, LookupError) as exc:
+        raise InvalidArgument(f"{where}: {type(exc).__name__}: {str(exc)[:300]}") from None
     finally:
         sys.settrace(previous)
     return "".join(pieces)
+
+
+def too_slow(where: str, time_limit_s: float) -> str:
+    return f"{where}: rendering took longer than {time_limit_s:g} s and was stopped"
