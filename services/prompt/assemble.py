@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llmops.core.errors import InvalidArgument
-from llmops.core.templating import compile_template
+from llmops.core.templating import check_syntax
 
 TYPE_CHECKS: dict[str, tuple[type, ...]] = {
     "VARIABLE_TYPE_UNSPECIFIED": (str,), "VARIABLE_TYPE_STRING": (str,), "VARIABLE_TYPE_NUMBER": (int, float),
@@ -74,11 +74,11 @@ def compile_version(body: dict) -> CompiledVersion:
         if role is None:
             raise InvalidArgument(f"messages[{i}].role must be system, user or assistant")
         source = m.get("content", "")
-        compile_template(source, f"messages[{i}]")
+        check_syntax(source, f"messages[{i}]")
         compiled.append((role, source))
     ctx = body.get("context") or {}
     chunk_template = ctx.get("chunk_template") or DEFAULT_CHUNK_TEMPLATE
-    compile_template(chunk_template, "context.chunk_template")
+    check_syntax(chunk_template, "context.chunk_template")
     return CompiledVersion(compiled, chunk_template, ctx.get("separator") or "\n\n", ctx.get("variable") or "context")
 
 

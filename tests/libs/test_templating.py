@@ -10,7 +10,7 @@ import pytest
 
 from llmops.core import templating
 from llmops.core.errors import InvalidArgument
-from llmops.core.templating import compile_template
+from llmops.core.templating import check_syntax
 
 POOL = None
 
@@ -22,7 +22,7 @@ def _pool(render_pool):
 
 
 def run(source: str, **variables) -> str:
-    compile_template(source, "t")
+    check_syntax(source, "t")
     return POOL.render(source, variables, "t")
 
 
@@ -64,7 +64,7 @@ def test_huge_loops_are_stopped_within_a_second_and_output_is_capped():
 def test_missing_variables_and_syntax_errors_name_their_cause():
     assert "'question' is undefined" in refused("Q: {{ question }}")
     with pytest.raises(InvalidArgument, match="line 2"):
-        compile_template("ok\n{% if %}\n", "messages[0]")
+        check_syntax("ok\n{% if %}\n", "messages[0]")
 
 
 @pytest.mark.parametrize("source", [

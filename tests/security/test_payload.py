@@ -14,26 +14,26 @@ from llmops.registry.v1 import registry_pb2 as rpb
 from tests.support import code_of
 
 
-def _collect(client, request_id: str, seen: list, done: threading.Event) -> None:
-    for event in client.feedback.watch(timeout=60):
+def _collect(client, seen: list, wanted: dict) -> None:
+    """Events into `seen` until the feedback on `wanted["request_id"]` came (or the watch's time)."""
+    for event in client.feedback.watch(timeout=40):
         seen.append(event)
-        if event.WhichOneof("item") == "feedback" and event.feedback.request_id == request_id:
-            done.set()
+        if event.WhichOneof("item") == "feedback" and event.feedback.request_id == wanted.get("request_id"):
             return
 
 
 def test_a_reader_watching_feedback_sees_metadata_and_no_payload(rag):
     secret = f"secret-{uuid.uuid4().hex[:8]}"
-    watchers = {}
-    for role in ("reader", "reviewer"):
-        seen, done = [], threading.Event()
-        thread = threading.Thread(target=_collect, args=(rag.client(role), "", seen, done), daemon=True)
-        watchers[role] = (seen, done, thread)
+    wanted: dict = {}
+    seen = {"reader": [], "reviewer": []}
+    threads = [threading.Thread(target=_collect, args=(rag.client(role), seen[role], wanted), daemon=True)
+               for role in seen]
     # The watch starts at the newest record, so the watchers open before the question is asked.
-    for seen, done, thread in watchers.values():
+    for thread in threads:
         thread.start()
     time.sleep(1.0)
     answer = rag.client("reader").pipeline.run("ext-qa@production", f"what is {secret}?")
+    wanted["request_id"] = answer.request_id
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -42,14 +42,10 @@ def test_a_reader_watching_feedback_sees_metadata_and_no_payload(rag):
             break
         except Exception:  # noqa: BLE001 - the inference log is written through an outbox, shortly
             time.sleep(0.3)
-    for role, (seen, done, thread) in watchers.items():
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(
-                e.WhichOneof("item") == "feedback" and e.feedback.request_id == answer.request_id for e in seen):
-            time.sleep(0.2)
-    reader = [e for e in watchers["reader"][0] if answer.request_id in (e.inference.request_id, e.feedback.request_id)]
-    reviewer = [e for e in watchers["reviewer"][0]
-                if answer.request_id in (e.inference.request_id, e.feedback.request_id)]
+    for thread in threads:
+        thread.join(40)
+    reader = [e for e in seen["reader"] if answer.request_id in (e.inference.request_id, e.feedback.request_id)]
+    reviewer = [e for e in seen["reviewer"] if answer.request_id in (e.inference.request_id, e.feedback.request_id)]
     assert {e.WhichOneof("item") for e in reviewer} == {"inference", "feedback"}
     assert {e.WhichOneof("item") for e in reader} == {"inference", "feedback"}
     full = next(e.inference for e in reviewer if e.WhichOneof("item") == "inference")

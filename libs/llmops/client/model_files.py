@@ -95,7 +95,7 @@ class ModelFiles:
         if isinstance(source, str) and source and self._renderer is not None:
             from llmops.core import templating
 
-            templating.compile_template(source, f"{version.name} chat template", templating.CHAT)
+            templating.check_syntax(source, f"{version.name} chat template")
             template = source
         specials = {k: v for k, v in tok_config.items() if k in ("bos_token", "eos_token") and isinstance(v, str)}
         renderer = self._renderer
