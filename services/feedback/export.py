@@ -13,15 +13,13 @@ dataset a fine-tune read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
-from llmops.core.errors import FailedPrecondition, InvalidArgument
+from llmops.core.errors import FailedPrecondition
 from services.feedback.store import FeedbackRow, InferenceRow
 
 CHAT, EVALUATION = 1, 2
-REMOTE_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 CHAT_SCHEMA = pa.schema([
     ("request_id", pa.string()), ("messages", pa.list_(MESSAGE)), ("reference", pa.string()),
@@ -38,26 +36,6 @@ EVALUATION_SCHEMA = pa.schema([
 class Selection:
     corrected_only: bool = False
     thumbs_up_only: bool = False
-
-
-def table_location(uri: str, root: Path) -> str:
-    """Where a table may be written: a name or path under the export root, or an object-store
-    URL; anything else on this machine is refused (a client must not pick server paths)."""
-    if not uri.strip():
-        raise InvalidArgument("table_uri is required: a table name (written under the export root) or an "
-                              "s3://, gs:// or abfss:// URL")
-    scheme, sep, rest = uri.partition("://")
-    if sep and scheme.lower() in REMOTE_SCHEMES:
-        return uri
-    path = Path(rest if sep and scheme.lower() == "file" else uri)
-    if sep and scheme.lower() != "file":
-        raise InvalidArgument(f"table_uri scheme {scheme!r} is not supported; use {', '.join(REMOTE_SCHEMES)} "
-                              "or a table name")
-    target = (path if path.is_absolute() else root / path).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise InvalidArgument(f"table_uri {uri!r} is outside the export root {root}; give a table name or a path "
-                              "under it")
-    return str(target)
 
 
 def reference(fb: list[FeedbackRow]) -> tuple[str, str] | None:

@@ -104,7 +104,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         self._config = config
         self._limiter = RateLimiter(config.feedback_per_minute)
         self._notifier = Notifier()
-        self._export_root = config.resolved_export_root()
+        self._exports = config.export_locations()
 
     # -- the inference log ---------------------------------------------------------------------
 
@@ -254,7 +254,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
     async def ExportDataset(self, request, context) -> pb.ExportDatasetResponse:
         if request.format not in (pb.DATASET_FORMAT_CHAT, pb.DATASET_FORMAT_EVALUATION):
             raise InvalidArgument("format must be DATASET_FORMAT_CHAT or DATASET_FORMAT_EVALUATION")
-        uri = export.table_location(request.table_uri, self._export_root)
+        uri = self._exports.resolve(request.table_uri, "table_uri")
         start_us, end_us = _us(request.start_time), _us(request.end_time)
         if start_us and end_us and start_us >= end_us:
             raise InvalidArgument("the window is empty: start_time must be before end_time")

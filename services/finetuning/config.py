@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmops.core import localenv
+from llmops.core.locations import Locations
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,17 @@ class FineTuningConfig:
     max_run_time_s: float = 6 * 3600.0
     max_restarts: int = 3  # a worker that dies is started again (from its checkpoint) this often
     watch_poll_s: float = 1.0
+    # Where dataset_uri may point (besides registry: datasets): default the feedback service's
+    # export folder and $LLMOPS_HOME/datasets.
+    dataset_roots: tuple[str, ...] = ()
+    dataset_allowed_prefixes: tuple[str, ...] = ()  # object-store URLs, e.g. s3://bucket/datasets/
     gpus_per_job: int = 0  # 0 or 1: one worker process; more: the DeepSpeed launcher, one rank per GPU
+
+    def dataset_locations(self) -> Locations:
+        home = localenv.home()
+        roots = self.dataset_roots or (home / "data" / "feedback" / "datasets", home / "datasets")
+        return Locations.of(roots, self.dataset_allowed_prefixes,
+                            "LLMOPS_FINETUNING_DATASET_ROOTS / _DATASET_ALLOWED_PREFIXES")
 
     def resolved_database_url(self) -> str:
         return self.database_url or localenv.default_sqlite_url("finetuning")

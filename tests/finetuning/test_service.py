@@ -56,7 +56,8 @@ class TuneStack:
                                                "context_ids": [], "pipeline_version": "", "model_version": ""}
                                               for i, m in enumerate(ROWS)])
         env = {"LLMOPS_HOME": str(home), "LLMOPS_REGISTRY_ADDRESS": self.registry.address,
-               "LLMOPS_FINETUNING_API_KEY": service_key}
+               "LLMOPS_FINETUNING_API_KEY": service_key,
+               "LLMOPS_FINETUNING_DATASET_ROOTS": str(home.parent)}  # the tests' own temporary folders
         self.proc = ServiceProcess("finetuning", env, home)
         self.start()
 
@@ -123,6 +124,15 @@ def test_bad_input_is_refused_with_the_reason(tune, tmp_path):
     assert code is grpc.StatusCode.NOT_FOUND
     code, msg = code_of(ft.create, "demo@production", tune.dataset, deepspeed_extra={"train_batch_size": 64}, **FAST)
     assert code is grpc.StatusCode.INVALID_ARGUMENT and "train_batch_size" in msg
+    for extra in ({"flops_profiler": {"enabled": True, "output_file": "/tmp/x"}}, {"wandb": {"enabled": True}},
+                  {"tensorboard": {"enabled": True, "output_path": "/tmp"}}):
+        code, msg = code_of(ft.create, "demo@production", tune.dataset, deepspeed_extra=extra, **FAST)
+        assert code is grpc.StatusCode.INVALID_ARGUMENT and next(iter(extra)) in msg and "gradient_clipping" in msg
+    for outside in ("/etc", "../../etc", "s3://another-bucket/data", "/no/such/folder"):
+        code, msg = code_of(ft.create, "demo@production", outside, **FAST)
+        assert code is grpc.StatusCode.INVALID_ARGUMENT and "dataset_uri" in msg and "exist" not in msg
+    code, msg = code_of(ft.create, "demo@production", tune.dataset + "\x00", **FAST)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "control character" in msg
     code, msg = code_of(ft.create, "demo@production", "registry:no-such-set", **FAST)
     assert code is grpc.StatusCode.NOT_FOUND and "no-such-set" in msg
     code, msg = code_of(ft.create, "demo@production", "registry:demo", dataset_version="1", **FAST)

@@ -72,6 +72,8 @@ def test_bad_input(retrieval):
     assert code_of(r.create_index, "Bad Name")[0] is INVALID
     assert code_of(r.create_index, "y", chunk_size=8)[0] is INVALID
     assert code_of(r.create_index, "z", embedding_model="/no/such/model")[0] is INVALID
+    code, msg = code_of(r.create_index, "z", embedding_model="/etc")
+    assert code is INVALID and "outside the folders" in msg  # the model roots only, exists or not
     code, msg = code_of(r.search, "x", vector=[0.1] * 10)
     assert code is INVALID and "384" in msg
     code, msg = code_of(r.search, "x", "q", top_k=0)

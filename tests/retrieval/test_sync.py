@@ -96,6 +96,12 @@ def test_sync_bad_input(retrieval, tmp_path):
         return info.value.code(), info.value.details()
 
     assert code(table_uri=str(tmp_path / "missing"))[0] is grpc.StatusCode.INVALID_ARGUMENT
+    # locations outside the service's table roots are refused without saying whether they exist
+    for outside in ("/etc", str(tmp_path / ".." / ".." / "x"), "s3://any-bucket/t", "file:///var/lib"):
+        status, msg = code(table_uri=outside)
+        assert status is grpc.StatusCode.INVALID_ARGUMENT and "table_uri" in msg and "exist" not in msg
+    status, msg = code(table_uri=uri + "\x00")
+    assert status is grpc.StatusCode.INVALID_ARGUMENT and "control character" in msg
     status, msg = code(text_column="content")
     assert status is grpc.StatusCode.FAILED_PRECONDITION and "'content'" in msg
     assert code(mode=pb.SYNC_MODE_UNSPECIFIED)[0] is grpc.StatusCode.INVALID_ARGUMENT
