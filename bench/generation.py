@@ -94,12 +94,13 @@ def main() -> int:
         gw = ServiceProcess("generation", {**env, "LLMOPS_GENERATION_API_KEY": service_key,
                                            "LLMOPS_GENERATION_KEYS_FILE": str(keys_file),
                                            "LLMOPS_GENERATION_MODEL_SERVER_ADDRESS": ms.address,
-                                           "BENCH_PROVIDER_KEY": "sk-bench"}, tmp).start()
+                                           "LLMOPS_PROVIDER_BENCH_KEY": "sk-bench",
+                                           "LLMOPS_GENERATION_PROVIDER_ALLOWED_HOSTS": "127.0.0.1"}, tmp).start()
         procs.append(gw)
         client = Client({"generation": gw.address}, admin_key)
         g = client.generation
         g.create_route("demo", [registry_target("demo@production")])
-        g.create_route("provider", [provider_target(fake.base_url, "echo", "env:BENCH_PROVIDER_KEY")])
+        g.create_route("provider", [provider_target(fake.base_url, "echo", "env:LLMOPS_PROVIDER_BENCH_KEY")])
 
         engine = Engine.load(folder, "in-process")
         batcher = Batcher(engine)

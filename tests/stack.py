@@ -39,7 +39,8 @@ class RagStack:
         self.ports = {s: free_port() for s in SERVICES}
         self.fake = FakeProvider(CANARY).start()
         common = {"LLMOPS_HOME": str(home), "LLMOPS_TRACE_DB": str(home / "traces.db"),
-                  "LLMOPS_TEST_PROVIDER_KEY": CANARY, "LLMOPS_PIPELINE_HTTP_PORT": "0", "LLMOPS_FEEDBACK_HTTP_PORT": "0",
+                  "LLMOPS_PROVIDER_TEST_KEY": CANARY, "LLMOPS_GENERATION_PROVIDER_ALLOWED_HOSTS": "127.0.0.1",
+                  "LLMOPS_PIPELINE_HTTP_PORT": "0", "LLMOPS_FEEDBACK_HTTP_PORT": "0",
                   "LLMOPS_PIPELINE_BUNDLE_TTL_S": "0.5", "LLMOPS_MODELSERVER_CACHE_DIR": str(home / "model-cache"),
                   **{f"LLMOPS_{s.upper()}_ADDRESS": f"127.0.0.1:{p}" for s, p in self.ports.items()},
                   **{f"LLMOPS_{s.upper()}_API_KEY": k for s, k in service_keys.items()}}
@@ -64,7 +65,7 @@ class RagStack:
         admin.registry.set_alias("demo", "production", v.version)
         admin.generation.create_route("demo", [registry_target("demo@production")])
         admin.generation.create_route("ext", [provider_target(self.fake.base_url, "echo-1",
-                                                              "env:LLMOPS_TEST_PROVIDER_KEY")])
+                                                              "env:LLMOPS_PROVIDER_TEST_KEY")])
         admin.prompt.create_template("qa")
         admin.prompt.create_version("qa", [("system", SYSTEM), ("user", "{{ question }}")],
                                     variables=[variable("question")], index="kb", top_k=3)

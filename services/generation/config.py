@@ -18,6 +18,10 @@ class GenerationConfig:
     model_server_address: str = ""  # default model server (host:port, HTTP)
     model_servers: str = ""  # JSON {"model-id": "host:port"} for models served elsewhere
     model_server_token: str = ""
+    # Routes may read only these variables as `env:` credentials, and call loopback, link-local or
+    # metadata hosts only when listed (host or host:port).
+    credential_env_prefixes: tuple[str, ...] = ("LLMOPS_PROVIDER_",)
+    provider_allowed_hosts: tuple[str, ...] = ()
     secrets_dir: str = ""  # `secret:<name>` credentials are files here (default $LLMOPS_HOME/secrets)
     capture_content: bool = False  # prompt and completion text on spans
     default_max_tokens: int = 256

@@ -24,8 +24,9 @@ def check_ref(ref: str) -> str:
 
 
 class Credentials:
-    def __init__(self, secrets_dir: Path):
+    def __init__(self, secrets_dir: Path, env_prefixes: tuple[str, ...] = ("LLMOPS_PROVIDER_",)):
         self._dir = secrets_dir
+        self._env_prefixes = env_prefixes
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
@@ -35,7 +36,8 @@ class Credentials:
             return ""
         kind, _, name = ref.partition(":")
         if kind == "env":
-            value = os.environ.get(name, "")
+            # checked again here: a route stored before the prefixes were narrowed reads nothing else
+            value = os.environ.get(name, "") if name.startswith(self._env_prefixes) else ""
         else:
             try:
                 value = (self._dir / name).read_text().strip()

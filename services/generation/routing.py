@@ -3,7 +3,9 @@ target drawn by weight, the canary split; then the others in the order listed, t
 
 from __future__ import annotations
 
+import ipaddress
 import random
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -47,7 +49,48 @@ class RouteSpec:
         return [first, *(t for t in self.targets if t is not first)]
 
 
-def check_targets(targets) -> None:
+@dataclass(frozen=True)
+class ProviderPolicy:
+    """What a route may point at: credential variables with these prefixes (or secret files), and
+    provider hosts that are not loopback, link-local or cloud metadata endpoints unless allow-listed
+    (an operator's setting, LLMOPS_GENERATION_PROVIDER_ALLOWED_HOSTS)."""
+
+    env_prefixes: tuple[str, ...] = ("LLMOPS_PROVIDER_",)
+    allowed_hosts: tuple[str, ...] = ()
+
+
+METADATA_HOSTS = frozenset({"metadata", "metadata.google.internal", "metadata.goog", "instance-data",
+                            "instance-data.ec2.internal", "100.100.100.200"})
+
+
+def _internal_address(host: str) -> str:
+    """Why `host` is one a gateway must not call for a caller ('' when it is fine): loopback,
+    link-local (cloud metadata lives there), unspecified or a known metadata name; a name is
+    judged by every address it resolves to here."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host in METADATA_HOSTS:
+        return "a cloud metadata endpoint"
+    if host == "localhost" or host.endswith(".localhost"):
+        return "loopback"
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            addresses = [ipaddress.ip_address(info[4][0].split("%")[0])
+                         for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+        except (OSError, UnicodeError):
+            return ""  # not resolvable here: nothing to judge (calls to it fail alike)
+    for a in addresses:
+        if a.is_loopback:
+            return "loopback"
+        if a.is_link_local or (a.version == 6 and a in ipaddress.ip_network("fd00:ec2::/32")):
+            return "link-local (where cloud metadata endpoints live)"
+        if a.is_unspecified or a.is_multicast or a.is_reserved:
+            return "not a routable address"
+    return ""
+
+
+def check_targets(targets, policy: ProviderPolicy = ProviderPolicy()) -> None:
     if not targets:
         raise InvalidArgument("a route needs at least one target")
     if len(targets) > 16:
@@ -67,9 +110,19 @@ def check_targets(targets) -> None:
             url = urlparse(p.base_url)
             if url.scheme not in ("http", "https") or not url.netloc or url.username or url.password:
                 raise InvalidArgument(f"targets[{i}].provider.base_url must be an http(s) URL without credentials")
+            host = (url.hostname or "").lower()
+            if host not in policy.allowed_hosts and f"{host}:{url.port}" not in policy.allowed_hosts:
+                why = _internal_address(host)
+                if why:
+                    raise InvalidArgument(f"targets[{i}].provider.base_url points at {why}; an operator may allow "
+                                          "the host with LLMOPS_GENERATION_PROVIDER_ALLOWED_HOSTS")
             if not p.model:
                 raise InvalidArgument(f"targets[{i}].provider.model is empty")
             check_ref(p.credential_ref)
+            name = p.credential_ref.removeprefix("env:")
+            if p.credential_ref.startswith("env:") and not name.startswith(policy.env_prefixes):
+                raise InvalidArgument(f"targets[{i}].provider.credential_ref may name environment variables starting "
+                                      f"with {' or '.join(policy.env_prefixes)} only (or use `secret:name`)")
     if not any(t.weight > 0 for t in targets):
         raise InvalidArgument("at least one target needs a weight above 0 (weight 0 means fallback only)")
 

@@ -40,7 +40,7 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
                         renderer=renderer)
     http = httpx.AsyncClient(timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
                              limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
-    servicer = GenerationServicer(store, accounting, models, Credentials(config.resolved_secrets_dir()), http, config)
+    servicer = GenerationServicer(store, accounting, models, Credentials(config.resolved_secrets_dir(), config.credential_env_prefixes), http, config)
     tasks: list[asyncio.Task] = []
     if following:
         follower = AliasFollower(registry_stub, models, http, servicer.followed_models, config.model_server_for,

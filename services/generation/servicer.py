@@ -78,6 +78,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self._http = http
         self._config = config
         self._rng = rng or random.Random()
+        self._provider_policy = routing.ProviderPolicy(config.credential_env_prefixes, config.provider_allowed_hosts)
         self._routes: dict[str, RouteSpec] = {}
         self.follower = None  # set when the service follows registry aliases
         self._background: set[asyncio.Task] = set()
@@ -86,7 +87,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
 
     async def CreateRoute(self, request, context) -> pb.Route:
         name = names.check_id("route", request.route_id)
-        routing.check_targets(request.targets)
+        # resolves provider host names: off the event loop (a slow resolver must not stall it)
+        await asyncio.to_thread(routing.check_targets, request.targets, self._provider_policy)
         routing.check_limits(request.limits)
         body = json_format.MessageToDict(pb.Route(targets=request.targets, limits=request.limits))
         record = await self._db.run(self._store.create_route, name, body, auth.caller().name)

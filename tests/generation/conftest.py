@@ -27,7 +27,7 @@ from tests.support import ServerThread, ServiceProcess, make_keys
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CANARY = "sk-canary-7f3a9c1e5b2d4086"  # the provider key: must never appear outside its header
-KEY_VAR = "LLMOPS_TEST_PROVIDER_KEY"
+KEY_VAR = "LLMOPS_PROVIDER_TEST_KEY"
 
 
 def start_model_server(home: Path, registry_address: str, key: str, name: str = "modelserver") -> ServiceProcess:
@@ -68,7 +68,8 @@ class GenStack:
     def start_generation(self, model_server: str, **overrides) -> ServerThread:
         config = GenerationConfig(database_url=f"sqlite:///{self.home / f'gen-{len(overrides)}-{model_server}.db'}",
                                   registry_address=self.registry.address, api_key=self.keys["reader"],
-                                  model_server_address=model_server, usage_flush_s=0.2, **overrides)
+                                  model_server_address=model_server, usage_flush_s=0.2,
+                                  **{"provider_allowed_hosts": ("127.0.0.1",), **overrides})
         return ServerThread(functools.partial(build_generation, tracer_provider=self.provider, config=config),
                             self.key_store).start()
 

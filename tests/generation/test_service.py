@@ -140,11 +140,20 @@ def test_bad_input_gets_clear_codes(gen):
     code, msg = code_of(admin.create_route, "raw-key", [provider_target(gen.fake.base_url, "m", CANARY)])
     assert code is grpc.StatusCode.INVALID_ARGUMENT and CANARY not in msg
     assert code_of(admin.create_route, "bad-url", [provider_target("ftp://x", "m")])[0] is grpc.StatusCode.INVALID_ARGUMENT
+    # no side channels: internal hosts (unless the operator lists them) and variables outside the prefix
+    for url, why in (("http://169.254.169.254/latest", "link-local"), ("http://metadata.google.internal/v1", "metadata"),
+                     ("http://localhost:8080/v1", "loopback"), ("http://[::1]:9/v1", "loopback"),
+                     ("http://127.0.0.2:9/v1", "loopback"), ("http://0.0.0.0:9/v1", "routable")):
+        code, msg = code_of(admin.create_route, "internal", [provider_target(url, "m")])
+        assert code is grpc.StatusCode.INVALID_ARGUMENT and why in msg and "ALLOWED_HOSTS" in msg, url
+    for ref in ("env:HOME", "env:AWS_SECRET_ACCESS_KEY", "env:LLMOPS_GENERATION_API_KEY"):
+        code, msg = code_of(admin.create_route, "env-leak", [provider_target(gen.fake.base_url, "m", ref)])
+        assert code is grpc.StatusCode.INVALID_ARGUMENT and "LLMOPS_PROVIDER_" in msg, ref
     editor = gen.clients["editor"].generation
     assert code_of(editor.create_route, "mine", [registry_target("demo@production")])[0] is grpc.StatusCode.PERMISSION_DENIED
     admin.create_route("ghost", [registry_target("ghost@production")])
     assert code_of(admin.generate, "ghost", Q)[0] is grpc.StatusCode.NOT_FOUND
-    admin.create_route("unset-key", [provider_target(gen.fake.base_url, "m", "env:LLMOPS_TEST_NOT_SET")])
+    admin.create_route("unset-key", [provider_target(gen.fake.base_url, "m", "env:LLMOPS_PROVIDER_TEST_NOT_SET")])
     assert code_of(admin.generate, "unset-key", Q)[0] is grpc.StatusCode.FAILED_PRECONDITION
 
 
