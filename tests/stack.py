@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from llmops.cli.stack import SERVICE_KEYS
 from llmops.client import Client
 from llmops.client.generation import provider_target, registry_target
 from llmops.client.prompt import variable
@@ -33,9 +34,8 @@ class RagStack:
     def __init__(self, home, demo_model):
         self.home = home
         self.keys = make_keys(home / "keys.json")
-        service_keys = {s: auth.add_key(home / "keys.json", f"service-{s}", role)
-                        for s, role in (("modelserver", "reader"), ("generation", "reader"), ("pipeline", "editor"),
-                                        ("finetuning", "editor"))}
+        service_keys = {s: auth.add_key(home / "keys.json", f"service-{s}", role, grants=grants)
+                        for s, (role, grants) in SERVICE_KEYS.items()}  # as `llmops up` gives them
         self.ports = {s: free_port() for s in SERVICES}
         self.fake = FakeProvider(CANARY).start()
         common = {"LLMOPS_HOME": str(home), "LLMOPS_TRACE_DB": str(home / "traces.db"),

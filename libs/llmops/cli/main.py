@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import grpc
 
@@ -33,10 +34,42 @@ def cmd_trace(args) -> None:
     print(tracecmd.render(args.trace_id) if args.trace_id else tracecmd.recent())
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_s(text: str) -> float:
+    """`90s`, `15m`, `12h`, `30d` as seconds."""
+    unit = DURATION_UNITS.get(text[-1:].lower())
+    try:
+        value = float(text[:-1]) * unit if unit else float(text)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 15m, 12h or 30d")
+    return value
+
+
 def cmd_keys_create(args) -> None:
-    key = auth.add_key(localenv.keys_path(), args.name, args.role)
+    key = auth.add_key(localenv.keys_path(), args.name, args.role, expires_in_s=args.expires or 0.0)
     print(key)
     print(f"stored (hashed) in {localenv.keys_path()}; this is the only time the key is shown", file=sys.stderr)
+
+
+def cmd_keys_list(args) -> None:
+    now = time.time()
+    print(f"{'name':<24} {'role':<9} {'created':<17} expires")
+    for e in sorted(auth.list_keys(localenv.keys_path()), key=lambda e: e.name):
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.created)) if e.created else "-"
+        expires = ("never" if not e.expires else
+                   f"{'EXPIRED ' if e.expired(now) else ''}{time.strftime('%Y-%m-%d %H:%M', time.localtime(e.expires))}")
+        grants = f"  (+ {', '.join(e.grants)})" if e.grants else ""
+        print(f"{e.name:<24} {e.role.name.lower():<9} {created:<17} {expires}{grants}")
+
+
+def cmd_keys_revoke(args) -> None:
+    if not auth.revoke_key(localenv.keys_path(), args.name):
+        raise SystemExit(f"no key named {args.name!r}")
+    print(f"revoked the key of {args.name}; services refuse it within a second")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     k = ks.add_parser("create", help="create a key for NAME with a role")
     k.add_argument("name")
     k.add_argument("--role", required=True, choices=[r.name.lower() for r in auth.Role])
+    k.add_argument("--expires", type=duration_s, help="lifetime, e.g. 12h or 30d (default: no expiry)")
     k.set_defaults(run=cmd_keys_create, local=True)
+    k = ks.add_parser("list", help="the keys: name, role, created, expiry (never the keys themselves)")
+    k.set_defaults(run=cmd_keys_list, local=True)
+    k = ks.add_parser("revoke", help="remove NAME's key")
+    k.add_argument("name")
+    k.set_defaults(run=cmd_keys_revoke, local=True)
     models.register(sub)
     index.register(sub)
     prompts.register(sub)

@@ -29,9 +29,11 @@ EXTRA_HTTP = {"pipeline": ("LLMOPS_PIPELINE_HTTP_PORT", "pipeline_http"),
               "feedback": ("LLMOPS_FEEDBACK_HTTP_PORT", "feedback_http")}
 HTTP_SERVICES = {"modelserver"}  # BentoML: health is GET /readyz
 # Services that call others in the background (not on a caller's behalf) get their own key.
-SERVICE_KEYS = {"modelserver": auth.Role.READER, "generation": auth.Role.READER,
-                "pipeline": auth.Role.EDITOR,  # logs answers to the feedback service
-                "finetuning": auth.Role.EDITOR}  # downloads bases, registers candidate versions
+PIPELINE_GRANTS = ("FeedbackService/LogInference", "FeedbackService/LogInferences")
+# Each service's own key: the least role it needs, plus single methods granted beyond it.
+SERVICE_KEYS = {"modelserver": (auth.Role.READER, ()), "generation": (auth.Role.READER, ()),
+                "pipeline": (auth.Role.READER, PIPELINE_GRANTS),  # logs answers to the feedback service
+                "finetuning": (auth.Role.EDITOR, ())}  # downloads bases and datasets, registers candidates
 START_TIMEOUT_S = 120.0  # the model server imports BentoML, torch and DeepSpeed
 STOP_TIMEOUT_S = 20.0
 
@@ -153,7 +155,8 @@ def up(services: list[str] | None = None, *, free_ports: bool = False, echo=prin
             setting, entry = EXTRA_HTTP[name]
             env[setting] = plan[entry].rsplit(":", 1)[1]
         if name in SERVICE_KEYS:
-            env[f"{prefix}_API_KEY"] = auth.add_key(localenv.keys_path(), f"service-{name}", SERVICE_KEYS[name])
+            role, grants = SERVICE_KEYS[name]
+            env[f"{prefix}_API_KEY"] = auth.add_key(localenv.keys_path(), f"service-{name}", role, grants=grants)
         log = open(home / "logs" / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)  # outlives this command

@@ -207,7 +207,7 @@ def run(service: str, factory: Factory) -> None:
     provider = telemetry.setup_tracing(f"llmops-{service}")
     try:
         asyncio.run(_serve(service, config, factory, provider))
-    except ConfigError as exc:
+    except (ConfigError, auth.KeyFileError) as exc:
         log.error("cannot start: %s", exc)
         raise SystemExit(2) from None
     finally:
