@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmops.core import localenv
+from llmops.core.errors import FailedPrecondition
 from services.finetuning import store as st
 from services.finetuning.config import FineTuningConfig
 from services.finetuning.store import EventRecord, JobRecord, JobStore
@@ -55,10 +56,10 @@ class JobRunner:
         for job in await self._db.run(self._store.in_states, st.RUNNING, st.CANCELLING):
             if job.state == st.CANCELLING:
                 await self._record(job.id, st.CANCELLED, "the service restarted while cancelling",
-                                   state=st.CANCELLED)
+                                   state=st.CANCELLED, expect=(st.CANCELLING,))
             else:
                 await self._record(job.id, st.QUEUED, "the service restarted; the job resumes from its last checkpoint",
-                                   state=st.QUEUED)
+                                   state=st.QUEUED, expect=(st.RUNNING,))
         self._loop = asyncio.get_running_loop().create_task(self._schedule())
 
     async def stop(self) -> None:
@@ -74,12 +75,17 @@ class JobRunner:
     def wake(self) -> None:
         self._wake.set()
 
-    async def _record(self, job_id: str, event_state: int, message: str, **values) -> JobRecord:
-        """Change the job (`values`: columns such as state) and record an event about it."""
+    async def _record(self, job_id: str, event_state: int, message: str, *, expect: tuple[int, ...] = (),
+                      **values) -> JobRecord | None:
+        """Change the job (`values`: columns such as state) and record an event about it; with
+        `expect`, only from those states (None, nothing written, when the job was elsewhere).
+        Every state change goes through here as a compare-and-set, so a terminal state is decided
+        once, whoever races for it (a cancel against success, a restart against a cancel)."""
         job = await self._db.run(functools.partial(self._store.update, job_id,
                                                    event=EventRecord(job_id, 0, event_state, message=message),
-                                                   **values))
-        self._notify()
+                                                   expect=expect, **values))
+        if job is not None:
+            self._notify()
         return job
 
     def _notify(self) -> None:
@@ -105,9 +111,22 @@ class JobRunner:
                 pass
 
     async def cancel(self, job: JobRecord) -> JobRecord:
+        """CANCELLED at once when it has not started, else CANCELLING until its worker stops;
+        FAILED_PRECONDITION when it ended meanwhile."""
         if job.state == st.QUEUED:
-            return await self._record(job.id, st.CANCELLED, "cancelled before it started", state=st.CANCELLED)
-        job = await self._record(job.id, st.CANCELLING, "cancel requested: stopping at the next step", state=st.CANCELLING)
+            done = await self._record(job.id, st.CANCELLED, "cancelled before it started", state=st.CANCELLED,
+                                      expect=(st.QUEUED,))
+            if done is not None:
+                return done
+        cancelling = await self._record(job.id, st.CANCELLING, "cancel requested: stopping at the next step",
+                                        state=st.CANCELLING, expect=(st.QUEUED, st.RUNNING))
+        if cancelling is None:
+            now = await self._db.run(self._store.get, job.id)
+            if now.state == st.CANCELLING:
+                return now
+            raise FailedPrecondition(f"tuningJobs/{job.id} already ended ({st.STATE_NAMES[now.state]}); nothing to "
+                                     "cancel")
+        job = cancelling
         proc = self._procs.get(job.id)
         if proc is not None and proc.returncode is None:
             proc.terminate()
@@ -117,24 +136,31 @@ class JobRunner:
 
     async def _run(self, job: JobRecord) -> None:
         d = self.job_dir(job.id)
-        job = await self._record(job.id, st.RUNNING, "worker starting", state=st.RUNNING)
+        started = await self._record(job.id, st.RUNNING, "worker starting", state=st.RUNNING, expect=(st.QUEUED,))
+        if started is None:  # cancelled while it waited
+            await self._record(job.id, st.CANCELLED, "cancelled before it started", state=st.CANCELLED,
+                               expect=(st.CANCELLING,))
+            self._active.discard(job.id)
+            self.wake()
+            return
+        job = started
         try:
             if not (d / "base").exists():
                 await asyncio.to_thread(self._download_base, job, d)
             while True:
                 code = await self._worker(job, d)
                 job = await self._db.run(self._store.get, job.id)
+                if job.state == st.CANCELLING or code == CANCELLED_EXIT:
+                    await self._record(job.id, st.CANCELLED, "cancelled; no version registered", state=st.CANCELLED,
+                                       expect=(st.RUNNING, st.CANCELLING))
+                    return
                 if code == 0:
                     await self._register(job, d)
                     return
-                if job.state == st.CANCELLING or code == CANCELLED_EXIT:
-                    await self._record(job.id, st.CANCELLED, "cancelled; no version registered", state=st.CANCELLED)
-                    return
                 failure = self._failure(d)
                 if failure or job.restarts >= self._config.max_restarts:
-                    await self._record(job.id, st.FAILED, failure or f"the worker died {job.restarts + 1} times "
-                                       f"(last exit {code}); see {d / 'worker.log'}", state=st.FAILED,
-                                       error=failure or f"worker exited with {code}")
+                    await self._fail(job.id, failure or f"the worker died {job.restarts + 1} times (last exit {code}); "
+                                     f"see {d / 'worker.log'}", failure or f"worker exited with {code}")
                     return
                 job = await self._record(job.id, st.RUNNING, f"the worker exited with {code}; restarting it from the "
                                          "last checkpoint", restarts=job.restarts + 1)
@@ -142,12 +168,18 @@ class JobRunner:
             raise
         except Exception as exc:  # a job fails with a reason; the service goes on
             log.exception("tuning job %s failed", job.id)
-            await self._record(job.id, st.FAILED, f"{type(exc).__name__}: {exc}"[:500], state=st.FAILED,
-                               error=f"{type(exc).__name__}: {exc}"[:500])
+            await self._fail(job.id, f"{type(exc).__name__}: {exc}"[:500], f"{type(exc).__name__}: {exc}"[:500])
         finally:
             self._active.discard(job.id)
             self._followers.pop(job.id, None)
             self.wake()  # the next queued job may start
+
+    async def _fail(self, job_id: str, message: str, error: str) -> None:
+        """FAILED, unless a cancel came first: then CANCELLED (nothing was registered either way)."""
+        if await self._record(job_id, st.FAILED, message, state=st.FAILED, error=error,
+                              expect=(st.QUEUED, st.RUNNING)) is None:
+            await self._record(job_id, st.CANCELLED, "cancelled; no version registered", state=st.CANCELLED,
+                               expect=(st.CANCELLING,))
 
     def _download_base(self, job: JobRecord, d: Path) -> None:
         tmp = d / "base.partial"
@@ -243,8 +275,14 @@ class JobRunner:
         metrics = {k: float(v) for k, v in result.get("metrics", {}).items()}
         spec = job.spec
         version = await asyncio.to_thread(self._upload, job, d / "output", metrics)
-        await self._record(job.id, st.SUCCEEDED, f"registered {version} (awaiting approval)", state=st.SUCCEEDED,
-                           result_model_version=version, metrics=metrics)
+        # A cancel that arrives while the result uploads is too late: the version exists, so the
+        # job ends SUCCEEDED with it (never CANCELLED with a registered version).
+        done = await self._record(job.id, st.SUCCEEDED, f"registered {version} (awaiting approval)",
+                                  state=st.SUCCEEDED, result_model_version=version, metrics=metrics,
+                                  expect=(st.RUNNING, st.CANCELLING))
+        if done is None:
+            log.error("tuning job %s registered %s but had already ended", job.id, version)
+            return
         log.info("tuning job %s registered %s from %s", job.id, version, spec["base_version"])
         shutil.rmtree(d / "checkpoints", ignore_errors=True)  # the model is in the registry now
 

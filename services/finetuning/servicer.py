@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -160,10 +161,17 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         ident = secrets.token_hex(8)
         validated = (f"base {base_version}, dataset {dataset_uri}@{table_version} ({len(rows)} rows), "
                      f"{spec['method']}")
-        record, replayed = await self._db.run(self._store.create, JobRecord(ident, spec, QUEUED, created_by=me,
-                                                                            idempotency_key=key or None), validated)
-        if not replayed:
-            await asyncio.to_thread(self._prepare, ident, spec, rows)
+        # The folder first, then the row: a committed job always has what its worker needs.
+        await asyncio.to_thread(self._prepare, ident, spec, rows)
+        try:
+            record, replayed = await self._db.run(self._store.create, JobRecord(
+                ident, spec, QUEUED, created_by=me, idempotency_key=key or None), validated)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, self._runner.job_dir(ident), True)
+            raise
+        if replayed:  # the first job with this key stands; this folder was never used
+            await asyncio.to_thread(shutil.rmtree, self._runner.job_dir(ident), True)
+        else:
             self._runner.wake()
         telemetry.annotate(job=f"tuningJobs/{record.id}", replayed=replayed, base=base_version, rows=len(rows))
         return job_to_pb(record)

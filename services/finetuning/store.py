@@ -15,6 +15,8 @@ from llmops.core.timeutil import now_us
 
 VALIDATING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLING, CANCELLED = 1, 2, 3, 4, 5, 6, 7
 TERMINAL = (SUCCEEDED, FAILED, CANCELLED)
+STATE_NAMES = {VALIDATING: "VALIDATING", QUEUED: "QUEUED", RUNNING: "RUNNING", SUCCEEDED: "SUCCEEDED", FAILED: "FAILED",
+               CANCELLING: "CANCELLING", CANCELLED: "CANCELLED"}
 
 meta = sa.MetaData()
 jobs = sa.Table(
@@ -131,15 +133,23 @@ class JobStore:
                                                   .order_by(jobs.c.create_time_us))]
 
     def update(self, job_id: str, *, event: EventRecord | None = None, events: list[EventRecord] = (),
-               **values) -> JobRecord:
-        """Change a job's columns and record events about it, in one transaction."""
+               expect: tuple[int, ...] = (), **values) -> JobRecord | None:
+        """Change a job's columns and record events about it, in one transaction. With `expect`,
+        a compare-and-set: only while the job is in one of those states (None, and nothing
+        written, when it is not). A terminal state is never left, whatever the caller expects."""
         with self.db.write() as conn:
             if "metrics" in values:
                 values["metrics"] = json.dumps(values["metrics"])
             if values.get("state") in TERMINAL:
                 values.setdefault("end_time_us", now_us())
-            if values:
-                conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+            if values or expect:
+                where = [jobs.c.id == job_id, jobs.c.state.not_in(TERMINAL)] if "state" in values else [
+                    jobs.c.id == job_id]
+                if expect:
+                    where.append(jobs.c.state.in_(expect))
+                changed = conn.execute(jobs.update().where(*where).values(**values or {"state": jobs.c.state}))
+                if changed.rowcount == 0 and (expect or "state" in values):
+                    return None
             for e in ([event] if event is not None else []) + list(events):
                 self._event(conn, e)
         return self.get(job_id)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from llmops.client import Client
+from llmops.client import CallError, Client
 from llmops.core import auth
 from llmops.core.errors import DomainError
 from llmops.evaluation import datasets
@@ -201,3 +201,40 @@ def test_cancel_during_a_run(tune):
     assert done.steps_done < done.total_steps and not done.result_model_version
     code, _ = code_of(tune.clients["admin"].registry.get_model, "demo-cancelled")
     assert code is grpc.StatusCode.NOT_FOUND  # no version registered
+
+
+def test_a_cancel_racing_the_end_of_a_job_ends_in_one_consistent_state(tune):
+    """Cancels sent as the worker finishes and while the result uploads: each job ends either
+    CANCELLED with nothing registered or SUCCEEDED with its version, and never stays CANCELLING."""
+    ft = tune.clients["editor"].finetuning
+    registry = tune.clients["admin"].registry
+    outcomes = []
+    for i, at_step in enumerate((None, "last")):
+        model = f"demo-race-{i}"
+        job = ft.create("demo@production", tune.dataset, output_model=model, **FAST)
+        if at_step == "last":
+            wait(tune, job.name, lambda j: j.total_steps and j.steps_done >= j.total_steps, timeout=120)
+        else:
+            wait(tune, job.name, lambda j: j.state == pb.JOB_STATE_RUNNING, timeout=60)
+        try:
+            ft.cancel(job.name)
+        except CallError as exc:  # it ended first: fine, as long as it ended consistently
+            assert exc.code is grpc.StatusCode.FAILED_PRECONDITION
+        done = wait(tune, job.name, lambda j: j.state in (pb.JOB_STATE_CANCELLED, pb.JOB_STATE_SUCCEEDED,
+                                                          pb.JOB_STATE_FAILED), timeout=180)
+        versions = [] if code_of_missing(registry, model) else registry.list_versions(model)
+        if done.state == pb.JOB_STATE_SUCCEEDED:
+            assert [v.name for v in versions] == [done.result_model_version]
+        else:
+            assert done.state == pb.JOB_STATE_CANCELLED and not done.result_model_version and not versions
+        outcomes.append(pb.JobState.Name(done.state))
+    print("cancel races:", outcomes)
+
+
+def code_of_missing(registry, model: str) -> bool:
+    try:
+        registry.get_model(model)
+        return False
+    except CallError as exc:
+        assert exc.code is grpc.StatusCode.NOT_FOUND
+        return True
