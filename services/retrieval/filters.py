@@ -1,10 +1,14 @@
 """The typed metadata filter translated into a Milvus boolean expression. Field names must be
-identifiers and values are rendered as JSON literals, so no caller text is ever spliced into the
-expression."""
+identifiers and values are rendered as literals of the expression language, so no caller text is
+ever spliced into the expression.
+
+Milvus' expression strings take characters as they are, with `\\` and `\"` as the only escapes
+(JSON's `\u00fc` is not decoded, so `"Müller.pdf"` written the JSON way never matches); a line
+break cannot stand in one at all, so such a value is refused. IN lists mixing types fail inside
+the engine, so they are refused here too."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 
@@ -24,10 +28,18 @@ OPS = {
 METADATA_FIELD = "metadata"
 
 
+def string_literal(text: str, where: str = "value") -> str:
+    """`text` as a Milvus expression string, exact for every character but line breaks
+    (INVALID_ARGUMENT)."""
+    if "\n" in text or "\r" in text:
+        raise InvalidArgument(f"{where}: a line break cannot be matched in a filter; remove it from the value")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _literal(value: struct_pb2.Value, where: str):
     kind = value.WhichOneof("kind")
     if kind == "string_value":
-        return json.dumps(value.string_value)
+        return string_literal(value.string_value, where)
     if kind == "number_value":
         if not math.isfinite(value.number_value):
             raise InvalidArgument(f"{where}: numbers must be finite")
@@ -48,6 +60,8 @@ def _condition(c: pb.FilterCondition, where: str) -> str:
         items = c.value.list_value.values
         if not items or len(items) > MAX_IN_VALUES:
             raise InvalidArgument(f"{where}: IN needs 1-{MAX_IN_VALUES} values, got {len(items)}")
+        if len({v.WhichOneof("kind") for v in items}) > 1:
+            raise InvalidArgument(f"{where}: IN values must all be strings, all numbers or all booleans")
         return f"{target} in [{', '.join(_literal(v, where) for v in items)}]"
     if c.op not in OPS:
         raise InvalidArgument(f"{where}: operator is missing; use EQ, NE, LT, LE, GT, GE or IN")

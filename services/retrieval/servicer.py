@@ -214,6 +214,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         expression = filters.to_expression(request.filter) if has_filter else ""
         telemetry.annotate(index=name, filter=expression)
         ids = list(request.document_ids)
+        for i, d in enumerate(ids):
+            if not DOC_ID.match(d):
+                raise InvalidArgument(f"document_ids[{i}] must be 1-256 characters without control characters or '#'")
         if not ids:
             index = await self._db.run_read(self._store.get, name)
             ids = await asyncio.to_thread(self._vectors.document_ids_matching, index.collection, expression)

@@ -5,7 +5,6 @@ chunk id (`{document_id}#{n}`, the primary key), document id, text, metadata (JS
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -13,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmops.core.errors import Unavailable
+from llmops.core.errors import InvalidArgument, Unavailable
+from services.retrieval.filters import string_literal
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,27 @@ class Hit:
 
 
 def _quote(values: Sequence[str]) -> str:
-    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+    return "[" + ", ".join(string_literal(v, "document_ids") for v in values) + "]"
+
+
+def _filtered(fn: Callable) -> Callable:
+    """A call that evaluates a caller's filter (`expression`, the last argument): an engine error
+    that is not a lost connection is the filter's fault, so INVALID_ARGUMENT."""
+
+    @functools.wraps(fn)
+    def wrapper(self: VectorStore, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except Unavailable:
+            raise
+        except Exception as exc:
+            if _unreachable(exc) or not (args[-1] if args else kwargs.get("expression")):
+                raise
+            detail = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
+            raise InvalidArgument(f"the engine could not evaluate this filter ({detail}); check the field types "
+                                  "it compares") from None
+
+    return wrapper
 
 
 def _unreachable(exc: Exception) -> bool:
@@ -160,11 +180,13 @@ class VectorStore:
             self._client.delete(collection, filter=f"document_id in {_quote(document_ids)}")
 
     @_milvus_call
+    @_filtered
     def document_ids_matching(self, collection: str, expression: str, limit: int = 16384) -> list[str]:
         rows = self._client.query(collection, filter=expression, output_fields=["document_id"], limit=limit)
         return sorted({r["document_id"] for r in rows})
 
     @_milvus_call
+    @_filtered
     def search(self, collection: str, vector: np.ndarray, top_k: int, expression: str) -> list[Hit]:
         params = {} if self.embedded else {"params": {"ef": max(64, top_k)}}
         result = self._client.search(collection, [vector.tolist()], limit=top_k, filter=expression or "",

@@ -49,11 +49,20 @@ def test_values_cannot_inject_expressions():
     (cond("lang", pb.FILTER_OPERATOR_IN, "en"), "list"),
     (cond("lang", pb.FILTER_OPERATOR_IN, []), "1-"),
     (pb.Filter(all=pb.FilterList()), "at least one"),
+    (cond("tag", pb.FILTER_OPERATOR_IN, ["a", 1]), "must all be strings, all numbers or all booleans"),
+    (cond("tag", pb.FILTER_OPERATOR_EQ, "two\nlines"), "line break"),
     (pb.Filter(condition=pb.FilterCondition(field="a", op=pb.FILTER_OPERATOR_EQ)), "string, number or boolean"),
 ])
 def test_malformed_filters_name_the_problem(bad, message):
     with pytest.raises(InvalidArgument, match=message):
         to_expression(bad)
+
+
+def test_strings_are_written_as_the_engine_reads_them():
+    # characters as they are (the engine does not decode JSON's \u escapes); only \\ and \" escaped
+    assert to_expression(cond("a", pb.FILTER_OPERATOR_EQ, "Müller 日本 😀")) == 'metadata["a"] == "Müller 日本 😀"'
+    assert to_expression(cond("a", pb.FILTER_OPERATOR_EQ, 'back\\slash "q"\t')) == \
+        'metadata["a"] == "back\\\\slash \\"q\\"\t"'
 
 
 def test_depth_is_bounded():

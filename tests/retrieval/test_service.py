@@ -141,3 +141,30 @@ def test_search_spans_carry_index_version_top_k_filter_and_hits(retrieval, spans
     assert attrs["llmops.top_k"] == 2 and attrs["llmops.filter"] == 'metadata["lang"] == "en"'
     assert list(attrs["llmops.hit_ids"]) == [h.chunk_id for h in resp.hits]
     assert len(attrs["llmops.hit_scores"]) == 2
+
+
+def test_every_string_filters_deletes_and_reupserts_exactly(retrieval):
+    """Non-ASCII, quotes and backslashes in ids and metadata match exactly (they once never
+    matched, so a delete reported success while the chunks stayed searchable)."""
+    r = retrieval.as_("editor")
+    r.create_index("intl", chunk_size=64, chunk_overlap=0)
+    names = ["Müller.pdf", "日本語.md", 'quote"d.md', "back\\slash.md", "emoji😀.txt"]
+    r.upsert("intl", [document(n, f"A note about {n} and bananas.", {"author": n, "lang": "ü"}) for n in names])
+    for n in names:
+        hits = r.search("intl", "bananas", top_k=10, filter=cond("author", pb.FILTER_OPERATOR_EQ, n)).hits
+        assert {h.document_id for h in hits} == {n}, n
+    assert len(r.search("intl", "bananas", top_k=20, filter=cond("lang", pb.FILTER_OPERATOR_EQ, "ü")).hits) == len(names)
+    gone = r.delete_documents("intl", ["Müller.pdf"])
+    assert gone.document_count == 1
+    assert not r.search("intl", "bananas", top_k=10, filter=cond("author", pb.FILTER_OPERATOR_EQ, "Müller.pdf")).hits
+    assert "Müller.pdf" not in {h.document_id for h in r.search("intl", "bananas", top_k=20).hits}
+    r.upsert("intl", [document("日本語.md", "Now about apples.", {"author": "日本語.md"})])
+    hits = r.search("intl", "apples", top_k=10, filter=cond("author", pb.FILTER_OPERATOR_EQ, "日本語.md")).hits
+    assert [h.text for h in hits] == ["Now about apples."]  # replaced, not added
+    by_filter = r.delete_documents("intl", filter=cond("author", pb.FILTER_OPERATOR_IN, ['quote"d.md', "back\\slash.md"]))
+    assert by_filter.document_count == 2
+    assert r.get_index("intl").document_count == len(names) - 3
+    code, msg = code_of(r.search, "intl", "x", filter=cond("author", pb.FILTER_OPERATOR_IN, ["a", 1]))
+    assert code is INVALID and "must all be strings" in msg
+    code, msg = code_of(r.delete_documents, "intl", ["bad\nid"])
+    assert code is INVALID and "document_ids[0]" in msg
