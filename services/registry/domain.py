@@ -5,16 +5,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from llmops.core.gates import Approval
+
 
 class Kind(enum.StrEnum):
     MODEL = "model"
     PIPELINE = "pipeline"
 
 
-class Status(enum.StrEnum):
-    PENDING_APPROVAL = "pending_approval"
-    APPROVED = "approved"
-    REJECTED = "rejected"
+Status = Approval  # one approval vocabulary for every gated resource (llmops.core.gates)
 
 
 class EventType(enum.StrEnum):

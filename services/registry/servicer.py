@@ -11,6 +11,7 @@ from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.blobstore import BlobStore, check_digest
 from llmops.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from llmops.core.gates import AliasGate
 from llmops.registry.v1 import registry_pb2 as pb
 from llmops.registry.v1 import registry_pb2_grpc
 from services.registry import artifacts, convert, names
@@ -69,7 +70,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self._blobs = blobs
         self._feed = feed
         self._config = config
-        self._protected = frozenset(config.protected_aliases)
+        self._gate = AliasGate(frozenset(config.protected_aliases), "`llmops models approve {ref}`")
 
     # -- models --------------------------------------------------------------------------------
 
@@ -265,7 +266,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         ref = names.parse_version_ref(name)
         telemetry.annotate(model=ref.model, reference=str(ref))
         record = await self._db.run(self._store.review_version, _actor(), ref, approve,
-                                    _check_text("comment", comment), self._protected)
+                                    _check_text("comment", comment), self._gate)
         self._feed.notify()
         return convert.version_to_pb(record)
 
@@ -282,19 +283,16 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         alias = names.check_alias(request.alias)
         if request.version < 1:
             raise InvalidArgument(f"version must be a version number (>= 1), got {request.version}")
-        protected = alias in self._protected
-        if protected:
-            auth.require(Role.APPROVER, f"moving protected alias {alias!r}")
+        self._gate.require_mover(alias)
         telemetry.annotate(model=model_id, alias=alias, version=request.version)
-        record = await self._db.run(self._store.set_alias, _actor(), model_id, alias, request.version, protected)
+        record = await self._db.run(self._store.set_alias, _actor(), model_id, alias, request.version, self._gate)
         self._feed.notify()
         return convert.model_to_pb(record)
 
     async def DeleteAlias(self, request: pb.DeleteAliasRequest, context) -> pb.Model:
         model_id = names.model_id(request.model)
         alias = names.check_alias(request.alias)
-        if alias in self._protected:
-            auth.require(Role.APPROVER, f"deleting protected alias {alias!r}")
+        self._gate.require_mover(alias, "deleting")
         telemetry.annotate(model=model_id, alias=alias)
         record = await self._db.run(self._store.delete_alias, _actor(), model_id, alias)
         self._feed.notify()

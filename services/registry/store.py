@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llmops.core.errors import AlreadyExists, FailedPrecondition, NotFound
+from llmops.core.gates import AliasGate
 from llmops.core.storage import Database, Migration, fetch_one
 from llmops.core.timeutil import now_us
 from services.registry.domain import (
@@ -271,26 +272,16 @@ class RegistryStore:
             raise NotFound(f"lineage base_version {base!r} does not exist: {exc.message}") from None
 
     def review_version(self, actor: Actor, ref: VersionRef, approve: bool, comment: str,
-                       protected: frozenset[str]) -> VersionRecord:
+                       gate: AliasGate) -> VersionRecord:
         with self.db.write() as conn:
             mrow = self._model_row(conn, ref.model, lock=True)
             _, vrow = self._resolve(conn, ref)
-            status = Status(vrow.status)
-            if approve:
-                if status is Status.APPROVED:
-                    return self._version(conn, ref.model, vrow)  # approving twice changes nothing
-                if status is Status.REJECTED:
-                    raise FailedPrecondition(
-                        f"{version_name(ref.model, vrow.version)} was rejected by {vrow.reviewer}; "
-                        "create a new version instead of approving a rejected one"
-                    )
-            else:
-                pointing = [a for a, v in self._aliases(conn, mrow.id).items() if v == vrow.version and a in protected]
-                if pointing:
-                    raise FailedPrecondition(
-                        f"protected alias {', '.join(sorted(pointing))} points to version {vrow.version}; "
-                        "move it to another approved version before rejecting this one"
-                    )
+            name = version_name(ref.model, vrow.version)
+            if not gate.check_review(name, vrow.status, approve, vrow.reviewer):
+                return self._version(conn, ref.model, vrow)  # approving twice changes nothing
+            if not approve:
+                gate.check_reject(f"version {vrow.version}",
+                                  [a for a, v in self._aliases(conn, mrow.id).items() if v == vrow.version])
             new = Status.APPROVED if approve else Status.REJECTED
             t = now_us()
             conn.execute(versions.update().where(
@@ -301,18 +292,14 @@ class RegistryStore:
             _, vrow = self._resolve(conn, VersionRef(ref.model, vrow.version, None))
             return self._version(conn, ref.model, vrow)
 
-    def set_alias(self, actor: Actor, model_id: str, alias: str, version: int, protected: bool) -> ModelRecord:
+    def set_alias(self, actor: Actor, model_id: str, alias: str, version: int, gate: AliasGate) -> ModelRecord:
         with self.db.write() as conn:
             mrow = self._model_row(conn, model_id, lock=True)
             vrow = conn.execute(sa.select(versions.c.status).where(
                 versions.c.model_id == mrow.id, versions.c.version == version)).first()
             if vrow is None:
                 raise NotFound(f"model {model_id!r} has no version {version}")
-            if protected and vrow.status != Status.APPROVED.value:
-                raise FailedPrecondition(
-                    f"alias {alias!r} is protected and version {version} is {vrow.status.replace('_', ' ')}; "
-                    f"approve it first (`llmops models approve {model_id}@{version}`)"
-                )
+            gate.check_target(alias, f"{model_id}@{version}", vrow.status)
             previous = conn.execute(sa.select(aliases.c.version).where(
                 aliases.c.model_id == mrow.id, aliases.c.alias == alias)).scalar()
             if previous is None:

@@ -7,12 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from llmops.core.errors import AlreadyExists, FailedPrecondition, NotFound
+from llmops.core.gates import AliasGate
 from llmops.core.storage import Database
 from services.registry.domain import Actor, EventType, FileEntry, Kind, Lineage, Status
 from services.registry.names import parse_version_ref
 from services.registry.store import RegistryStore
 
 ALICE = Actor("alice", "0" * 32)
+
+GATE = AliasGate(frozenset({"production"}))
 
 
 @pytest.fixture
@@ -46,9 +49,9 @@ def test_models_versions_and_aliases_round_trip(store):
     assert add_version(store, "m", request_id="r").version == 3
     assert add_version(store, "m", request_id="r").version == 3
     with pytest.raises(FailedPrecondition):
-        store.set_alias(ALICE, "m", "production", 1, protected=True)
-    store.review_version(ALICE, parse_version_ref("m@1"), True, "ok", frozenset({"production"}))
-    model = store.set_alias(ALICE, "m", "production", 1, protected=True)
+        store.set_alias(ALICE, "m", "production", 1, GATE)
+    store.review_version(ALICE, parse_version_ref("m@1"), True, "ok", GATE)
+    model = store.set_alias(ALICE, "m", "production", 1, GATE)
     assert model.aliases == {"production": 1}
     got = store.get_version(parse_version_ref("m@production"))
     assert got.status is Status.APPROVED and got.review.reviewer == "alice" and got.aliases == ("production",)
@@ -81,7 +84,7 @@ def test_concurrent_alias_moves_serialise(store):
     for _ in range(5):
         add_version(store, "m")
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda v: store.set_alias(ALICE, "m", "canary", 1 + v % 5, False), range(50)))
+        list(pool.map(lambda v: store.set_alias(ALICE, "m", "canary", 1 + v % 5, GATE), range(50)))
     moves = [e for e in store.list_events("m", 0, 1000) if e.type is EventType.ALIAS_SET]
     assert len(moves) == 50
     for before, after in zip(moves[:-1], moves[1:], strict=True):
