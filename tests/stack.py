@@ -69,6 +69,7 @@ class RagStack:
         admin.prompt.create_template("qa")
         admin.prompt.create_version("qa", [("system", SYSTEM), ("user", "{{ question }}")],
                                     variables=[variable("question")], index="kb", top_k=3)
+        admin.prompt.approve("qa@1")
         admin.prompt.set_alias("qa", "production", 1)
         self.bundle("kb-qa", "demo", {"max_tokens": 24, "seed": 1})
         self.bundle("ext-qa", "ext", {"max_tokens": 400})

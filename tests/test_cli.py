@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from llmops.core import localenv
 from tests.registry.helpers import folder_digests, make_model_folder
 
 LLMOPS = [sys.executable, "-m", "llmops.cli.main"]
@@ -89,7 +90,7 @@ def test_index_create_ingest_search_and_sync(stack, tmp_path):
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    table = str(tmp_path / "faq")
+    table = str(localenv.home() / "tables" / "faq")  # the retrieval service's default table root
     write_deltalake(table, pa.table({"id": ["q1", "q2"], "answer": ["Aliases move.", "Versions do not."]}))
     llmops("index", "create", "faq")
     synced = llmops("index", "sync", "faq", table, "--id-column", "id", "--text-column", "answer")
@@ -102,7 +103,12 @@ def test_index_create_ingest_search_and_sync(stack, tmp_path):
 def test_prompts_create_alias_render_and_diff(stack):
     llmops("prompts", "create", "greet", "--new", "--user", "Hello {{ name }}", "--variable", "name")
     llmops("prompts", "create", "greet", "--user", "Hi {{ name }}!", "--variable", "name")
+    refused = llmops("prompts", "alias", "greet", "production", "2", check=False)
+    assert refused.returncode == 1 and "FAILED_PRECONDITION" in refused.stderr and "approve" in refused.stderr
+    assert "approved by admin" in llmops("prompts", "approve", "greet@2", "--comment", "reviewed").stdout
     llmops("prompts", "alias", "greet", "production", "2")
+    events = llmops("prompts", "events", "greet").stdout
+    assert "version_approved" in events and "alias_set production -> 2" in events
     rendered = llmops("prompts", "render", "greet@production", "--var", "name={{ x }}")
     assert "Hi {{ x }}!" in rendered.stdout
     diff = llmops("prompts", "diff", "greet@1", "greet@production").stdout

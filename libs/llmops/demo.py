@@ -80,8 +80,9 @@ def register_template(client: Client) -> int:
     exists_ok(p.create_template, TEMPLATE, "answers questions about llmops from its docs")
     v = p.create_version(TEMPLATE, [("system", SYSTEM), ("user", "{{ question }}")], variables=[variable("question")],
                          index=INDEX, top_k=8, request_id="demo-support-qa-v1")
+    p.approve(f"{TEMPLATE}@{v.version}", "the demo's reviewed template")
     p.set_alias(TEMPLATE, "production", v.version)
-    print(f"== prompt template {v.name} aliased production")
+    print(f"== prompt template {v.name} approved and aliased production")
     return v.version
 
 

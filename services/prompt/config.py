@@ -17,6 +17,7 @@ class PromptConfig:
     generation_address: str = ""  # for `route`: counting with a generation route's tokenizer
     downstream_timeout_s: float = 10.0
     max_top_k: int = 100
+    protected_aliases: tuple[str, ...] = ("production",)  # moved by approvers onto approved versions only
     render_workers: int = 2  # sandbox processes that render templates (killable, memory-limited)
     render_memory_mb: int = 256  # address-space limit of each
     render_time_limit_s: float = 1.0  # per assembly; past it the renderer is killed

@@ -13,6 +13,7 @@ from llmops.client.model_files import ModelFiles, estimate_tokens
 from llmops.core import auth, channels, names, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument
+from llmops.core.gates import AliasGate, Approval
 from llmops.core.timeutil import timestamp
 from llmops.generation.v1 import generation_pb2 as gpb
 from llmops.prompt.v1 import prompt_pb2 as pb
@@ -20,13 +21,15 @@ from llmops.prompt.v1 import prompt_pb2_grpc
 from llmops.retrieval.v1 import retrieval_pb2 as rpb
 from services.prompt import assemble
 from services.prompt.config import PromptConfig
-from services.prompt.store import TemplateRecord, TemplateStore, VersionRecord
+from services.prompt.store import EventType, TemplateRecord, TemplateStore, VersionRecord
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PromptService"].full_name
 POLICY = auth.Policy.for_service(SERVICE, {
     "CreatePromptTemplate": Role.EDITOR, "GetPromptTemplate": Role.READER, "ListPromptTemplates": Role.READER,
     "CreatePromptVersion": Role.EDITOR, "GetPromptVersion": Role.READER, "ListPromptVersions": Role.READER,
-    "SetPromptAlias": Role.EDITOR, "AssemblePrompt": Role.READER,
+    "SetPromptAlias": Role.EDITOR,  # approver for protected aliases (the gate, checked in the handler)
+    "ApprovePromptVersion": Role.APPROVER, "RejectPromptVersion": Role.APPROVER, "ListPromptEvents": Role.READER,
+    "AssemblePrompt": Role.READER,
 })
 COMPILED_CACHE = 1024
 MAX_HISTORY = 64
@@ -46,9 +49,22 @@ def template_to_pb(t: TemplateRecord) -> pb.PromptTemplate:
                              latest_version=t.latest_version, create_time=timestamp(t.create_time_us))
 
 
+APPROVAL_TO_PB = {Approval.PENDING_APPROVAL: pb.APPROVAL_STATE_PENDING_APPROVAL, Approval.APPROVED:
+                  pb.APPROVAL_STATE_APPROVED, Approval.REJECTED: pb.APPROVAL_STATE_REJECTED}
+EVENT_TO_PB = {EventType.VERSION_CREATED: pb.PROMPT_EVENT_TYPE_VERSION_CREATED,
+               EventType.VERSION_APPROVED: pb.PROMPT_EVENT_TYPE_VERSION_APPROVED,
+               EventType.VERSION_REJECTED: pb.PROMPT_EVENT_TYPE_VERSION_REJECTED,
+               EventType.ALIAS_SET: pb.PROMPT_EVENT_TYPE_ALIAS_SET}
+MAX_COMMENT = 2000
+
+
 def version_to_pb(v: VersionRecord) -> pb.PromptVersion:
     out = pb.PromptVersion(name=f"prompts/{v.template}/versions/{v.version}", version=v.version,
-                           aliases=list(v.aliases), created_by=v.created_by, create_time=timestamp(v.create_time_us))
+                           aliases=list(v.aliases), created_by=v.created_by, create_time=timestamp(v.create_time_us),
+                           approval=APPROVAL_TO_PB[Approval(v.approval)], reviewer=v.reviewer,
+                           review_comment=v.review_comment)
+    if v.review_time_us:
+        out.review_time.CopyFrom(timestamp(v.review_time_us))
     json_format.ParseDict(v.body, out, ignore_unknown_fields=True)
     return out
 
@@ -62,6 +78,7 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
         self._generation = generation_stub
         self._tokenizers = tokenizers
         self._renderer = renderer
+        self._gate = AliasGate(frozenset(config.protected_aliases), "`llmops prompts approve {ref}`")
         self._config = config
         self._compiled_versions: dict[tuple[str, int], assemble.CompiledVersion] = {}
 
@@ -128,7 +145,36 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
     async def SetPromptAlias(self, request, context) -> pb.PromptTemplate:
         name = template_id(request.template)
         alias = names.check_alias(request.alias)
-        return template_to_pb(await self._db.run(self._store.set_alias, name, alias, request.version))
+        if request.version < 1:
+            raise InvalidArgument(f"version must be a version number (>= 1), got {request.version}")
+        self._gate.require_mover(alias)
+        telemetry.annotate(template=name, alias=alias, version=request.version)
+        return template_to_pb(await self._db.run(self._store.set_alias, auth.caller().name, name, alias,
+                                                 request.version, self._gate))
+
+    async def _review(self, ref_text: str, comment: str, approve: bool) -> pb.PromptVersion:
+        ref = version_ref(ref_text)
+        if len(comment) > MAX_COMMENT:
+            raise InvalidArgument(f"comment is limited to {MAX_COMMENT} characters")
+        telemetry.annotate(template=ref.id, reference=str(ref), approve=approve)
+        return version_to_pb(await self._db.run(self._store.review_version, auth.caller().name, ref, approve,
+                                                comment, self._gate))
+
+    async def ApprovePromptVersion(self, request, context) -> pb.PromptVersion:
+        return await self._review(request.name, request.comment, True)
+
+    async def RejectPromptVersion(self, request, context) -> pb.PromptVersion:
+        return await self._review(request.name, request.comment, False)
+
+    async def ListPromptEvents(self, request, context) -> pb.ListPromptEventsResponse:
+        name = template_id(request.template) if request.template else None
+        page = pagination.start(request, {"template": name}, int)
+        rows, token = page.finish(await self._db.run_read(self._store.list_events, name, page.position or 0,
+                                                          page.limit), lambda e: e.sequence)
+        return pb.ListPromptEventsResponse(events=[pb.PromptEvent(
+            sequence=e.sequence, type=EVENT_TO_PB.get(e.type, 0), template=f"prompts/{e.template}", version=e.version,
+            alias=e.alias, previous_version=e.previous_version, actor=e.actor, comment=e.comment,
+            event_time=timestamp(e.time_us)) for e in rows], next_page_token=token)
 
     def _compiled(self, record: VersionRecord) -> assemble.CompiledVersion:
         """Versions never change, so each is compiled once (Jinja compilation costs milliseconds)."""

@@ -243,9 +243,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         missing = [f for f in ("prompt_template", "index", "route") if not getattr(spec, f)]
         if missing:
             raise InvalidArgument(f"pipeline_spec needs {', '.join(missing)}")
-        if "@" not in spec.prompt_template:
+        template, _, version = spec.prompt_template.partition("@")
+        if not template or not version.isdigit() or int(version) < 1:
+            # an alias could move under an approved bundle; a version number cannot
             raise InvalidArgument(
-                f"pipeline_spec.prompt_template {spec.prompt_template!r} must name a version or alias, e.g. `support-qa@production`"
+                f"pipeline_spec.prompt_template {spec.prompt_template[:100]!r} must name an immutable version, e.g. "
+                "`support-qa@3`: a bundle pins what it serves, and promoting the bundle promotes it"
             )
         return convert.pipeline_spec_to_dict(spec)
 

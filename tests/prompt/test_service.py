@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 
 from llmops.client.prompt import variable
+from llmops.prompt.v1 import prompt_pb2 as pb
 from tests.support import code_of
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -23,13 +24,50 @@ def make_support_qa(p, index: str = "docs"):
 def test_versions_and_aliases(stack):
     p = stack.clients["editor"].prompt
     make_support_qa(p)
-    p.set_alias("support-qa", "production", 1)
+    approver = stack.clients["approver"].prompt
+    approver.approve("support-qa@1", "first review")
+    approver.set_alias("support-qa", "production", 1)
     assert p.get_version("support-qa@production").version == 1
-    p.set_alias("support-qa", "production", 2)
+    approver.approve("support-qa@2")
+    approver.set_alias("support-qa", "production", 2)
     v = p.get_version("support-qa@production")
     assert v.version == 2 and list(v.aliases) == ["production"] and v.retrieval.index == "docs"
+    assert v.approval == pb.APPROVAL_STATE_APPROVED and v.reviewer == "approver"
     assert [x.version for x in p.list_versions("support-qa")] == [2, 1]
     assert p.get_template("support-qa").aliases["production"] == 2
+    p.set_alias("support-qa", "staging", 1)  # unprotected aliases are the editors'
+
+
+def test_protected_prompt_aliases_behave_like_the_registry(stack):
+    """Approver role, approved version, audit events: the registry's gate, not a second copy."""
+    p = stack.clients["editor"].prompt
+    p.create_template("gated")
+    p.create_version("gated", [("user", "v1 {{ question }}")], variables=[variable("question")])
+    p.create_version("gated", [("user", "v2 {{ question }}")], variables=[variable("question")])
+    code, msg = code_of(p.set_alias, "gated", "production", 1)
+    assert code is grpc.StatusCode.PERMISSION_DENIED and "approver" in msg  # editors cannot move it
+    approver = stack.clients["approver"].prompt
+    code, msg = code_of(approver.set_alias, "gated", "production", 1)
+    assert code is grpc.StatusCode.FAILED_PRECONDITION and "pending approval" in msg and "llmops prompts approve" in msg
+    code, _ = code_of(p.approve, "gated@1")
+    assert code is grpc.StatusCode.PERMISSION_DENIED  # reviewing is the approvers'
+    approver.approve("gated@1", "looks right")
+    approver.set_alias("gated", "production", 1)
+    approver.reject("gated@2", "wrong tone")
+    code, msg = code_of(approver.set_alias, "gated", "production", 2)
+    assert code is grpc.StatusCode.FAILED_PRECONDITION and "rejected" in msg
+    code, msg = code_of(approver.approve, "gated@2")
+    assert code is grpc.StatusCode.FAILED_PRECONDITION and "rejected" in msg
+    code, msg = code_of(approver.reject, "gated@1")
+    assert code is grpc.StatusCode.FAILED_PRECONDITION and "production" in msg  # still serving
+    assert p.get_version("gated@production").version == 1
+    events = [(pb.PromptEventType.Name(e.type), e.version, e.alias, e.actor) for e in p.events("gated")]
+    assert events == [("PROMPT_EVENT_TYPE_VERSION_CREATED", 1, "", "editor"),
+                      ("PROMPT_EVENT_TYPE_VERSION_CREATED", 2, "", "editor"),
+                      ("PROMPT_EVENT_TYPE_VERSION_APPROVED", 1, "", "approver"),
+                      ("PROMPT_EVENT_TYPE_ALIAS_SET", 1, "production", "approver"),
+                      ("PROMPT_EVENT_TYPE_VERSION_REJECTED", 2, "", "approver")]
+    assert code_of(p.events, "nope")[0] is grpc.StatusCode.NOT_FOUND
 
 
 def test_assembly_fits_the_budget_exactly_and_keeps_the_best_chunks(stack):

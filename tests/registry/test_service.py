@@ -90,7 +90,7 @@ def test_create_version_retry_with_same_request_id_returns_the_same_version(regi
 def test_pipeline_bundle_versions_aliases_and_approvals(registry):
     reg = registry.as_("approver")
     reg.create_model("support-bot", kind="pipeline")
-    v = reg.create_pipeline_version("support-bot", prompt_template="support-qa@production", index="docs",
+    v = reg.create_pipeline_version("support-bot", prompt_template="support-qa@3", index="docs",
                                     route="chat", parameters={"temperature": 0.2, "top_k": 4})
     assert v.pipeline_spec.index == "docs" and v.pipeline_spec.parameters["top_k"] == 4
     code, msg = code_of(reg.set_alias, "support-bot", "production", 1)
@@ -98,8 +98,9 @@ def test_pipeline_bundle_versions_aliases_and_approvals(registry):
     reg.approve("support-bot@1")
     reg.set_alias("support-bot", "production", 1)
     assert reg.get_version("support-bot@production").pipeline_spec.route == "chat"
-    code, msg = code_of(reg.create_pipeline_version, "support-bot", prompt_template="no-alias", index="d", route="r")
-    assert code is INVALID and "version or alias" in msg
+    for ref in ("no-version", "support-qa@production", "support-qa@0", "@3"):
+        code, msg = code_of(reg.create_pipeline_version, "support-bot", prompt_template=ref, index="d", route="r")
+        assert code is INVALID and "immutable version" in msg, ref  # an alias could move under the bundle
 
 
 @pytest.mark.parametrize("model_id", ["", "Upper", "has space", "-dash", "x" * 64, "a/b", "é"])

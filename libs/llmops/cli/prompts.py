@@ -59,6 +59,20 @@ def cmd_alias(client: Client, args) -> None:
     print(f"{args.template}@{args.alias} -> version {t.aliases[args.alias]}")
 
 
+def cmd_review(client: Client, args) -> None:
+    review = client.prompt.approve if args.approve else client.prompt.reject
+    v = review(args.ref, args.comment)
+    print(f"{v.name}: {pb.ApprovalState.Name(v.approval).removeprefix('APPROVAL_STATE_').lower()} by {v.reviewer}")
+
+
+def cmd_events(client: Client, args) -> None:
+    for e in client.prompt.events(args.template or ""):
+        what = pb.PromptEventType.Name(e.type).removeprefix("PROMPT_EVENT_TYPE_").lower()
+        alias = f" {e.alias} -> {e.version} (was {e.previous_version or '-'})" if e.alias else f" version {e.version}"
+        print(f"{e.event_time.ToJsonString()[:19]}  {e.template.removeprefix('prompts/')}  {what}{alias}  by "
+              f"{e.actor}{'  ' + repr(e.comment) if e.comment else ''}")
+
+
 def cmd_render(client: Client, args) -> None:
     variables = dict(kv.split("=", 1) for kv in args.var or [])
     out = client.prompt.assemble(args.ref, variables, context_window_tokens=args.context_window,
@@ -99,6 +113,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("alias")
     a.add_argument("version", type=int)
     a.set_defaults(run=cmd_alias)
+    for verb in ("approve", "reject"):
+        a = s.add_parser(verb, help=f"{verb} a version (name@version) for protected aliases (role approver)")
+        a.add_argument("ref")
+        a.add_argument("--comment", default="")
+        a.set_defaults(run=cmd_review, approve=verb == "approve")
+    a = s.add_parser("events", help="the audit log: versions created, reviewed, aliases moved")
+    a.add_argument("template", nargs="?")
+    a.set_defaults(run=cmd_events)
     a = s.add_parser("render", help="assemble a prompt (with retrieved context)")
     a.add_argument("ref")
     a.add_argument("--var", action="append", metavar="NAME=VALUE")

@@ -71,6 +71,21 @@ class PromptClient(ServiceClient):
         return self._unary(self.stub.SetPromptAlias, pb.SetPromptAliasRequest(template=template, alias=alias,
                                                                              version=version))
 
+    @operation("approve")
+    def approve(self, ref: str, comment: str = "") -> pb.PromptVersion:
+        """Approve a version (`name@3`) so protected aliases may point at it (role approver)."""
+        return self._unary(self.stub.ApprovePromptVersion, pb.ApprovePromptVersionRequest(name=ref, comment=comment))
+
+    @operation("reject")
+    def reject(self, ref: str, comment: str = "") -> pb.PromptVersion:
+        return self._unary(self.stub.RejectPromptVersion, pb.RejectPromptVersionRequest(name=ref, comment=comment))
+
+    @operation("events")
+    def events(self, template: str = "") -> list[pb.PromptEvent]:
+        """The audit log, oldest first."""
+        return self._paged(self.stub.ListPromptEvents, lambda token: pb.ListPromptEventsRequest(
+            template=template, page_size=500, page_token=token), "events")
+
     @operation("assemble")
     def assemble(self, template: str, variables: dict | None = None, *, query: str = "", filter: dict | None = None,
                  context_window_tokens: int = 0, reserve_output_tokens: int = 0,

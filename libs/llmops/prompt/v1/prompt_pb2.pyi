@@ -25,6 +25,21 @@ class VariableType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VARIABLE_TYPE_NUMBER: _ClassVar[VariableType]
     VARIABLE_TYPE_BOOL: _ClassVar[VariableType]
     VARIABLE_TYPE_LIST: _ClassVar[VariableType]
+
+class ApprovalState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    APPROVAL_STATE_UNSPECIFIED: _ClassVar[ApprovalState]
+    APPROVAL_STATE_PENDING_APPROVAL: _ClassVar[ApprovalState]
+    APPROVAL_STATE_APPROVED: _ClassVar[ApprovalState]
+    APPROVAL_STATE_REJECTED: _ClassVar[ApprovalState]
+
+class PromptEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROMPT_EVENT_TYPE_UNSPECIFIED: _ClassVar[PromptEventType]
+    PROMPT_EVENT_TYPE_VERSION_CREATED: _ClassVar[PromptEventType]
+    PROMPT_EVENT_TYPE_VERSION_APPROVED: _ClassVar[PromptEventType]
+    PROMPT_EVENT_TYPE_VERSION_REJECTED: _ClassVar[PromptEventType]
+    PROMPT_EVENT_TYPE_ALIAS_SET: _ClassVar[PromptEventType]
 ROLE_UNSPECIFIED: Role
 ROLE_SYSTEM: Role
 ROLE_USER: Role
@@ -34,6 +49,15 @@ VARIABLE_TYPE_STRING: VariableType
 VARIABLE_TYPE_NUMBER: VariableType
 VARIABLE_TYPE_BOOL: VariableType
 VARIABLE_TYPE_LIST: VariableType
+APPROVAL_STATE_UNSPECIFIED: ApprovalState
+APPROVAL_STATE_PENDING_APPROVAL: ApprovalState
+APPROVAL_STATE_APPROVED: ApprovalState
+APPROVAL_STATE_REJECTED: ApprovalState
+PROMPT_EVENT_TYPE_UNSPECIFIED: PromptEventType
+PROMPT_EVENT_TYPE_VERSION_CREATED: PromptEventType
+PROMPT_EVENT_TYPE_VERSION_APPROVED: PromptEventType
+PROMPT_EVENT_TYPE_VERSION_REJECTED: PromptEventType
+PROMPT_EVENT_TYPE_ALIAS_SET: PromptEventType
 
 class Message(_message.Message):
     __slots__ = ("role", "content")
@@ -99,7 +123,7 @@ class PromptTemplate(_message.Message):
     def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., aliases: _Optional[_Mapping[str, int]] = ..., latest_version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PromptVersion(_message.Message):
-    __slots__ = ("name", "version", "messages", "variables", "context", "retrieval", "aliases", "created_by", "create_time")
+    __slots__ = ("name", "version", "messages", "variables", "context", "retrieval", "aliases", "created_by", "create_time", "approval", "reviewer", "review_comment", "review_time")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +133,10 @@ class PromptVersion(_message.Message):
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_COMMENT_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_TIME_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     messages: _containers.RepeatedCompositeFieldContainer[Message]
@@ -118,7 +146,67 @@ class PromptVersion(_message.Message):
     aliases: _containers.RepeatedScalarFieldContainer[str]
     created_by: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., context: _Optional[_Union[ContextSpec, _Mapping]] = ..., retrieval: _Optional[_Union[RetrievalSpec, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    approval: ApprovalState
+    reviewer: str
+    review_comment: str
+    review_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., context: _Optional[_Union[ContextSpec, _Mapping]] = ..., retrieval: _Optional[_Union[RetrievalSpec, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., approval: _Optional[_Union[ApprovalState, str]] = ..., reviewer: _Optional[str] = ..., review_comment: _Optional[str] = ..., review_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ApprovePromptVersionRequest(_message.Message):
+    __slots__ = ("name", "comment")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    comment: str
+    def __init__(self, name: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class RejectPromptVersionRequest(_message.Message):
+    __slots__ = ("name", "comment")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    comment: str
+    def __init__(self, name: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class PromptEvent(_message.Message):
+    __slots__ = ("sequence", "type", "template", "version", "alias", "previous_version", "actor", "event_time", "comment")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    type: PromptEventType
+    template: str
+    version: int
+    alias: str
+    previous_version: int
+    actor: str
+    event_time: _timestamp_pb2.Timestamp
+    comment: str
+    def __init__(self, sequence: _Optional[int] = ..., type: _Optional[_Union[PromptEventType, str]] = ..., template: _Optional[str] = ..., version: _Optional[int] = ..., alias: _Optional[str] = ..., previous_version: _Optional[int] = ..., actor: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class ListPromptEventsRequest(_message.Message):
+    __slots__ = ("template", "page_size", "page_token")
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    template: str
+    page_size: int
+    page_token: str
+    def __init__(self, template: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPromptEventsResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[PromptEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[PromptEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreatePromptTemplateRequest(_message.Message):
     __slots__ = ("template_id", "description")

@@ -71,6 +71,21 @@ class PromptServiceStub:
                 request_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.SetPromptAliasRequest.SerializeToString,
                 response_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptTemplate.FromString,
                 _registered_method=True)
+        self.ApprovePromptVersion = channel.unary_unary(
+                '/llmops.prompt.v1.PromptService/ApprovePromptVersion',
+                request_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.ApprovePromptVersionRequest.SerializeToString,
+                response_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptVersion.FromString,
+                _registered_method=True)
+        self.RejectPromptVersion = channel.unary_unary(
+                '/llmops.prompt.v1.PromptService/RejectPromptVersion',
+                request_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.RejectPromptVersionRequest.SerializeToString,
+                response_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptVersion.FromString,
+                _registered_method=True)
+        self.ListPromptEvents = channel.unary_unary(
+                '/llmops.prompt.v1.PromptService/ListPromptEvents',
+                request_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.ListPromptEventsRequest.SerializeToString,
+                response_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.ListPromptEventsResponse.FromString,
+                _registered_method=True)
         self.AssemblePrompt = channel.unary_unary(
                 '/llmops.prompt.v1.PromptService/AssemblePrompt',
                 request_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.AssemblePromptRequest.SerializeToString,
@@ -129,8 +144,35 @@ class PromptServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetPromptAlias(self, request, context):
-        """Points an alias at a version; NOT_FOUND for an unknown template or version,
-        INVALID_ARGUMENT for a malformed alias. Role: editor.
+        """Points an alias at a version and records an audit event; NOT_FOUND for an unknown template
+        or version, INVALID_ARGUMENT for a malformed alias, PERMISSION_DENIED below approver for a
+        protected alias (`production` by default), FAILED_PRECONDITION when a protected alias would
+        point at a version that is not approved. Role: editor (approver for a protected alias).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApprovePromptVersion(self, request, context):
+        """Approves a version for protected aliases, recording the approver, the comment and an audit
+        event; NOT_FOUND for an unknown version, FAILED_PRECONDITION for a rejected one. Role:
+        approver.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectPromptVersion(self, request, context):
+        """Rejects a version so no protected alias may point to it; NOT_FOUND for an unknown version,
+        FAILED_PRECONDITION when a protected alias points to it. Role: approver.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPromptEvents(self, request, context):
+        """Lists the audit log (versions created, reviewed, aliases moved), oldest first;
+        INVALID_ARGUMENT for a bad page token, NOT_FOUND for an unknown template. Role: reader.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,6 +224,21 @@ def add_PromptServiceServicer_to_server(servicer, server):
                     servicer.SetPromptAlias,
                     request_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.SetPromptAliasRequest.FromString,
                     response_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptTemplate.SerializeToString,
+            ),
+            'ApprovePromptVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApprovePromptVersion,
+                    request_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.ApprovePromptVersionRequest.FromString,
+                    response_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptVersion.SerializeToString,
+            ),
+            'RejectPromptVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectPromptVersion,
+                    request_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.RejectPromptVersionRequest.FromString,
+                    response_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptVersion.SerializeToString,
+            ),
+            'ListPromptEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPromptEvents,
+                    request_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.ListPromptEventsRequest.FromString,
+                    response_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.ListPromptEventsResponse.SerializeToString,
             ),
             'AssemblePrompt': grpc.unary_unary_rpc_method_handler(
                     servicer.AssemblePrompt,
@@ -380,6 +437,87 @@ class PromptService:
             '/llmops.prompt.v1.PromptService/SetPromptAlias',
             llmops_dot_prompt_dot_v1_dot_prompt__pb2.SetPromptAliasRequest.SerializeToString,
             llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptTemplate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApprovePromptVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.prompt.v1.PromptService/ApprovePromptVersion',
+            llmops_dot_prompt_dot_v1_dot_prompt__pb2.ApprovePromptVersionRequest.SerializeToString,
+            llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectPromptVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.prompt.v1.PromptService/RejectPromptVersion',
+            llmops_dot_prompt_dot_v1_dot_prompt__pb2.RejectPromptVersionRequest.SerializeToString,
+            llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPromptEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.prompt.v1.PromptService/ListPromptEvents',
+            llmops_dot_prompt_dot_v1_dot_prompt__pb2.ListPromptEventsRequest.SerializeToString,
+            llmops_dot_prompt_dot_v1_dot_prompt__pb2.ListPromptEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
