@@ -26,7 +26,7 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
 
     servicer = FeedbackServicer(store, config)
     web = http.HttpServer(ReviewApp(servicer, keys, http.ServerSpans(tracer_provider)).app, config.http_host,
-                          config.resolved_http_port())
+                          config.resolved_http_port(), server_config.tls())
 
     async def close() -> None:
         await web.stop()

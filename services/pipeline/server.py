@@ -51,7 +51,7 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
                             prompt_pb2_grpc.PromptServiceStub(prompt), generation_stub, outbox)
     api = OpenAIApi(runner, generation_stub, registry_stub, keys, http.ServerSpans(tracer_provider),
                     config.http_timeout_s)
-    web = http.HttpServer(api.app, config.http_host, config.resolved_http_port())
+    web = http.HttpServer(api.app, config.http_host, config.resolved_http_port(), server_config.tls())
 
     async def close() -> None:
         await web.stop()

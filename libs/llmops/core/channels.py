@@ -10,6 +10,8 @@ from collections.abc import Callable
 import grpc
 from opentelemetry import propagate
 
+from llmops.core.tls import client_from_env
+
 DEFAULT_TIMEOUT_S = 30.0
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
@@ -117,7 +119,11 @@ class _Channel(grpc.Channel):
 
 
 def sync_channel(target: str, api_key: str | None, *, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> grpc.Channel:
-    return _Channel(grpc.insecure_channel(target, options=CHANNEL_OPTIONS), api_key, default_timeout_s)
+    """A channel to `target`, over TLS when LLMOPS_TLS_CA_FILE is set (llmops.core.tls)."""
+    tls = client_from_env()
+    raw = (grpc.secure_channel(target, tls.grpc_credentials(), options=CHANNEL_OPTIONS) if tls
+           else grpc.insecure_channel(target, options=CHANNEL_OPTIONS))
+    return _Channel(raw, api_key, default_timeout_s)
 
 
 class _AioMixin:
@@ -159,6 +165,10 @@ def aio_channel(target: str, api_key: ApiKey, *, default_timeout_s: float = DEFA
         _AioStreamUnary(api_key, default_timeout_s, False),
         _AioStreamStream(api_key, default_timeout_s, False),
     ]
+    tls = client_from_env()
+    if tls:
+        return grpc.aio.secure_channel(target, tls.grpc_credentials(), options=CHANNEL_OPTIONS,
+                                       interceptors=interceptors)
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 

@@ -45,10 +45,11 @@ class _Uvicorn(uvicorn.Server):
 class HttpServer:
     """Serves `app` on `host:port` (port 0: a free one) on the running event loop."""
 
-    def __init__(self, app, host: str, port: int):
+    def __init__(self, app, host: str, port: int, tls=None):
         self._app = app
         self._host = host
         self._port = port
+        self._tls = tls  # an llmops.core.tls.ServerTLS: HTTPS with the service's certificate
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task | None = None
         self.port = 0
@@ -61,7 +62,7 @@ class HttpServer:
         sock.bind((self._host, self._port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, **(self._tls.uvicorn_options() if self._tls else {}))
         self._server = _Uvicorn(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:

@@ -34,7 +34,9 @@ class MetricsStage(Stage):
         RPC_DURATION.labels(service, method).observe(time.perf_counter() - started)
 
 
-def serve(host: str, port: int) -> int:
-    """Serve /metrics on `host:port` (0: a free port) in a background thread; returns the port."""
-    server, _ = start_http_server(port, addr=host)
+def serve(host: str, port: int, tls=None) -> int:
+    """Serve /metrics on `host:port` (0: a free port) in a background thread, over TLS when the
+    service has it (an llmops.core.tls.ServerTLS); returns the port."""
+    options = {"certfile": tls.cert_file, "keyfile": tls.key_file} if tls is not None else {}
+    server, _ = start_http_server(port, addr=host, **options)
     return server.server_port

@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
 from llmops.core import admission, auth, localenv, metrics, telemetry
+from llmops.core import tls as tls_
 from llmops.core.config import ConfigError, from_env
 from llmops.core.interceptors import AuthStage, DeadlineStage, StagedInterceptor, TracingStage
 from llmops.core.metrics import MetricsStage
@@ -55,6 +56,14 @@ class ServerConfig:
     # port, -1 off.
     metrics_port: int | None = None
     ready_file: str = ""  # written with host:port once serving, then `http host:port` if it serves HTTP
+    # TLS for every listener of the service (PEM files; llmops.core.tls). The client CA asks for
+    # client certificates (mutual TLS).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+
+    def tls(self) -> tls_.ServerTLS | None:
+        return tls_.ServerTLS.of(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file)
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class Server:
         self._watchers: list[asyncio.Task] = []
         self.http_port: int | None = None  # a service that also serves HTTP (e.g. an OpenAI-compatible API)
         self.metrics_port: int | None = None
+        self.tls: tls_.ServerTLS | None = None  # the HTTP listeners beside it use the same
 
     @property
     def address(self) -> str:
@@ -174,11 +184,14 @@ async def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = [b.full_name for b in bindings]
     reflection.enable_server_reflection([*names, reflection.SERVICE_NAME, "grpc.health.v1.Health"], server)
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    tls = config.tls()
+    address = f"{config.host}:{config.port}"
+    port = server.add_secure_port(address, tls.grpc_credentials()) if tls else server.add_insecure_port(address)
     if port == 0:
         raise ConfigError(f"cannot bind {config.host}:{config.port}")
     await server.start()
     started = Server(server, health, port, names, on_stop)
+    started.tls = tls
     await started.set_serving(True)
     return started
 
@@ -223,7 +236,7 @@ async def _serve(service: str, config: ServerConfig, factory: Factory, provider:
     if config.metrics_port != -1:
         wanted = config.metrics_port if config.metrics_port is not None else (config.port + 1000 if config.port else 0)
         try:
-            server.metrics_port = metrics.serve(config.host, wanted)
+            server.metrics_port = metrics.serve(config.host, wanted, server.tls)
         except OSError as exc:
             log.warning("no /metrics: cannot bind %s:%d (%s); set LLMOPS_%s_METRICS_PORT", config.host, wanted,
                         exc.strerror, service.upper())
@@ -237,7 +250,10 @@ async def _serve(service: str, config: ServerConfig, factory: Factory, provider:
                         (("http", server.http_port), ("metrics", server.metrics_port)) if port)
         tmp.write_text(f"{config.host}:{server.port}\n{extra}")
         os.replace(tmp, config.ready_file)
-    log.info("%s serving on %s:%d", service, config.host, server.port)
+    warning = tls_.exposure_warning(service, config.host, server.tls)
+    if warning:
+        log.warning("!" * 8 + " %s", warning)
+    log.info("%s serving on %s:%d%s", service, config.host, server.port, " (TLS)" if server.tls else "")
     if server.http_port:
         log.info("%s HTTP API on %s:%d", service, config.host, server.http_port)
     if server.metrics_port:
