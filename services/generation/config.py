@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmops.core import localenv
+from llmops.core.tls import client_from_env
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class GenerationConfig:
     def model_server_for(self, model_id: str) -> str:
         servers = json.loads(self.model_servers) if self.model_servers else {}
         address = servers.get(model_id) or self.model_server_address or localenv.service_address("modelserver")
-        return address if address.startswith("http") else f"http://{address}"
+        # TLS towards model servers when this service's channels use it (LLMOPS_TLS_CA_FILE)
+        scheme = "https" if client_from_env() else "http"
+        return address if address.startswith("http") else f"{scheme}://{address}"
 
     def resolved_secrets_dir(self) -> Path:
         return Path(self.secrets_dir) if self.secrets_dir else localenv.home() / "secrets"

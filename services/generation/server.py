@@ -4,6 +4,7 @@ and the servicer into a server. The gateway imports no torch: it stays small and
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import httpx
 from opentelemetry import trace
@@ -13,6 +14,7 @@ from llmops.core import auth, channels, sandbox
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
+from llmops.core.tls import client_from_env
 from llmops.generation.v1 import generation_pb2_grpc
 from llmops.registry.v1 import registry_pb2_grpc
 from services.generation.accounting import Accounting
@@ -38,7 +40,12 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     renderer = sandbox.RenderPool(config.render_workers)
     models = ModelFiles(registry_stub, resolve_ttl_s=3600.0 if following else config.resolve_ttl_s,
                         renderer=renderer)
+    verify = ssl.create_default_context()  # public CAs for providers ...
+    client_tls = client_from_env()
+    if client_tls:  # ... and the deployment's own CA for model servers over HTTPS
+        verify.load_verify_locations(cafile=client_tls.ca_file)
     http = httpx.AsyncClient(timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
+                             verify=verify,
                              limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
     servicer = GenerationServicer(store, accounting, models, Credentials(config.resolved_secrets_dir(), config.credential_env_prefixes), http, config)
     tasks: list[asyncio.Task] = []

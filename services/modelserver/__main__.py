@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -23,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120.0
 
 
-def _ready(url: str) -> bool:
+def _ready(url: str, context: ssl.SSLContext | None) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as resp:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=1, context=context) as resp:
             return resp.status == 200
     except OSError:
         return False
@@ -48,9 +49,12 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    url = f"http://{config.host}:{port}"
+    tls = config.tls()
+    url = f"{'https' if tls else 'http'}://{config.host}:{port}"
+    # probing our own child: its certificate need not name the address it was started on
+    context = ssl._create_unverified_context() if tls else None
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not _ready(url):
+    while not _ready(url, context):
         if proc.poll() is not None or stop["signal"]:
             return proc.wait() or 1
         if time.monotonic() > deadline:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmops.core import localenv
+from llmops.core.tls import ServerTLS
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,16 @@ class ModelServerConfig:
     batch_window_ms: float = 10.0
     preload: str = ""  # comma-separated model versions to load at start
     ready_file: str = ""
+    tls_cert_file: str = ""  # HTTPS with this certificate (default LLMOPS_TLS_CERT_FILE)
+    tls_key_file: str = ""
 
     def resolved_cache_dir(self) -> Path:
         path = Path(self.cache_dir) if self.cache_dir else localenv.home() / "cache" / "models"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def tls(self) -> ServerTLS | None:
+        return ServerTLS.of(self.tls_cert_file, self.tls_key_file)
 
     def resolved_registry_address(self) -> str:
         return self.registry_address or localenv.service_address("registry")

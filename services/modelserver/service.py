@@ -13,6 +13,7 @@ records a span in the model server's own trace store or OTLP endpoint."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import os
@@ -59,7 +60,37 @@ def _error(status: HTTPStatus, message: str) -> bentoml.exceptions.BentoMLExcept
     return bentoml.exceptions.BentoMLException(message, error_code=status)
 
 
-@bentoml.service(workers=1, traffic={"timeout": 600, "concurrency": 256})
+def _ssl() -> dict:
+    """BentoML's HTTPS settings from the model server's TLS settings (read as BentoML imports us)."""
+    tls = from_env(ModelServerConfig, "LLMOPS_MODELSERVER").tls()
+    return {"ssl": {"enabled": True, "certfile": tls.cert_file, "keyfile": tls.key_file}} if tls else {}
+
+
+class TokenCheck:
+    """Every endpoint but the probes and /metrics needs `Authorization: Bearer <token>` when the
+    server has a token (ASGI middleware: one check for all of them, the batch endpoint included),
+    compared in constant time."""
+
+    OPEN = ("/readyz", "/livez", "/healthz", "/metrics")
+
+    def __init__(self, app, token: str = ""):
+        self.app = app
+        self._expected = f"Bearer {token}".encode() if token else b""
+
+    async def __call__(self, scope, receive, send):
+        if self._expected and scope["type"] == "http" and scope["path"] not in self.OPEN:
+            given = dict(scope.get("headers") or ()).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                body = json.dumps({"error": "missing or wrong bearer token for the model server"}).encode()
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+@bentoml.service(workers=1, traffic={"timeout": 600, "concurrency": 256}, **_ssl())
 class ModelServer:
     def __init__(self) -> None:
         self.config = from_env(ModelServerConfig, "LLMOPS_MODELSERVER")
@@ -72,10 +103,6 @@ class ModelServer:
         self._preloaded = False
 
     # -- plumbing ------------------------------------------------------------------------------
-
-    def _authorize(self, ctx: bentoml.Context) -> None:
-        if self.config.token and ctx.request.headers.get("authorization", "") != f"Bearer {self.config.token}":
-            raise _error(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token for the model server")
 
     def _span(self, name: str, ctx: bentoml.Context, item: GenerateItem | None = None, current: bool = True):
         """A SERVER span continuing the caller's trace. A streamed response's span is not made
@@ -158,7 +185,6 @@ class ModelServer:
     async def generate(self, ctx: bentoml.Context, model: str, prompt: str = "", messages: list[Message] | None = None,
                        max_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
                        stop: list[str] | None = None, seed: int = 0, content_capture: bool = False) -> dict[str, Any]:
-        self._authorize(ctx)
         item = GenerateItem(model=model, prompt=prompt, messages=messages or [], max_tokens=max_tokens,
                             temperature=temperature, top_p=top_p, stop=stop or [], seed=seed,
                             content_capture=content_capture)
@@ -178,7 +204,6 @@ class ModelServer:
         span = self._span("modelserver.stream", ctx, item, current=False)
         job = None
         try:
-            self._authorize(ctx)
             loaded, ids, sampling = await self._prepare(item)
             job, events = self._submit(loaded, ids, sampling)
             yield json.dumps({"model": loaded.version, "backend": loaded.engine.backend}) + "\n"
@@ -216,14 +241,12 @@ class ModelServer:
 
     @bentoml.api
     async def load(self, ctx: bentoml.Context, model: str) -> dict[str, Any]:
-        self._authorize(ctx)
         with self._span("modelserver.load", ctx):
             loaded, _, _ = await self._prepare(GenerateItem(model=model, prompt="x", max_tokens=1))
             return {**loaded.engine.info(), "version": loaded.version}
 
     @bentoml.api
     async def status(self, ctx: bentoml.Context) -> dict[str, Any]:
-        self._authorize(ctx)
         if not self._preloaded and self.config.preload:
             self._preloaded = True
             for ref in filter(None, (r.strip() for r in self.config.preload.split(","))):
@@ -234,3 +257,6 @@ class ModelServer:
     def shutdown(self) -> None:
         self.pool.close()
         self.provider.shutdown()
+
+
+ModelServer.add_asgi_middleware(TokenCheck, token=from_env(ModelServerConfig, "LLMOPS_MODELSERVER").token)

@@ -103,3 +103,28 @@ def test_clear_text_beyond_loopback_is_announced(pki):
 
     with pytest.raises(ConfigError, match="both a certificate and a key"):
         tls.ServerTLS.of(str(pki / "server.pem"), "")
+
+
+def test_the_model_server_checks_its_token_on_every_endpoint_over_https(pki, tmp_path):
+    token = "ms-secret-token"
+    env = {"LLMOPS_HOME": str(tmp_path), "LLMOPS_MODELSERVER_TOKEN": token,
+           "LLMOPS_MODELSERVER_TLS_CERT_FILE": str(pki / "server.pem"),
+           "LLMOPS_MODELSERVER_TLS_KEY_FILE": str(pki / "server.key")}
+    proc = ServiceProcess("modelserver", env, tmp_path, module="services.modelserver",
+                          prefix="LLMOPS_MODELSERVER").start(timeout=180)
+    verify = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    try:
+        with httpx.Client(base_url=f"https://{proc.address}", verify=verify, timeout=30) as http:
+            assert http.get("/readyz").status_code == 200  # probes stay open
+            body = {"items": [{"model": "nope@1", "prompt": "hi"}]}
+            for path, payload in (("/generate_batch", body), ("/generate", {"model": "nope@1"}), ("/status", {}),
+                                  ("/load", {"model": "nope@1"}), ("/stream", {"model": "nope@1"})):
+                for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Bearer {token}x"}):
+                    resp = http.post(path, json=payload, headers=headers)
+                    assert resp.status_code == 401, (path, headers, resp.status_code)
+                ok = http.post(path, json=payload, headers={"authorization": f"Bearer {token}"})
+                assert ok.status_code != 401, path
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{proc.address}/readyz", timeout=5)
+    finally:
+        proc.terminate()
