@@ -140,11 +140,19 @@ class Engine:
 
     # -- prompts -------------------------------------------------------------------------------
 
-    def encode(self, prompt: str = "", messages: list[dict] | None = None) -> list[int]:
+    def encode(self, prompt: str = "", messages: list[dict] | None = None, render=None) -> list[int]:
+        """Token ids of a raw prompt, or of chat messages through the model's chat template.
+        `render(source, variables)` renders the template (a sandbox: templates come with uploaded
+        models); without it, transformers renders it in this process."""
         if messages:
             if not self.tokenizer.chat_template:
                 raise RequestError(f"{self.name} has no chat template; send a raw prompt instead of messages")
-            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            if render is None:
+                text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            else:
+                specials = {k: v for k, v in self.tokenizer.special_tokens_map.items() if isinstance(v, str)}
+                text = render(self.tokenizer.get_chat_template(),
+                              {**specials, "messages": messages, "add_generation_prompt": True})
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if not prompt:
             raise RequestError("send a prompt or messages")

@@ -27,8 +27,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import BaseModel, Field
 
 from llmops.client import CallError
-from llmops.core import telemetry
+from llmops.core import sandbox, telemetry, templating
 from llmops.core.config import from_env
+from llmops.core.errors import DomainError
 from services.modelserver.config import ModelServerConfig
 from services.modelserver.engine import Job, RequestError, Result
 from services.modelserver.fetch import ModelFetcher
@@ -101,6 +102,10 @@ class ModelServer:
         self.provider = telemetry.create_tracer_provider("llmops-modelserver")
         self.tracer = trace.get_tracer("llmops.modelserver", tracer_provider=self.provider)
         self._preloaded = False
+        self._renderer = sandbox.RenderPool(2)  # chat templates come with uploaded models: never rendered here
+
+    def _render_chat(self, source: str, variables: dict) -> str:
+        return self._renderer.render(source, variables, "the model's chat template", templating.CHAT)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -135,10 +140,10 @@ class ModelServer:
         sampling = Sampling(item.max_tokens, item.temperature, item.top_p, tuple(s for s in item.stop if s), item.seed)
         try:
             messages = [m.model_dump() for m in item.messages]
-            ids = await asyncio.to_thread(loaded.engine.encode, item.prompt, messages)
+            ids = await asyncio.to_thread(loaded.engine.encode, item.prompt, messages, self._render_chat)
             loaded.engine.check(ids, sampling)
-        except RequestError as exc:
-            raise _error(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        except (RequestError, DomainError) as exc:  # a chat template the sandbox refused is the request's
+            raise _error(HTTPStatus.BAD_REQUEST, getattr(exc, "message", str(exc))) from None
         return loaded, ids, sampling
 
     def _submit(self, loaded, ids, sampling) -> tuple[Job, asyncio.Queue]:
@@ -255,6 +260,7 @@ class ModelServer:
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:
+        self._renderer.close()
         self.pool.close()
         self.provider.shutdown()
 

@@ -47,26 +47,6 @@ def _quote(values: Sequence[str]) -> str:
     return "[" + ", ".join(string_literal(v, "document_ids") for v in values) + "]"
 
 
-def _filtered(fn: Callable) -> Callable:
-    """A call that evaluates a caller's filter (`expression`, the last argument): an engine error
-    that is not a lost connection is the filter's fault, so INVALID_ARGUMENT."""
-
-    @functools.wraps(fn)
-    def wrapper(self: VectorStore, *args, **kwargs):
-        try:
-            return fn(self, *args, **kwargs)
-        except Unavailable:
-            raise
-        except Exception as exc:
-            if _unreachable(exc) or not (args[-1] if args else kwargs.get("expression")):
-                raise
-            detail = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
-            raise InvalidArgument(f"the engine could not evaluate this filter ({detail}); check the field types "
-                                  "it compares") from None
-
-    return wrapper
-
-
 def _unreachable(exc: Exception) -> bool:
     """Whether a pymilvus or grpc error means Milvus could not be reached (vs. a bad request)."""
     import grpc
@@ -78,8 +58,12 @@ def _unreachable(exc: Exception) -> bool:
                                    "not connected", "channel closed"))
 
 
-def _milvus_call(fn: Callable) -> Callable:
-    """Connection failures become UNAVAILABLE (and the next call reconnects)."""
+def _milvus_call(fn: Callable | None = None, *, filtered: bool = False) -> Callable:
+    """Connection failures become UNAVAILABLE (and the next call reconnects). With `filtered`,
+    the call evaluates a caller's filter (`expression`, its last argument): any other engine error
+    is then the filter's fault, so INVALID_ARGUMENT."""
+    if fn is None:
+        return functools.partial(_milvus_call, filtered=filtered)
 
     @functools.wraps(fn)
     def wrapper(self: VectorStore, *args, **kwargs):
@@ -88,11 +72,15 @@ def _milvus_call(fn: Callable) -> Callable:
         except Unavailable:
             raise
         except Exception as exc:
-            if not _unreachable(exc):
-                raise
-            self._drop_client()
-            log.warning("Milvus at %s unreachable: %s", self.uri, exc)
-            raise Unavailable(f"the vector store (Milvus at {self.uri}) is unreachable; retry shortly") from None
+            if _unreachable(exc):
+                self._drop_client()
+                log.warning("Milvus at %s unreachable: %s", self.uri, exc)
+                raise Unavailable(f"the vector store (Milvus at {self.uri}) is unreachable; retry shortly") from None
+            if filtered and (args[-1] if args else kwargs.get("expression")):
+                detail = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
+                raise InvalidArgument(f"the engine could not evaluate this filter ({detail}); check the field "
+                                      "types it compares") from None
+            raise
 
     return wrapper
 
@@ -179,14 +167,12 @@ class VectorStore:
         if document_ids:
             self._client.delete(collection, filter=f"document_id in {_quote(document_ids)}")
 
-    @_milvus_call
-    @_filtered
+    @_milvus_call(filtered=True)
     def document_ids_matching(self, collection: str, expression: str, limit: int = 16384) -> list[str]:
         rows = self._client.query(collection, filter=expression, output_fields=["document_id"], limit=limit)
         return sorted({r["document_id"] for r in rows})
 
-    @_milvus_call
-    @_filtered
+    @_milvus_call(filtered=True)
     def search(self, collection: str, vector: np.ndarray, top_k: int, expression: str) -> list[Hit]:
         params = {} if self.embedded else {"params": {"ef": max(64, top_k)}}
         result = self._client.search(collection, [vector.tolist()], limit=top_k, filter=expression or "",

@@ -96,3 +96,14 @@ def test_text_stream_holds_back_partial_characters_and_stops():
     assert stopping.flush() == ""
     held = TextStream(decode, stop=("STOP",))
     assert "".join(held.push(i) for i in (1, 4)) + held.flush() == "abST"  # no stop: held text is released
+
+
+def test_chat_templates_render_in_the_sandbox_as_transformers_renders_them(engine, render_pool):
+    from llmops.core import templating
+
+    def render(source, variables):
+        return render_pool.render(source, variables, "chat template", templating.CHAT)
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who approves models?"}]
+    assert engine.tokenizer.chat_template  # the demo model has one
+    assert engine.encode(messages=messages, render=render) == engine.encode(messages=messages)

@@ -112,3 +112,38 @@ def test_uploads_are_bounded_by_progress_not_by_the_unary_deadline(registry_thre
         assert time.monotonic() - start > 1.5 and stored.file.size_bytes == 10 * 64 * 1024
         code, message = code_of(_upload, client.registry.stub, 1.0, 2)  # stalls past the idle limit
         assert code is grpc.StatusCode.DEADLINE_EXCEEDED and "no message arrived" in message
+
+
+def test_the_http_edge_sheds_load_past_capacity_with_a_retry_delay():
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from llmops.core.http import HttpServer
+
+    async def slow(request):
+        await asyncio.sleep(0.5)
+        return PlainTextResponse("done")
+
+    async def healthz(request):
+        return PlainTextResponse("ok")
+
+    async def run():
+        web = HttpServer(Starlette(routes=[Route("/slow", slow), Route("/healthz", healthz)]), "127.0.0.1", 0,
+                         max_in_flight=2)
+        port = await web.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+                calls = [asyncio.create_task(http.get("/slow")) for _ in range(6)]
+                await asyncio.sleep(0.1)
+                health = await http.get("/healthz")
+                return await asyncio.gather(*calls), health
+        finally:
+            await web.stop()
+
+    responses, health = asyncio.run(run())
+    assert health.status_code == 200
+    assert sorted(r.status_code for r in responses) == [200, 200, 429, 429, 429, 429]
+    shed = next(r for r in responses if r.status_code == 429)
+    assert shed.headers["retry-after"] == "1" and shed.json()["error"]["type"] == "rate_limit_error"

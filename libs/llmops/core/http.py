@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -42,10 +43,42 @@ class _Uvicorn(uvicorn.Server):
         yield  # the service's own signal handlers stop it (gRPC and HTTP together)
 
 
-class HttpServer:
-    """Serves `app` on `host:port` (port 0: a free one) on the running event loop."""
+class Shed:
+    """ASGI middleware: past `limit` requests in flight, answer 429 with Retry-After at once
+    instead of queuing without bound (the HTTP twin of the gRPC admission stage); `/healthz` is
+    never refused."""
 
-    def __init__(self, app, host: str, port: int, tls=None):
+    def __init__(self, app, limit: int, retry_after_s: int = 1):
+        self.app = app
+        self._limit = limit
+        self._retry = str(retry_after_s).encode()
+        self.in_flight = 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] == "/healthz":
+            return await self.app(scope, receive, send)
+        if self.in_flight >= self._limit:
+            body = json.dumps({"error": {"message": f"the server is at capacity ({self._limit} requests in "
+                                                    "flight); retry after the delay", "type": "rate_limit_error",
+                                         "code": "server_busy"}}).encode()
+            await send({"type": "http.response.start", "status": 429, "headers": [
+                (b"content-type", b"application/json"), (b"retry-after", self._retry),
+                (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+class HttpServer:
+    """Serves `app` on `host:port` (port 0: a free one) on the running event loop, shedding load
+    past `max_in_flight` requests."""
+
+    def __init__(self, app, host: str, port: int, tls=None, max_in_flight: int = 256):
+        app = Shed(app, max_in_flight)
         self._app = app
         self._host = host
         self._port = port

@@ -14,6 +14,7 @@ limits are what holds against the rest: a huge `**` or `%` is one C call no trac
 
 from __future__ import annotations
 
+import datetime
 import functools
 import sys
 import time
@@ -66,9 +67,14 @@ def _raise_exception(message: str) -> None:
     raise TemplateError(message)  # chat templates call it to refuse a conversation they cannot render
 
 
+def _strftime_now(fmt: str) -> str:
+    return datetime.datetime.now().strftime(fmt)  # chat templates stamp today's date
+
+
 def _environments() -> dict[str, jinja2.Environment]:
+    # Chat templates get what transformers' apply_chat_template gives them.
     chat = _Environment(trim_blocks=True, lstrip_blocks=True)
-    chat.globals["raise_exception"] = _raise_exception
+    chat.globals.update(raise_exception=_raise_exception, strftime_now=_strftime_now)
     return {PROMPT: _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True), CHAT: chat}
 
 
