@@ -67,12 +67,13 @@ def test_a_malformed_key_file_stops_a_service_at_start_with_a_clear_error(tmp_pa
 def test_the_cli_lists_and_revokes_keys(tmp_path):
     env = {"LLMOPS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     run = [sys.executable, "-m", "llmops.cli.main"]
-    out = subprocess.run([*run, "keys", "create", "ci", "--role", "editor", "--expires", "12h"], env=env, cwd=ROOT,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([*run, "keys", "create", "ci", "--role", "editor", "--expires", "12h", "--grant",
+                          "FeedbackService/ListInferences"], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     key = out.stdout.strip()
     listing = subprocess.run([*run, "keys", "list"], env=env, cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout
     assert "ci" in listing and "editor" in listing and key not in listing and auth.hash_key(key) not in listing
+    assert "+ FeedbackService/ListInferences" in listing
     assert json.loads((tmp_path / "keys.json").read_text())["keys"][0]["expires"] > time.time() + 11 * 3600
     subprocess.run([*run, "keys", "revoke", "ci"], env=env, cwd=ROOT, check=True, capture_output=True)
     assert auth.list_keys(tmp_path / "keys.json") == []

@@ -50,7 +50,8 @@ def duration_s(text: str) -> float:
 
 
 def cmd_keys_create(args) -> None:
-    key = auth.add_key(localenv.keys_path(), args.name, args.role, expires_in_s=args.expires or 0.0)
+    key = auth.add_key(localenv.keys_path(), args.name, args.role, expires_in_s=args.expires or 0.0,
+                       grants=tuple(args.grant or ()))
     print(key)
     print(f"stored (hashed) in {localenv.keys_path()}; this is the only time the key is shown", file=sys.stderr)
 
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("name")
     k.add_argument("--role", required=True, choices=[r.name.lower() for r in auth.Role])
     k.add_argument("--expires", type=duration_s, help="lifetime, e.g. 12h or 30d (default: no expiry)")
+    k.add_argument("--grant", action="append", metavar="SERVICE/METHOD",
+                   help="a single method allowed beyond the role, e.g. FeedbackService/LogInferences (repeatable)")
     k.set_defaults(run=cmd_keys_create, local=True)
     k = ks.add_parser("list", help="the keys: name, role, created, expiry (never the keys themselves)")
     k.set_defaults(run=cmd_keys_list, local=True)
