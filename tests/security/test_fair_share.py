@@ -87,6 +87,28 @@ def test_a_stream_ends_at_its_maximum_age_with_a_status_to_resume_from(registry_
     assert 0.9 < time.monotonic() - start < 5
 
 
+def test_the_client_reopens_an_aged_stream_where_it_left_off(registry_thread, keys):
+    import threading
+
+    from llmops.client import Client
+
+    with Client({"registry": registry_thread.address}, keys["editor"]) as client:
+        seen = []
+
+        def later():  # one event in the first stream, one after it reached its 1 s age
+            time.sleep(0.5)
+            client.registry.create_model("before")
+            time.sleep(2.0)
+            client.registry.create_model("after")
+
+        threading.Thread(target=later, daemon=True).start()
+        for event in client.registry.watch_events(after_sequence=0, timeout=20):
+            seen.append(event.model)
+            if event.model == "models/after":
+                break
+    assert seen == ["models/before", "models/after"]  # nothing lost or repeated across the reopen
+
+
 def _upload(stub, pause_s: float, chunks: int, size: int = 64 * 1024):
     data = b"x" * size
     digest = hashlib.sha256(data * chunks).hexdigest()

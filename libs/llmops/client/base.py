@@ -4,7 +4,8 @@ one, reaches the server), errors as CallError, and the trace id the server retur
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -12,7 +13,7 @@ from google.protobuf import json_format, struct_pb2
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from llmops.core.interceptors import TRACE_ID_HEADER
+from llmops.core.interceptors import STREAM_AGED_HEADER, TRACE_ID_HEADER
 
 F = TypeVar("F", bound=Callable[..., Any])
 _tracer = trace.get_tracer("llmops.client")
@@ -46,6 +47,26 @@ class CallError(Exception):
             if key == TRACE_ID_HEADER:
                 trace_id = value
         return cls(err.code(), err.details() or "", trace_id)
+
+
+def reopening(open_call: Callable[[float | None], Any], timeout: float | None = None) -> Iterator[Any]:
+    """The messages of a server stream (`open_call(timeout)` opens it), reopened whenever the
+    server ends it at its maximum age; `open_call` resumes where the caller left off. Ends
+    quietly when cancelled; other failures raise CallError."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        call = open_call(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        try:
+            yield from call
+            return
+        except grpc.RpcError as err:
+            if err.code() is grpc.StatusCode.CANCELLED:
+                return
+            aged = any(k == STREAM_AGED_HEADER for k, _ in (err.trailing_metadata() or ()))
+            if not aged:
+                raise CallError.from_rpc(err) from None
+        finally:
+            call.cancel()
 
 
 class ServiceClient:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grpc
-
-from llmops.client.base import CallError, ServiceClient, operation
+from llmops.client.base import ServiceClient, operation, reopening
 from llmops.core.timeutil import timestamp
 from llmops.feedback.v1 import feedback_pb2 as pb
 from llmops.feedback.v1 import feedback_pb2_grpc
@@ -74,12 +72,7 @@ class FeedbackClient(ServiceClient):
             names=names or [], created_by=created_by, quarantined=not release)).updated
 
     def watch(self, pipeline: str = "", *, timeout: float | None = None) -> Iterator[pb.WatchFeedbackResponse]:
-        """New inference records and feedback as they arrive; closing the iterator ends the watch."""
-        call = self.stub.WatchFeedback(pb.WatchFeedbackRequest(pipeline=pipeline), timeout=timeout)
-        try:
-            yield from call
-        except grpc.RpcError as err:
-            if err.code() is not grpc.StatusCode.CANCELLED:
-                raise CallError.from_rpc(err) from None
-        finally:
-            call.cancel()
+        """New inference records and feedback as they arrive; closing the iterator ends the watch
+        (a stream the server ends at its maximum age is reopened)."""
+        yield from reopening(lambda t: self.stub.WatchFeedback(pb.WatchFeedbackRequest(pipeline=pipeline), timeout=t),
+                             timeout)

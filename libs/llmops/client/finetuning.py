@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grpc
-
-from llmops.client.base import CallError, ServiceClient, operation, struct
+from llmops.client.base import ServiceClient, operation, reopening, struct
 from llmops.finetuning.v1 import finetuning_pb2 as pb
 from llmops.finetuning.v1 import finetuning_pb2_grpc
 
@@ -51,13 +49,12 @@ class FineTuningClient(ServiceClient):
         return self._unary(self.stub.CancelTuningJob, pb.CancelTuningJobRequest(name=name))
 
     def watch(self, name: str, *, timeout: float | None = None) -> Iterator[pb.TuningJobEvent]:
-        """The job's events from the first, then new ones as they happen, until it ends."""
-        call = self.stub.WatchTuningJob(pb.WatchTuningJobRequest(name=name), timeout=timeout)
-        try:
-            for msg in call:
+        """The job's events from the first, then new ones as they happen, until it ends (through
+        streams the server ends at their maximum age: a reopened one replays, so seen events are
+        skipped)."""
+        seen = 0
+        for msg in reopening(lambda t: self.stub.WatchTuningJob(pb.WatchTuningJobRequest(name=name), timeout=t),
+                             timeout):
+            if msg.event.sequence > seen:
+                seen = msg.event.sequence
                 yield msg.event
-        except grpc.RpcError as err:
-            if err.code() is not grpc.StatusCode.CANCELLED:
-                raise CallError.from_rpc(err) from None
-        finally:
-            call.cancel()

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import json_format, struct_pb2
 
-from llmops.client.base import CallError, ServiceClient, operation
+from llmops.client.base import CallError, ServiceClient, operation, reopening
 from llmops.core.paths import confined
 from llmops.registry.v1 import registry_pb2 as pb
 from llmops.registry.v1 import registry_pb2_grpc
@@ -189,8 +189,10 @@ class RegistryClient(ServiceClient):
 
     def watch_events(self, *, after_sequence: int = 0, models: list[str] | None = None,
                      timeout: float | None = None) -> Iterator[pb.Event]:
-        """Events as they happen (cancel by closing the iterator or with `timeout`)."""
-        stream = self.stub.WatchEvents(pb.WatchEventsRequest(after_sequence=after_sequence, models=models or []),
-                                       timeout=timeout)
-        for msg in stream:
+        """Events as they happen (cancel by closing the iterator or with `timeout`); a stream the
+        server ends at its maximum age is reopened after the last event seen."""
+        last = [after_sequence]  # read when the stream is reopened
+        for msg in reopening(lambda t: self.stub.WatchEvents(pb.WatchEventsRequest(
+                after_sequence=last[0], models=models or []), timeout=t), timeout):
+            last[0] = max(last[0], msg.event.sequence)
             yield msg.event

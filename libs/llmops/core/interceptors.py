@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 TRACE_ID_HEADER = "x-trace-id"
 RETRY_AFTER_HEADER = "retry-after-ms"
 UNAVAILABLE_SERVICE_HEADER = "x-unavailable-service"  # which service in the chain is down
+STREAM_AGED_HEADER = "x-stream-aged"  # a server stream ended at its maximum age: reopen it
 # Codes that mean the server failed (the rest are the caller's to fix); they mark a span as error.
 SERVER_FAULTS = frozenset({
     grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE,
@@ -263,6 +264,8 @@ class StagedInterceptor(grpc.aio.ServerInterceptor):
                 call.trailing.append((RETRY_AFTER_HEADER, str(int(exc.retry_after_s * 1000))))
             if isinstance(exc, Unavailable) and exc.service:
                 call.trailing.append((UNAVAILABLE_SERVICE_HEADER, exc.service))
+            if isinstance(exc, StreamAged):
+                call.trailing.append((STREAM_AGED_HEADER, "1"))
         elif isinstance(exc, TimeoutError):
             call.code = grpc.StatusCode.DEADLINE_EXCEEDED
             call.message = f"the call took longer than its {call.timeout_s:g} s deadline"
