@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +39,17 @@ class GenerationConfig:
     def registry(self) -> str:
         return self.registry_address or localenv.service_address("registry")
 
-    def model_server_for(self, model_id: str) -> str:
+    @functools.cached_property
+    def _model_servers(self) -> tuple[dict[str, str], str, str]:
+        """(per-model addresses, the default address, the scheme), read once: looked up per request."""
         servers = json.loads(self.model_servers) if self.model_servers else {}
-        address = servers.get(model_id) or self.model_server_address or localenv.service_address("modelserver")
+        default = self.model_server_address or localenv.service_address("modelserver")
         # TLS towards model servers when this service's channels use it (LLMOPS_TLS_CA_FILE)
-        scheme = "https" if client_from_env() else "http"
+        return servers, default, "https" if client_from_env() else "http"
+
+    def model_server_for(self, model_id: str) -> str:
+        servers, default, scheme = self._model_servers
+        address = servers.get(model_id) or default
         return address if address.startswith("http") else f"{scheme}://{address}"
 
     def resolved_secrets_dir(self) -> Path:

@@ -30,6 +30,7 @@ from llmops.client import CallError
 from llmops.core import sandbox, telemetry, templating
 from llmops.core.config import from_env
 from llmops.core.errors import DomainError
+from llmops.core.http import send_json
 from services.modelserver.config import ModelServerConfig
 from services.modelserver.engine import Job, RequestError, Result
 from services.modelserver.fetch import ModelFetcher
@@ -82,11 +83,7 @@ class TokenCheck:
         if self._expected and scope["type"] == "http" and scope["path"] not in self.OPEN:
             given = dict(scope.get("headers") or ()).get(b"authorization", b"")
             if not hmac.compare_digest(given, self._expected):
-                body = json.dumps({"error": "missing or wrong bearer token for the model server"}).encode()
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
+                await send_json(send, 401, {"error": "missing or wrong bearer token for the model server"})
                 return
         await self.app(scope, receive, send)
 

@@ -145,9 +145,9 @@ def assemble(renderer: Renderer, version: CompiledVersion, variables: dict[str, 
     # Every piece numbered as if all fit; one that follows a dropped chunk is rendered again.
     rendered = renderer.render_many([job(c, i + 1) for i, c in enumerate(ranked)]) if ranked else []
 
-    def piece(chunk: Chunk, n: int) -> tuple[str, str]:
-        i = ranked.index(chunk)
-        return f"[{n}]", rendered[i] if i + 1 == n else renderer.render_many([job(chunk, n)])[0]
+    def piece(i: int, n: int) -> tuple[str, str]:
+        """The i-th ranked chunk rendered as citation [n]."""
+        return f"[{n}]", rendered[i] if i + 1 == n else renderer.render_many([job(ranked[i], n)])[0]
 
     def build(included: list[tuple[Chunk, str, str, int]]) -> Messages:
         context = version.separator.join(text for _, _, text, _ in included)
@@ -157,7 +157,7 @@ def assemble(renderer: Renderer, version: CompiledVersion, variables: dict[str, 
     truncated = False
     if count is None or budget is None:  # no budget: every chunk, counted when a tokenizer is given
         for i, c in enumerate(ranked):
-            citation, text = piece(c, i + 1)
+            citation, text = piece(i, i + 1)
             included.append((c, citation, text, count(text) if count else 0))
         messages = build(included)
         text = flatten(messages)
@@ -172,8 +172,8 @@ def assemble(renderer: Renderer, version: CompiledVersion, variables: dict[str, 
         raise InvalidArgument(f"the prompt without context is {base} tokens, over the budget of {budget}; "
                               "raise context_window_tokens or lower reserve_output_tokens")
     used, sep = base, count(version.separator)
-    for chunk in ranked:
-        citation, text = piece(chunk, len(included) + 1)
+    for i, chunk in enumerate(ranked):
+        citation, text = piece(i, len(included) + 1)
         tokens = count(text)
         cost = tokens + (sep if included else 0)
         if used + cost <= budget:

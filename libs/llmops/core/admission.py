@@ -36,11 +36,6 @@ class AdmissionStage(Stage):
         self._streams = 0
         self._per_principal: Counter[str] = Counter()
 
-    @property
-    def in_flight(self) -> tuple[int, int]:
-        """(unary calls, streams) being served now."""
-        return self._unary, self._streams
-
     def enter(self, call: Call) -> None:
         if call.open:
             return

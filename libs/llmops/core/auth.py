@@ -150,21 +150,19 @@ def read_key_file(path: Path) -> list[KeyEntry]:
     except FileNotFoundError:
         return []
     try:
-        data = json.loads(text or "{}")
-        entries = []
-        for i, e in enumerate(data.get("keys", [])):
-            try:
-                entries.append(KeyEntry(str(e["name"]), Role.parse(e["role"]), str(e["sha256"]),
-                                        float(e.get("created", 0)), float(e.get("expires", 0)),
-                                        tuple(str(g) for g in e.get("grants", ()))))
-            except (KeyError, TypeError, ValueError, InvalidArgument) as exc:
-                raise KeyFileError(f"{path}: keys[{i}] is malformed ({exc}); fix or remove it") from None
-        return entries
+        rows = json.loads(text or "{}").get("keys", [])
     except (ValueError, AttributeError) as exc:
-        if isinstance(exc, KeyFileError):
-            raise
         raise KeyFileError(f"{path} is not a key file ({exc}); restore it or create keys with `llmops keys create`"
                            ) from None
+    entries = []
+    for i, e in enumerate(rows):
+        try:
+            entries.append(KeyEntry(str(e["name"]), Role.parse(e["role"]), str(e["sha256"]),
+                                    float(e.get("created", 0)), float(e.get("expires", 0)),
+                                    tuple(str(g) for g in e.get("grants", ()))))
+        except (KeyError, TypeError, ValueError, InvalidArgument) as exc:
+            raise KeyFileError(f"{path}: keys[{i}] is malformed ({exc}); fix or remove it") from None
+    return entries
 
 
 class KeyStore:

@@ -43,6 +43,14 @@ class _Uvicorn(uvicorn.Server):
         yield  # the service's own signal handlers stop it (gRPC and HTTP together)
 
 
+async def send_json(send, status: int, payload: dict, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """A whole JSON response from raw ASGI middleware (which answers before any app runs)."""
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class Shed:
     """ASGI middleware: past `limit` requests in flight, answer 429 with Retry-After at once
     instead of queuing without bound (the HTTP twin of the gRPC admission stage); `/healthz` is
@@ -58,13 +66,9 @@ class Shed:
         if scope["type"] != "http" or scope["path"] == "/healthz":
             return await self.app(scope, receive, send)
         if self.in_flight >= self._limit:
-            body = json.dumps({"error": {"message": f"the server is at capacity ({self._limit} requests in "
-                                                    "flight); retry after the delay", "type": "rate_limit_error",
-                                         "code": "server_busy"}}).encode()
-            await send({"type": "http.response.start", "status": 429, "headers": [
-                (b"content-type", b"application/json"), (b"retry-after", self._retry),
-                (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await send_json(send, 429, {"error": {
+                "message": f"the server is at capacity ({self._limit} requests in flight); retry after the delay",
+                "type": "rate_limit_error", "code": "server_busy"}}, ((b"retry-after", self._retry),))
             return
         self.in_flight += 1
         try:

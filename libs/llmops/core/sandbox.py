@@ -8,15 +8,13 @@ The service waits at most the time limit plus a short grace; a worker still busy
 answers INVALID_ARGUMENT and is replaced. Jobs and answers are length-prefixed JSON frames on the
 worker's stdin/stdout; nothing the worker sends is unpickled or executed.
 
-`render` blocks (call it from a worker thread, as the services' assembly code runs); `arender`
-is the same for a coroutine. All workers busy for `queue_timeout_s`: RESOURCE_EXHAUSTED.
+`render` and `render_many` block: call them from a worker thread, as the services' assembly and
+token counting do. All workers busy for `queue_timeout_s`: RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import os
 import queue
 import select
@@ -31,7 +29,6 @@ from typing import Any
 from llmops.core import templating
 from llmops.core.errors import InvalidArgument, ResourceExhausted
 
-log = logging.getLogger(__name__)
 _HEADER = struct.Struct(">I")
 GRACE_S = 0.25  # past the time limit, before the worker is killed
 MAX_FRAME = 64 * 1024 * 1024
@@ -40,7 +37,8 @@ MAX_FRAME = 64 * 1024 * 1024
 class _Worker:
     def __init__(self, memory_mb: int):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMOPS_", "OTEL_"))}
-        # Only this library on the path: the worker needs jinja2 and llmops.core, nothing else.
+        # The service's own import paths (a virtualenv or Bazel runfiles), so `-m llmops.core.sandbox`
+        # resolves as it does here; no service settings or telemetry endpoints go with it.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "llmops.core.sandbox", str(memory_mb)], stdin=subprocess.PIPE,
@@ -159,10 +157,6 @@ class RenderPool:
                 self._retire(worker)
                 worker = None
             self._idle.put(worker)
-
-    async def arender(self, source: str, variables: Mapping[str, Any], where: str, kind: str = templating.PROMPT,
-                      max_chars: int = templating.MAX_OUTPUT_CHARS) -> str:
-        return await asyncio.to_thread(self.render, source, variables, where, kind, max_chars)
 
     def close(self) -> None:
         self._closed = True

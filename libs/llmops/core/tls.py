@@ -88,9 +88,9 @@ def client_from_env() -> ClientTLS | None:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
+    if host == "localhost":
+        return True
+    try:  # anything else that is not an IP address ('', 0.0.0.0, a name) may face the network
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
