@@ -68,6 +68,11 @@ def test_protected_prompt_aliases_behave_like_the_registry(stack):
                       ("PROMPT_EVENT_TYPE_ALIAS_SET", 1, "production", "approver"),
                       ("PROMPT_EVENT_TYPE_VERSION_REJECTED", 2, "", "approver")]
     assert code_of(p.events, "nope")[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(approver.approve, "gated@9")[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(approver.approve, "gated@x y")[0] is grpc.StatusCode.INVALID_ARGUMENT
+    code, msg = code_of(approver.approve, "gated@1", "x" * 2001)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "2000" in msg
+    assert code_of(approver.set_alias, "gated", "staging", 0)[0] is grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_assembly_fits_the_budget_exactly_and_keeps_the_best_chunks(stack):
