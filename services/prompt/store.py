@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from llmops.core.errors import AlreadyExists, NotFound
 from llmops.core.gates import AliasGate, Approval
 from llmops.core.names import VersionRef
-from llmops.core.storage import Database, Migration, fetch_one
+from llmops.core.storage import Database, Migration, add_columns, fetch_one
 from llmops.core.timeutil import now_us
 
 meta = sa.MetaData()
@@ -61,12 +61,9 @@ events = sa.Table(  # the audit log: who created, reviewed and moved what, in th
 def _add_reviews(conn) -> None:
     """Databases created before reviews existed get the columns (their versions start pending)
     and the audit log; new ones have both from migration 1."""
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("template_versions")}
-    for name, ddl in (("approval", "VARCHAR(32) NOT NULL DEFAULT 'pending_approval'"),
-                      ("reviewer", "VARCHAR(200) NOT NULL DEFAULT ''"), ("review_comment", "TEXT NOT NULL DEFAULT ''"),
-                      ("review_time_us", "BIGINT NOT NULL DEFAULT 0")):
-        if name not in columns:
-            conn.execute(sa.text(f"ALTER TABLE template_versions ADD COLUMN {name} {ddl}"))
+    add_columns(conn, "template_versions", {
+        "approval": "VARCHAR(32) NOT NULL DEFAULT 'pending_approval'", "reviewer": "VARCHAR(200) NOT NULL DEFAULT ''",
+        "review_comment": "TEXT NOT NULL DEFAULT ''", "review_time_us": "BIGINT NOT NULL DEFAULT 0"})
     events.create(conn, checkfirst=True)
 
 

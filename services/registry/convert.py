@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from google.protobuf import json_format, struct_pb2
 
+from llmops.core.errors import InvalidArgument
 from llmops.core.timeutil import timestamp
 from llmops.registry.v1 import registry_pb2 as pb
 from services.registry import names
-from services.registry.domain import EventRecord, EventType, Kind, ModelRecord, Status, VersionRecord
+from services.registry.domain import (
+    EventRecord,
+    EventType,
+    ImportSource,
+    Kind,
+    Lineage,
+    ModelRecord,
+    Status,
+    VersionRecord,
+)
 
 KIND_TO_PB = {Kind.MODEL: pb.MODEL_KIND_MODEL, Kind.PIPELINE: pb.MODEL_KIND_PIPELINE}
 KIND_FROM_PB = {v: k for k, v in KIND_TO_PB.items()}
@@ -28,11 +38,36 @@ def model_to_pb(m: ModelRecord) -> pb.Model:
     )
 
 
+def lineage_to_pb(lin: Lineage) -> pb.Lineage:
+    out = pb.Lineage(base_version=lin.base_version, dataset_uri=lin.dataset_uri,
+                     dataset_version=lin.dataset_version, tuning_job_id=lin.tuning_job_id)
+    if lin.source is not None:
+        s = lin.source
+        out.source.CopyFrom(pb.ImportSource(uri=s.uri, sha256=s.sha256, size_bytes=s.size_bytes, format=s.format,
+                                            quantization=s.quantization))
+    return out
+
+
+def lineage_from_pb(lin: pb.Lineage) -> Lineage:
+    """INVALID_ARGUMENT for a malformed import source; the base version is checked by the store."""
+    source = None
+    if lin.HasField("source"):
+        s = lin.source
+        if not s.uri or len(s.uri) > 1024:
+            raise InvalidArgument("lineage.source.uri is required, up to 1024 characters")
+        if len(s.sha256) != 64 or any(c not in "0123456789abcdef" for c in s.sha256):
+            raise InvalidArgument("lineage.source.sha256 must be 64 lower-case hex digits")
+        if s.size_bytes < 0 or not s.format or len(s.format) > 32 or len(s.quantization) > 32:
+            raise InvalidArgument("lineage.source needs size_bytes >= 0, a format and a quantization of up to "
+                                  "32 characters each")
+        source = ImportSource(s.uri, s.sha256, s.size_bytes, s.format, s.quantization)
+    return Lineage(lin.base_version, lin.dataset_uri, lin.dataset_version, lin.tuning_job_id, source)
+
+
 def version_to_pb(v: VersionRecord) -> pb.ModelVersion:
     out = pb.ModelVersion(
         name=names.version_name(v.model, v.version), version=v.version,
-        lineage=pb.Lineage(base_version=v.lineage.base_version, dataset_uri=v.lineage.dataset_uri,
-                           dataset_version=v.lineage.dataset_version, tuning_job_id=v.lineage.tuning_job_id),
+        lineage=lineage_to_pb(v.lineage),
         metrics=v.metrics, status=STATUS_TO_PB[v.status], description=v.description, aliases=list(v.aliases),
         created_by=v.created_by, create_time=timestamp(v.create_time_us),
     )

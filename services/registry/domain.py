@@ -35,11 +35,23 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class ImportSource:
+    """The file an imported version was converted from (e.g. a GGUF file)."""
+
+    uri: str
+    sha256: str
+    size_bytes: int
+    format: str
+    quantization: str = ""
+
+
+@dataclass(frozen=True)
 class Lineage:
     base_version: str = ""
     dataset_uri: str = ""
     dataset_version: str = ""
     tuning_job_id: str = ""
+    source: ImportSource | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from llmops.registry.v1 import registry_pb2 as pb
 from llmops.registry.v1 import registry_pb2_grpc
 from services.registry import artifacts, convert, names
 from services.registry.config import RegistryConfig
-from services.registry.domain import Actor, FileEntry, Kind, Lineage
+from services.registry.domain import Actor, FileEntry, Kind
 from services.registry.feed import EventFeed
 from services.registry.store import RegistryStore
 
@@ -200,8 +200,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             digest = artifacts.manifest_digest((f.path, f.sha256, f.size_bytes) for f in files)
             size = sum(f.size_bytes for f in files)
             fmt = request.format or artifacts.guess_format(f.path for f in files)
-        lin = request.lineage
-        lineage = Lineage(lin.base_version, lin.dataset_uri, lin.dataset_version, lin.tuning_job_id)
+        lineage = convert.lineage_from_pb(request.lineage)
         if lineage.base_version:
             names.parse_version_ref(lineage.base_version)
         record = await self._db.run(lambda: self._store.create_version(

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llmops.core.errors import AlreadyExists, FailedPrecondition, NotFound
 from llmops.core.gates import AliasGate
-from llmops.core.storage import Database, Migration, fetch_one
+from llmops.core.storage import Database, Migration, add_columns, fetch_one
 from llmops.core.timeutil import now_us
 from services.registry.domain import (
     Actor,
     EventRecord,
     EventType,
     FileEntry,
+    ImportSource,
     Kind,
     Lineage,
     ModelRecord,
@@ -59,6 +61,7 @@ versions = sa.Table(
     sa.Column("dataset_uri", sa.Text, nullable=False, default=""),
     sa.Column("dataset_version", sa.String(200), nullable=False, default=""),
     sa.Column("tuning_job_id", sa.String(200), nullable=False, default=""),
+    sa.Column("import_source", sa.Text),  # JSON of an ImportSource, for imported models
     sa.Column("metrics", sa.Text, nullable=False, default="{}"),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("reviewer", sa.String(200)),
@@ -95,6 +98,8 @@ events = sa.Table(
 
 MIGRATIONS = [
     Migration(1, "models, versions, aliases, events", lambda conn: meta.create_all(conn)),
+    Migration(2, "the file an imported version was converted from",
+              lambda conn: add_columns(conn, "model_versions", {"import_source": "TEXT"})),
 ]
 
 
@@ -133,7 +138,8 @@ class RegistryStore:
             files=tuple(FileEntry(*f) for f in json.loads(row.files)),
             artifact_digest=row.artifact_digest, size_bytes=row.size_bytes, format=row.format,
             pipeline_spec=json.loads(row.pipeline_spec) if row.pipeline_spec else None,
-            lineage=Lineage(row.base_version, row.dataset_uri, row.dataset_version, row.tuning_job_id),
+            lineage=Lineage(row.base_version, row.dataset_uri, row.dataset_version, row.tuning_job_id,
+                            ImportSource(**json.loads(row.import_source)) if row.import_source else None),
             metrics=json.loads(row.metrics), status=Status(row.status), review=review,
             description=row.description,
             aliases=tuple(sorted(a for a, v in alias_map.items() if v == row.version)),
@@ -255,6 +261,7 @@ class RegistryStore:
                 pipeline_spec=json.dumps(pipeline_spec, sort_keys=True) if pipeline_spec is not None else None,
                 base_version=lineage.base_version, dataset_uri=lineage.dataset_uri,
                 dataset_version=lineage.dataset_version, tuning_job_id=lineage.tuning_job_id,
+                import_source=json.dumps(asdict(lineage.source), sort_keys=True) if lineage.source else None,
                 metrics=json.dumps(metrics, sort_keys=True), status=Status.PENDING_APPROVAL.value,
                 description=description, created_by=actor.name, create_time_us=t, request_id=request_id or None,
             ))

@@ -20,13 +20,13 @@ ROWS = [[{"role": "user", "content": f"What is {i} plus {i}?"}, {"role": "assist
         for i in range(40)]
 
 
-def job(tmp_path: Path, demo_model: Path, **spec) -> Path:
+def job(tmp_path: Path, demo_model: Path, rows: list = ROWS, **spec) -> Path:
     d = tmp_path / "job"
     d.mkdir()
-    s = RunSpec(base=str(demo_model), method="lora", epochs=2, batch_size=4, checkpoint_interval_steps=4,
-                learning_rate=5e-3, **spec)
+    s = RunSpec(base=str(demo_model), method="lora", **{"epochs": 2, "batch_size": 4, "checkpoint_interval_steps": 4,
+                                                        "learning_rate": 5e-3, **spec})
     (d / "spec.json").write_text(s.to_json())
-    (d / "dataset.jsonl").write_text("".join(json.dumps({"messages": r}) + "\n" for r in ROWS))
+    (d / "dataset.jsonl").write_text("".join(json.dumps({"messages": r}) + "\n" for r in rows))
     return d
 
 
@@ -87,3 +87,31 @@ def test_sigterm_cancels_at_a_step_boundary(tmp_path, demo_model, zero_stage):
     ev = events(d)
     assert ev[-1]["type"] == "cancelled"
     assert not (d / "output").exists()
+
+
+def test_lora_on_smollm2_trains_a_few_steps_and_merges_into_a_model_that_loads(tmp_path, smollm2_model):
+    """The real pretrained model (imported from GGUF) tunes like the tiny one: LoRA on its
+    attention, merged into a plain safetensors folder with its tokenizer and chat template."""
+    d = job(tmp_path, smollm2_model, rows=ROWS[:10], epochs=1, batch_size=3, max_seq_length=48, eval_questions=1,
+            checkpoint_interval_steps=100)
+    proc = start(d)
+    assert proc.wait(300) == 0, (d / "worker.log").read_text()[-3000:]
+    ev = events(d)
+    assert [e["step"] for e in ev if e["type"] == "progress"] == [1, 2, 3]  # 9 training rows in batches of 3
+    assert ev[-1]["type"] == "finished" and ev[-1]["metrics"]["eval_loss"] > 0
+
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = d / "output"
+    assert (out / "model.safetensors").exists() and not (out / "adapter_config.json").exists()
+    base, tuned = load_file(smollm2_model / "model.safetensors"), load_file(out / "model.safetensors")
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert tuned[q].shape == base[q].shape and not torch.equal(tuned[q], base[q])  # the adapter was merged in
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template and "<|im_start|>" in tok.chat_template
+    model = AutoModelForCausalLM.from_pretrained(out)
+    ids = tok.apply_chat_template([{"role": "user", "content": "What is 2 plus 2?"}], add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
+    assert model.generate(**ids, max_new_tokens=4, do_sample=False).shape[1] > ids["input_ids"].shape[1]

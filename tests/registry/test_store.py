@@ -9,7 +9,7 @@ import pytest
 from llmops.core.errors import AlreadyExists, FailedPrecondition, NotFound
 from llmops.core.gates import AliasGate
 from llmops.core.storage import Database
-from services.registry.domain import Actor, EventType, FileEntry, Kind, Lineage, Status
+from services.registry.domain import Actor, EventType, FileEntry, ImportSource, Kind, Lineage, Status
 from services.registry.names import parse_version_ref
 from services.registry.store import RegistryStore
 
@@ -34,8 +34,27 @@ def add_version(store: RegistryStore, model: str, request_id: str | None = None)
 
 
 def test_migrations_are_recorded_and_idempotent(store):
-    assert store.db.schema_version() == 1
-    assert store.migrate() == 1
+    assert store.db.schema_version() == 2
+    assert store.migrate() == 2
+
+
+def test_a_database_from_before_imports_gains_the_source_column(database_url):
+    import sqlalchemy as sa
+
+    from services.registry.store import MIGRATIONS
+
+    old = RegistryStore(Database(database_url))
+    old.db.migrate(MIGRATIONS[:1])
+    with old.db.write() as conn:  # as migration 1 created it before imports existed
+        conn.execute(sa.text("ALTER TABLE model_versions DROP COLUMN import_source"))
+    old.create_model(ALICE, "m", Kind.MODEL, "", {})
+    assert old.db.migrate(MIGRATIONS) == 2
+    source = ImportSource("pypi:x==1/m.gguf", "c" * 64, 123, "gguf", "Q4_1")
+    v = old.create_version(ALICE, "m", kind=Kind.MODEL, files=[FileEntry("model.safetensors", "a" * 64, 10)],
+                           artifact_digest="b" * 64, size_bytes=10, format_="hf-causal-lm", pipeline_spec=None,
+                           lineage=Lineage(source=source), metrics={}, description="", request_id=None)
+    assert old.get_version(parse_version_ref(f"m@{v.version}")).lineage.source == source
+    old.db.dispose()
 
 
 def test_models_versions_and_aliases_round_trip(store):

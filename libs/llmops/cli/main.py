@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"trace {trace_id}", file=sys.stderr)
                 return 1
             except DomainError as exc:  # checks made here before calling (e.g. a model folder)
-                print(f"error: {exc.message}", file=sys.stderr)
+                print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
                 return 1
         print(f"trace {trace_id}", file=sys.stderr)
         return 0

@@ -40,6 +40,10 @@ def _print_version(v: pb.ModelVersion) -> None:
         s = v.pipeline_spec
         print(f"  pipeline: prompt {s.prompt_template}, index {s.index}, route {s.route}")
     lin = v.lineage
+    if lin.HasField("source"):
+        s = lin.source
+        print(f"  imported from: {s.uri} ({s.format} {s.quantization or 'unquantized'}, {_size(s.size_bytes)}, "
+              f"sha256 {s.sha256})")
     if lin.base_version or lin.dataset_uri or lin.tuning_job_id:
         print(f"  lineage: base {lin.base_version or '-'}, dataset {lin.dataset_uri or '-'}@{lin.dataset_version or '-'}, "
               f"job {lin.tuning_job_id or '-'}")
@@ -172,22 +176,45 @@ def cmd_import(client: Client, args) -> None:
                                    promote=False))
 
 
+def import_gguf_with_progress(client: Client, model: str, file: str | Path, **kwargs) -> pb.ModelVersion:
+    """`RegistryClient.import_gguf` with bars for hashing and uploading (transformers shows its own
+    while it dequantizes)."""
+    bars: dict[str, tqdm] = {}
+    labels = {"sha256": f"sha256 {Path(file).name}", "upload": f"upload {model}"}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars[stage] = tqdm(total=total, unit="B", unit_scale=True, desc=labels.get(stage, stage))
+        bars[stage].update(done - bars[stage].n)
+
+    try:
+        return client.registry.import_gguf(model, file, progress=progress, **kwargs)
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def cmd_import_gguf(client: Client, args) -> None:
+    _print_version(import_gguf_with_progress(client, args.model, args.file, description=args.description,
+                                             source_uri=args.source_uri, dtype=args.dtype))
+
+
 def cmd_compare(client: Client, args) -> None:
     """Candidate vs champion on a dataset's evaluation questions, through generation routes."""
-    import tempfile
 
     from llmops.evaluation import compare, datasets
 
-    uri, version = datasets.parse_ref(args.dataset)
-    with tempfile.TemporaryDirectory() as tmp:
-        ds = datasets.load(uri, version, datasets.registry_fetch(client.registry), Path(tmp))
+    ds = datasets.load_for_client(args.dataset, client.registry)
     items = ds.evaluation[:args.limit] if args.limit else ds.evaluation
+    phrases = [ds.expectation(i).key_phrases for i in range(len(items))]
     routes = {side: compare.route_for(client.generation, side) for side in (args.candidate, args.champion)}
     results = []
     with tqdm(total=2 * len(items), desc="compare", unit="question") as bar:
         for side in (args.candidate, args.champion):
             results.append(compare.evaluate(client.generation, side, routes[side], items, max_tokens=args.max_tokens,
-                                            progress=lambda: bar.update(1)))
+                                            progress=lambda: bar.update(1), key_phrases=phrases))
     print(f"dataset {ds.uri}@{ds.version}")
     print(compare.table(*results))
     if args.details:
@@ -252,12 +279,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("folder")
     a.add_argument("--description", default="")
     a.set_defaults(run=cmd_import)
+    a = s.add_parser("import-gguf", help="convert a GGUF file (llama.cpp, Ollama) and register it as a new version")
+    a.add_argument("model")
+    a.add_argument("file", help="the .gguf file")
+    a.add_argument("--description", default="")
+    a.add_argument("--source-uri", default="", help="where the file came from, recorded as lineage "
+                                                     "(default: its package or its name)")
+    a.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32",
+                   help="weights of the converted folder (float32 keeps the dequantized values exactly)")
+    a.set_defaults(run=cmd_import_gguf)
     a = s.add_parser("compare", help="candidate vs champion on a dataset's evaluation questions (exact match, "
                                      "answer length, latency)")
     a.add_argument("candidate", help="NAME@VERSION, NAME@ALIAS or a generation route")
     a.add_argument("champion", help="NAME@VERSION, NAME@ALIAS or a generation route")
     a.add_argument("--dataset", required=True, metavar="URI@VERSION",
-                   help="a Delta table (chat or evaluation format) or registry:NAME, at a version")
+                   help="a Delta table (chat or evaluation format) or registry:NAME, at a version; or a local "
+                        ".jsonl file")
     a.add_argument("--max-tokens", type=int, default=64)
     a.add_argument("--limit", type=int, default=0, help="at most this many questions")
     a.add_argument("--details", action="store_true", help="print every question with both answers")

@@ -86,6 +86,27 @@ def cmd_ask(client: Client, args) -> None:
         print(tracecmd.render_complete(last.trace_id, before=telemetry.flush))
 
 
+def cmd_eval(client: Client, args) -> None:
+    """Retrieval hit rate and answer match of a pipeline on an evaluation set."""
+    from tqdm import tqdm
+
+    from llmops.evaluation import datasets, rag
+
+    ds = datasets.load_for_client(args.dataset, client.registry)
+    total = min(args.limit, len(ds.evaluation)) if args.limit else len(ds.evaluation)
+    with tqdm(total=total, desc=f"ask {args.pipeline}", unit="question") as bar:
+        report = rag.evaluate(client.pipeline, args.pipeline, ds, limit=args.limit, max_tokens=args.max_tokens,
+                              progress=lambda: bar.update(1))
+    if args.details:
+        for a in report.answers:
+            mark = "right" if a.right else "wrong"
+            hit = {True: "hit", False: "miss", None: "-"}[a.hit]
+            print(f"\nQ: {a.question}\n  reference: {a.reference}\n  answer ({mark}, retrieval {hit}): "
+                  f"{a.answer.strip()}\n  cited: {', '.join(dict.fromkeys(a.cited))}")
+    print(f"dataset {ds.uri}@{ds.version}")
+    print(report.summary())
+
+
 def print_answer_details(first, last) -> None:
     v = first.versions
     print("\nsources:")
@@ -115,6 +136,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = ps.add_parser("show", help="a bundle version (NAME@ALIAS) or every version of NAME")
     c.add_argument("ref")
     c.set_defaults(run=cmd_show)
+    c = ps.add_parser("eval", help="retrieval hit rate and answer match on an evaluation set "
+                                   "(question, reference_answer, key_phrases, sources)")
+    c.add_argument("pipeline", help="NAME@ALIAS or NAME@VERSION")
+    c.add_argument("--dataset", required=True, metavar="FILE.jsonl|URI@VERSION",
+                   help="a local .jsonl file, registry:NAME@VERSION or a Delta table")
+    c.add_argument("--limit", type=int, default=0, help="at most this many questions")
+    c.add_argument("--max-tokens", type=int, default=0, help="answer length, up to the bundle's")
+    c.add_argument("--details", action="store_true", help="print every question, answer and citation")
+    c.set_defaults(run=cmd_eval)
     p = sub.add_parser("ask", help="ask a question through a pipeline: streamed answer, sources, trace id")
     p.add_argument("question")
     p.add_argument("--pipeline", default=DEFAULT_PIPELINE, help=f"NAME@ALIAS (default {DEFAULT_PIPELINE})")

@@ -151,6 +151,16 @@ class RegistryClient(ServiceClient):
         return self.create_version(model, uploaded, format=format, lineage=lineage, metrics=metrics,
                                    description=description)
 
+    def import_gguf(self, model: str, path: Path | str, *, description: str = "", source_uri: str = "",
+                    dtype: str = "float32", progress: Callable[[str, int, int], None] | None = None) -> pb.ModelVersion:
+        """Convert a GGUF file (llama.cpp, Ollama) into a Hugging Face folder and upload it as a new
+        version of `model`, its sha256 and quantization recorded as lineage; see
+        llmops.modeling.gguf (needs torch, transformers and gguf on this side)."""
+        from llmops.modeling.gguf import import_gguf
+
+        return import_gguf(self, model, path, description=description, source_uri=source_uri, dtype=dtype,
+                           progress=progress)
+
     @staticmethod
     def folder_size(folder: Path | str) -> int:
         return sum(p.stat().st_size for _, p in folder_files(Path(folder)))

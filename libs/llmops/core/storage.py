@@ -78,6 +78,15 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+def add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    """Add the columns `table` lacks (name -> DDL type and default): a migration step for tables
+    that migration 1 may already have created with them (new databases) or without them."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+    for name, ddl in columns.items():
+        if name not in present:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+
+
 _migrations_table = sa.Table(
     "schema_migrations", sa.MetaData(),
     sa.Column("version", sa.Integer, primary_key=True),

@@ -1,6 +1,7 @@
 """Champion vs candidate: a dataset's evaluation questions answered through generation routes
-(greedy, one at a time so latencies are comparable), scored by exact match, with the answer
-length and latency, side by side.
+(greedy, one at a time so latencies are comparable), scored by exact match (and, for rows with
+key phrases, answer match: exact or containing a key phrase), with the answer length and latency,
+side by side.
 
 A side is a route name, or a registry model reference (`name@version`, `name@alias`), for which
 an evaluation route `eval-{name}-{version}` targeting just that model is created once (routes
@@ -30,10 +31,16 @@ class SideResult:
     output_tokens: list[int] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     matches: list[bool] = field(default_factory=list)
+    answer_matches: list[bool] = field(default_factory=list)
+    scored_by_phrases: bool = False
 
     @property
     def exact_match(self) -> float:
         return sum(self.matches) / len(self.matches) if self.matches else 0.0
+
+    @property
+    def answer_match(self) -> float:
+        return sum(self.answer_matches) / len(self.answer_matches) if self.answer_matches else 0.0
 
     @property
     def mean_answer_tokens(self) -> float:
@@ -72,9 +79,12 @@ def route_for(generation: GenerationClient, side: str) -> str:
 
 
 def evaluate(generation: GenerationClient, label: str, route: str, items: list[tuple[list[dict], str]], *,
-             max_tokens: int, progress: Callable[[], None] = lambda: None) -> SideResult:
-    result = SideResult(label, route)
-    for prompt, reference in items:
+             max_tokens: int, progress: Callable[[], None] = lambda: None,
+             key_phrases: list[tuple[str, ...]] | None = None) -> SideResult:
+    """`key_phrases`, one tuple per item, adds the answer-match score."""
+    result = SideResult(label, route, scored_by_phrases=any(key_phrases or ()))
+    phrases = key_phrases or [()] * len(items)
+    for (prompt, reference), keys in zip(items, phrases, strict=True):
         started = time.perf_counter()
         out = generation.generate(route, prompt, max_tokens=max_tokens, temperature=0.0)
         result.latencies_ms.append((time.perf_counter() - started) * 1e3)
@@ -82,6 +92,7 @@ def evaluate(generation: GenerationClient, label: str, route: str, items: list[t
         result.answers.append(out.text)
         result.output_tokens.append(out.usage.output_tokens)
         result.matches.append(exact.exact_match(out.text, reference))
+        result.answer_matches.append(exact.answer_match(out.text, reference, keys))
         progress()
     return result
 
@@ -91,6 +102,8 @@ def table(candidate: SideResult, champion: SideResult) -> str:
     rows = [
         ("exact match", f"{candidate.exact_match:.0%}", f"{champion.exact_match:.0%}",
          f"{(candidate.exact_match - champion.exact_match) * 100:+.0f} pts"),
+        *([("answer match (key phrase)", f"{candidate.answer_match:.0%}", f"{champion.answer_match:.0%}",
+            f"{(candidate.answer_match - champion.answer_match) * 100:+.0f} pts")] if candidate.scored_by_phrases else []),
         ("mean answer length (tokens)", f"{candidate.mean_answer_tokens:.1f}", f"{champion.mean_answer_tokens:.1f}",
          f"{candidate.mean_answer_tokens - champion.mean_answer_tokens:+.1f}"),
         ("latency p50 (ms)", f"{candidate.latency_p50_ms:.0f}", f"{champion.latency_p50_ms:.0f}",

@@ -6,16 +6,17 @@ A dataset is named by a URI and a version:
   `llmops datasets upload`): one JSON object per line.
 
 Rows are either chat rows (`messages`: role/content pairs ending with the assistant's answer, the
-OpenAI fine-tuning format) or evaluation rows (`question` and `reference_answer`). Tuning needs
-chat rows; evaluation takes either (a chat row's question is every message before the last, its
-reference the last).
+OpenAI fine-tuning format) or evaluation rows (`question` and `reference_answer`, optionally
+`key_phrases`: phrases any of which in an answer makes it right, and `sources`: the documents that
+hold the answer, for scoring retrieval). Tuning needs chat rows; evaluation takes either (a chat
+row's question is every message before the last, its reference the last).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmops.core.errors import InvalidArgument, NotFound
@@ -31,11 +32,23 @@ Fetch = Callable[[str, str, Path], str]
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """What else an evaluation row says about a right answer (empty: the reference alone)."""
+
+    key_phrases: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Dataset:
     uri: str
     version: str  # the version actually read (Delta table version, registry version number)
     chat: list[list[dict]]  # chat rows (empty for an evaluation-only table)
     evaluation: list[tuple[list[dict], str]]  # (prompt messages, reference answer)
+    expectations: list[Expectation] = field(default_factory=list)  # one per evaluation row
+
+    def expectation(self, i: int) -> Expectation:
+        return self.expectations[i] if i < len(self.expectations) else Expectation()
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -106,6 +119,7 @@ def _from_records(uri: str, version: str, records: list[dict], columns: set[str]
         columns = set().union(*(r.keys() for r in records)) if records else {"messages"}
     chat: list[list[dict]] = []
     evaluation: list[tuple[list[dict], str]] = []
+    expectations: list[Expectation] = []
     if "messages" in columns:
         for i, r in enumerate(records):
             messages = r.get("messages")
@@ -121,12 +135,39 @@ def _from_records(uri: str, version: str, records: list[dict], columns: set[str]
             if not isinstance(q, str) or not isinstance(a, str) or not q.strip():
                 raise InvalidArgument(f"dataset {uri} row {i}: question and reference_answer must be text")
             evaluation.append(([{"role": "user", "content": q}], a))
+            expectations.append(Expectation(_texts(r, "key_phrases", uri, i), _texts(r, "sources", uri, i)))
     else:
         raise InvalidArgument(f"dataset {uri} lacks required column(s): messages (or question and "
                               f"reference_answer); it has {', '.join(sorted(columns)) or 'none'}")
     if not records:
         raise InvalidArgument(f"dataset {uri} (version {version}) is empty")
-    return Dataset(uri, version, chat, evaluation)
+    return Dataset(uri, version, chat, evaluation, expectations)
+
+
+def _texts(record: dict, key: str, uri: str, row: int) -> tuple[str, ...]:
+    value = record.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InvalidArgument(f"dataset {uri} row {row}: {key} must be a list of non-empty strings")
+    return tuple(value)
+
+
+def from_jsonl(path: Path) -> Dataset:
+    """A local JSONL file (the format `llmops datasets upload` takes), for client-side evaluation."""
+    if not path.is_file():
+        raise NotFound(f"no dataset file {path}")
+    return _from_records(path.name, "file", read_jsonl(path, path.name))
+
+
+def load_for_client(ref: str, registry) -> Dataset:
+    """What the CLI's `--dataset` names: a local `.jsonl` file, or `URI@VERSION` (a Delta table or
+    `registry:NAME`) read through the registry client."""
+    import tempfile
+
+    if ref.endswith(".jsonl") and not is_registry(ref):
+        return from_jsonl(Path(ref))
+    uri, version = parse_ref(ref)
+    with tempfile.TemporaryDirectory() as tmp:
+        return load(uri, version, registry_fetch(registry), Path(tmp))
 
 
 def question_of(row: list[dict]) -> tuple[list[dict], str]:

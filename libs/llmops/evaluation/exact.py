@@ -1,5 +1,7 @@
 """Exact match after normalisation: case, punctuation and runs of whitespace do not count, so
-"Only an approver." matches "only an approver" but not "An approver only."."""
+"Only an approver." matches "only an approver" but not "An approver only.". Free-form answers
+are scored by key phrases instead: an answer is right when it matches exactly or contains one of
+the row's key phrases (normalised the same way)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,13 @@ def normalize(text: str) -> str:
 
 def exact_match(answer: str, reference: str) -> bool:
     return normalize(answer) == normalize(reference)
+
+
+def answer_match(answer: str, reference: str, key_phrases: tuple[str, ...] | list[str] = ()) -> bool:
+    if exact_match(answer, reference):
+        return True
+    text = f" {normalize(answer)} "
+    return any(f" {normalize(p)}" in text for p in key_phrases if normalize(p))
 
 
 def rate(answers: list[str], references: list[str]) -> float:

@@ -111,16 +111,32 @@ class Artifact(_message.Message):
     def __init__(self, files: _Optional[_Iterable[_Union[ArtifactFile, _Mapping]]] = ..., digest: _Optional[str] = ..., size_bytes: _Optional[int] = ..., format: _Optional[str] = ...) -> None: ...
 
 class Lineage(_message.Message):
-    __slots__ = ("base_version", "dataset_uri", "dataset_version", "tuning_job_id")
+    __slots__ = ("base_version", "dataset_uri", "dataset_version", "tuning_job_id", "source")
     BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
     DATASET_URI_FIELD_NUMBER: _ClassVar[int]
     DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
     TUNING_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     base_version: str
     dataset_uri: str
     dataset_version: str
     tuning_job_id: str
-    def __init__(self, base_version: _Optional[str] = ..., dataset_uri: _Optional[str] = ..., dataset_version: _Optional[str] = ..., tuning_job_id: _Optional[str] = ...) -> None: ...
+    source: ImportSource
+    def __init__(self, base_version: _Optional[str] = ..., dataset_uri: _Optional[str] = ..., dataset_version: _Optional[str] = ..., tuning_job_id: _Optional[str] = ..., source: _Optional[_Union[ImportSource, _Mapping]] = ...) -> None: ...
+
+class ImportSource(_message.Message):
+    __slots__ = ("uri", "sha256", "size_bytes", "format", "quantization")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    sha256: str
+    size_bytes: int
+    format: str
+    quantization: str
+    def __init__(self, uri: _Optional[str] = ..., sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., format: _Optional[str] = ..., quantization: _Optional[str] = ...) -> None: ...
 
 class PipelineSpec(_message.Message):
     __slots__ = ("prompt_template", "index", "route", "parameters")
