@@ -112,3 +112,7 @@ def test_the_comparison_table_puts_the_sides_and_the_difference_in_columns():
     assert "exact match                  50%" in text and "+50 pts" in text
     assert "mean answer length (tokens)  4.0" in text and "-4.0" in text
     assert "served by: registry:models/m/versions/2 vs registry:models/m/versions/1; 2 questions" in text
+    assert "answer match" not in text  # rows without key phrases are scored by exact match alone
+    cand.answer_matches, champ.answer_matches = [True, True], [True, False]
+    cand.scored_by_phrases = champ.scored_by_phrases = True
+    assert "answer match (key phrase)    100%" in compare.table(cand, champ)
