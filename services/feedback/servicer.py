@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 
 from opentelemetry import trace
 
-from llmops.core import auth, names, pagination, telemetry
+from llmops.core import auth, feeds, names, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument, ResourceExhausted
+from llmops.core.feeds import ChangeSignal
 from llmops.core.ratelimit import RateLimiter
 from llmops.core.timeutil import now_us, timestamp
 from llmops.feedback.v1 import feedback_pb2 as pb
@@ -34,6 +35,7 @@ IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
 LABEL = re.compile(r"^[A-Za-z0-9._:/-]{1,64}$")
 PIPELINE_VERSION = re.compile(r"^models/([^/]+)/versions/\d+$")
 MAX_TEXT = 100_000
+WATCH_PAGE = 500  # rows of each log read per step (the store's default page); a full page is read again at once
 MAX_PROMPT_MESSAGES = 256
 MAX_BATCH = 500
 DAY_US = 86_400 * 1_000_000
@@ -79,31 +81,13 @@ def _prompt(messages, where: str) -> list[dict]:
     return [{"role": m.role, "content": m.content[:MAX_TEXT]} for m in messages]
 
 
-class Notifier:
-    """Wakes every watcher when something was written (they read what is new themselves)."""
-
-    def __init__(self):
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, timeout_s: float) -> None:
-        event = self._event
-        try:
-            await asyncio.wait_for(event.wait(), timeout_s)
-        except TimeoutError:
-            pass
-
-
 class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
     def __init__(self, store: FeedbackStore, config: FeedbackConfig):
         self._store = store
         self._db = store.db
         self._config = config
         self._limiter = RateLimiter(config.feedback_per_minute)
-        self._notifier = Notifier()
+        self._signal = ChangeSignal()  # wakes WatchFeedback after a commit
         self._exports = config.export_locations()
 
     # -- the inference log ---------------------------------------------------------------------
@@ -126,7 +110,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         stored, duplicate = await self._db.run(self._store.log_inference, row)
         telemetry.annotate(request_id=row.request_id, duplicate=duplicate, pipeline=row.pipeline)
         if not duplicate:
-            self._notifier.notify()
+            self._signal.notify()
         return pb.LogInferenceResponse(record=inference_to_pb(stored), duplicate=duplicate)
 
     async def LogInferences(self, request, context) -> pb.LogInferencesResponse:
@@ -136,7 +120,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
         stored, duplicates = await self._db.run(self._store.log_inferences, rows)
         telemetry.annotate(records=len(rows), stored=stored, duplicates=duplicates)
         if stored:
-            self._notifier.notify()
+            self._signal.notify()
         return pb.LogInferencesResponse(stored=stored, duplicates=duplicates)
 
     async def ListInferences(self, request, context) -> pb.ListInferencesResponse:
@@ -190,7 +174,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             (f.reviewer or me)[:200], f.source or pb.FEEDBACK_SOURCE_REVIEWER, me, idempotency_key=key or None)
         stored, _ = await self._db.run(self._store.add_feedback, row)
         telemetry.annotate(request_id=inference.request_id, feedback=f"feedback/{stored.seq}")
-        self._notifier.notify()
+        self._signal.notify()
         return feedback_to_pb(stored)
 
     async def ListFeedback(self, request, context) -> pb.ListFeedbackResponse:
@@ -239,15 +223,18 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             names.check_id("pipeline", request.pipeline)
         payload = auth.sees_payload()  # readers watch the metadata of the traffic, not its content
         inference_seq, feedback_seq = await self._db.run_read(self._store.last_seqs)
-        while True:
-            waiting = self._notifier.wait(self._config.watch_poll_s)
-            for r in await self._db.run_read(self._store.inferences_after, inference_seq, request.pipeline):
-                inference_seq = r.seq
-                yield pb.WatchFeedbackResponse(inference=inference_to_pb(r, payload))
-            for f in await self._db.run_read(self._store.feedback_after, feedback_seq, request.pipeline):
-                feedback_seq = f.seq
-                yield pb.WatchFeedbackResponse(feedback=feedback_to_pb(f, payload))
-            await waiting
+
+        async def read() -> list[pb.WatchFeedbackResponse]:
+            nonlocal inference_seq, feedback_seq
+            records = await self._db.run_read(self._store.inferences_after, inference_seq, request.pipeline)
+            given = await self._db.run_read(self._store.feedback_after, feedback_seq, request.pipeline)
+            inference_seq = records[-1].seq if records else inference_seq
+            feedback_seq = given[-1].seq if given else feedback_seq
+            return ([pb.WatchFeedbackResponse(inference=inference_to_pb(r, payload)) for r in records]
+                    + [pb.WatchFeedbackResponse(feedback=feedback_to_pb(f, payload)) for f in given])
+
+        async for message in feeds.follow(self._signal, self._config.watch_poll_s, read, page=WATCH_PAGE):
+            yield message
 
     # -- datasets ------------------------------------------------------------------------------
 

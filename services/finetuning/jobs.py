@@ -23,6 +23,7 @@ from pathlib import Path
 
 from llmops.core import localenv
 from llmops.core.errors import FailedPrecondition
+from llmops.core.feeds import ChangeSignal
 from services.finetuning import store as st
 from services.finetuning.config import FineTuningConfig
 from services.finetuning.store import EventRecord, JobRecord, JobStore
@@ -44,7 +45,7 @@ class JobRunner:
         self._followers: dict[str, _Follower] = {}  # how far each job's worker log has been read
         self._tasks: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
-        self.changed = asyncio.Event()  # set on every event written (watchers wait on it)
+        self.signal = ChangeSignal()  # notified on every event written (watchers follow it)
         self._loop: asyncio.Task | None = None
 
     def job_dir(self, job_id: str) -> Path:
@@ -89,8 +90,7 @@ class JobRunner:
         return job
 
     def _notify(self) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
+        self.signal.notify()
 
     # -- the queue -----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from llmops.client.base import CallError
-from llmops.core import auth, pagination, telemetry
+from llmops.core import auth, feeds, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from llmops.core.timeutil import timestamp
@@ -212,15 +212,16 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         payload = auth.sees_payload()
         await self._db.run_read(self._store.get, ident)  # NOT_FOUND first
         sequence = 0
-        while True:
-            changed = self._runner.changed
-            for e in await self._db.run_read(self._store.events_after, ident, sequence):
-                sequence = e.sequence
-                yield pb.WatchTuningJobResponse(event=event_to_pb(e, payload))
+
+        async def read() -> list[pb.WatchTuningJobResponse]:
+            nonlocal sequence
+            events = await self._db.run_read(self._store.events_after, ident, sequence)
+            sequence = events[-1].sequence if events else sequence
+            return [pb.WatchTuningJobResponse(event=event_to_pb(e, payload)) for e in events]
+
+        async def ended() -> bool:  # a terminal job whose every event has been sent
             job = await self._db.run_read(self._store.get, ident)
-            if job.state in TERMINAL and not await self._db.run_read(self._store.events_after, ident, sequence):
-                return
-            try:
-                await asyncio.wait_for(changed.wait(), self._config.watch_poll_s)
-            except TimeoutError:
-                pass
+            return job.state in TERMINAL and not await self._db.run_read(self._store.events_after, ident, sequence)
+
+        async for message in feeds.follow(self._runner.signal, self._config.watch_poll_s, read, done=ended):
+            yield message
