@@ -11,7 +11,7 @@ from collections.abc import Callable
 import grpc
 import httpx
 
-from llmops.client.model_files import ModelFiles
+from llmops.core.model_files import ModelFiles
 from llmops.registry.v1 import registry_pb2 as rpb
 from services.generation.backends import preload
 

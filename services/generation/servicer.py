@@ -16,10 +16,10 @@ from google.protobuf import json_format
 from opentelemetry import trace
 from prometheus_client import Counter
 
-from llmops.client.model_files import ModelFiles, estimate_tokens
 from llmops.core import auth, channels, names, pagination
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from llmops.core.model_files import ModelFiles, estimate_tokens
 from llmops.core.timeutil import duration, timestamp
 from llmops.generation.v1 import generation_pb2 as pb
 from llmops.generation.v1 import generation_pb2_grpc

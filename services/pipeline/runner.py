@@ -20,10 +20,10 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 from opentelemetry import trace
 
-from llmops.client.model_files import ModelFiles
 from llmops.client.pipeline import BundleParameters
 from llmops.core import auth, channels, names, telemetry
 from llmops.core.errors import DeadlineExceeded, DomainError, FailedPrecondition, InvalidArgument, Unavailable
+from llmops.core.model_files import ModelFiles
 from llmops.core.timeutil import now_us, timestamp
 from llmops.feedback.v1 import feedback_pb2 as fpb
 from llmops.generation.v1 import generation_pb2 as gpb

@@ -9,9 +9,9 @@ import logging
 
 from opentelemetry import trace
 
-from llmops.client.model_files import ModelFiles
 from llmops.core import auth, channels, http
 from llmops.core.config import from_env
+from llmops.core.model_files import ModelFiles
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
 from llmops.feedback.v1 import feedback_pb2_grpc

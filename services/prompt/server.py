@@ -7,9 +7,9 @@ import asyncio
 
 from opentelemetry import trace
 
-from llmops.client.model_files import ModelFiles
 from llmops.core import auth, channels, sandbox
 from llmops.core.config import from_env
+from llmops.core.model_files import ModelFiles
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
 from llmops.generation.v1 import generation_pb2_grpc

@@ -9,11 +9,11 @@ import re
 import grpc
 from google.protobuf import json_format
 
-from llmops.client.model_files import ModelFiles, estimate_tokens
 from llmops.core import auth, channels, names, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument
 from llmops.core.gates import AliasGate, Approval
+from llmops.core.model_files import ModelFiles, estimate_tokens
 from llmops.core.timeutil import timestamp
 from llmops.generation.v1 import generation_pb2 as gpb
 from llmops.prompt.v1 import prompt_pb2 as pb
