@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from llmops.client.generation import registry_target
 from llmops.evaluation import exact
 from llmops.finetuning.v1 import finetuning_pb2 as fpb
@@ -37,6 +39,7 @@ def cli(rag, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.timeout(900)  # the fixture trains the 300-step base first: about 100 s, three times that on a busy machine
 def test_corrections_flow_into_a_tuned_candidate_that_serves_them_once_approved(rag, trained_demo_model):
     started = time.monotonic()
     admin, editor = rag.client("admin"), rag.client("editor")
