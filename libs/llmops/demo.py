@@ -151,7 +151,7 @@ def register_pipeline(client: Client, prompt_version: int, route: str, pipeline:
     """The bundle pins the prompt version, so promoting the bundle promotes prompt, index, route
     and sampling together. Greedy decoding: the answer should come from the passages."""
     reg = client.registry
-    exists_ok(reg.create_model, pipeline, kind="pipeline", description="answers questions about llmops")
+    reg.ensure_model(pipeline, kind="pipeline", description="answers questions about llmops")
     v = reg.create_pipeline_version(pipeline, prompt_template=f"{TEMPLATE}@{prompt_version}", index=INDEX, route=route,
                                     parameters={"max_tokens": ANSWER_TOKENS, "temperature": 0.0},
                                     request_id=f"demo-{pipeline}-{route}-v{prompt_version}")

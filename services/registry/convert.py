@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.protobuf import json_format, struct_pb2
 
+from llmops.core.blobstore import check_digest
 from llmops.core.errors import InvalidArgument
 from llmops.core.timeutil import timestamp
 from llmops.registry.v1 import registry_pb2 as pb
@@ -55,8 +56,10 @@ def lineage_from_pb(lin: pb.Lineage) -> Lineage:
         s = lin.source
         if not s.uri or len(s.uri) > 1024:
             raise InvalidArgument("lineage.source.uri is required, up to 1024 characters")
-        if len(s.sha256) != 64 or any(c not in "0123456789abcdef" for c in s.sha256):
-            raise InvalidArgument("lineage.source.sha256 must be 64 lower-case hex digits")
+        try:
+            check_digest(s.sha256)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"lineage.source.{exc.message}") from None
         if s.size_bytes < 0 or not s.format or len(s.format) > 32 or len(s.quantization) > 32:
             raise InvalidArgument("lineage.source needs size_bytes >= 0, a format and a quantization of up to "
                                   "32 characters each")

@@ -119,7 +119,7 @@ def test_an_imported_version_keeps_its_source_file_and_a_malformed_source_is_ref
     assert reg.get_version(v.name).lineage.source == source
     assert not reg.upload_folder("smol", folder).lineage.HasField("source")  # an ordinary upload has none
     files = [pb.ArtifactFile(path=f.path, sha256=f.sha256, size_bytes=f.size_bytes) for f in v.artifact.files]
-    for bad, words in ((pb.ImportSource(uri="x.gguf", sha256="B1" * 32, format="gguf"), "64 lower-case hex"),
+    for bad, words in ((pb.ImportSource(uri="x.gguf", sha256="B1" * 32, format="gguf"), "lineage.source.sha256 must be 64 lowercase hex"),
                        (pb.ImportSource(uri="", sha256="b1" * 32, format="gguf"), "uri is required"),
                        (pb.ImportSource(uri="x.gguf", sha256="b1" * 32, format=""), "a format")):
         code, msg = code_of(reg.create_version, "smol", files, lineage=pb.Lineage(source=bad))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from llmops.client import CallError, Client
+from llmops.client import Client
 from llmops.registry.v1 import registry_pb2 as pb
 
 
@@ -132,19 +132,9 @@ def register_folder(client: Client, model: str, folder: Path, *, description: st
                     metrics: dict[str, float] | None = None, promote: bool = False) -> pb.ModelVersion:
     """Upload a checked causal-LM folder as a new version of `model` (created if new); with
     `promote`, approve it and point `production` at it (needs the approver role)."""
-    from llmops.modeling.folder import inspect_folder
-
-    info = inspect_folder(folder)
     registry = client.registry
-    try:
-        registry.create_model(model, description=description or f"{info.architecture} causal language model")
-    except CallError as exc:
-        if exc.code.name != "ALREADY_EXISTS":
-            raise
-    metrics = {**(metrics or {}), "context_window": float(info.context_window)}
     with tqdm(total=registry.folder_size(folder), unit="B", unit_scale=True, desc=f"upload {folder.name}") as bar:
-        v = registry.upload_folder(model, folder, format="hf-causal-lm", metrics=metrics, description=description,
-                                   progress=bar.update)
+        v = registry.upload_model(model, folder, description=description, metrics=metrics, progress=bar.update)
     if promote:
         registry.approve(f"{model}@{v.version}", "demo model built from the repository's docs")
         registry.set_alias(model, "production", v.version)

@@ -8,7 +8,7 @@ import json
 import sys
 
 from llmops.cli import tracecmd
-from llmops.client import CallError, Client
+from llmops.client import Client
 from llmops.client.pipeline import BundleParameters
 from llmops.core import telemetry
 from llmops.registry.v1 import registry_pb2 as rpb
@@ -42,11 +42,7 @@ def _print_bundle(v: rpb.ModelVersion) -> None:
 
 def cmd_create(client: Client, args) -> None:
     reg = client.registry
-    try:
-        reg.create_model(args.name, kind="pipeline", description=args.description)
-    except CallError as exc:
-        if exc.code.name != "ALREADY_EXISTS":
-            raise
+    reg.ensure_model(args.name, kind="pipeline", description=args.description)
     v = reg.create_pipeline_version(args.name, prompt_template=args.prompt, index=args.index, route=args.route,
                                     parameters=_params(args.param), description=args.description)
     if args.promote:  # approve and move the alias: all parts of the bundle go live together

@@ -21,11 +21,13 @@ Progress = Callable[[int], None]  # called with the number of bytes just transfe
 KINDS = {"model": pb.MODEL_KIND_MODEL, "pipeline": pb.MODEL_KIND_PIPELINE}
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, progress: Progress | None = None) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
+            if progress:
+                progress(len(chunk))
     return h.hexdigest()
 
 
@@ -53,6 +55,14 @@ class RegistryClient(ServiceClient):
                      labels: dict[str, str] | None = None) -> pb.Model:
         return self._unary(self.stub.CreateModel, pb.CreateModelRequest(
             model_id=model_id, kind=KINDS[kind], description=description, labels=labels or {}))
+
+    def ensure_model(self, model_id: str, *, kind: str = "model", description: str = "") -> None:
+        """Create the model unless it exists (then it is left as it is)."""
+        try:
+            self.create_model(model_id, kind=kind, description=description)
+        except CallError as exc:
+            if exc.code.name != "ALREADY_EXISTS":
+                raise
 
     @operation("get_model")
     def get_model(self, name: str) -> pb.Model:
@@ -150,6 +160,20 @@ class RegistryClient(ServiceClient):
         uploaded = [self.upload_file(model, rel, path, progress).file for rel, path in files]
         return self.create_version(model, uploaded, format=format, lineage=lineage, metrics=metrics,
                                    description=description)
+
+    def upload_model(self, model: str, folder: Path | str, *, description: str = "",
+                     metrics: dict[str, float] | None = None, lineage: pb.Lineage | None = None,
+                     progress: Progress | None = None) -> pb.ModelVersion:
+        """Check that `folder` is a servable causal-LM folder (INVALID_ARGUMENT naming what is
+        missing), then upload it as a new version of `model` (created when new), its context window
+        recorded as a metric."""
+        from llmops.modeling.folder import inspect_folder
+
+        info = inspect_folder(folder)
+        self.ensure_model(model, description=description or f"{info.architecture} causal language model")
+        return self.upload_folder(model, folder, format="hf-causal-lm", lineage=lineage, description=description,
+                                  metrics={**(metrics or {}), "context_window": float(info.context_window)},
+                                  progress=progress)
 
     def import_gguf(self, model: str, path: Path | str, *, description: str = "", source_uri: str = "",
                     dtype: str = "float32", progress: Callable[[str, int, int], None] | None = None) -> pb.ModelVersion:

@@ -206,14 +206,8 @@ def upload(registry, name: str, path: Path, description: str = ""):
     import shutil
     import tempfile
 
-    from llmops.client.base import CallError
-
     _from_records(f"{REGISTRY_SCHEME}{name}", "new", read_jsonl(path, str(path)))  # refuse bad rows before storing
-    try:
-        registry.create_model(name, description=description or "JSONL dataset")
-    except CallError as exc:
-        if exc.code.name != "ALREADY_EXISTS":
-            raise
+    registry.ensure_model(name, description=description or "JSONL dataset")
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(path, Path(tmp) / JSONL_FILE)
         return registry.upload_folder(name, tmp, format=JSONL_FORMAT, description=description or path.name)

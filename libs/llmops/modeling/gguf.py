@@ -11,9 +11,7 @@ quantization; nothing reaches the registry until the conversion has succeeded.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import logging
 import shutil
 import tempfile
 from collections import Counter
@@ -22,9 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmops.core.errors import InvalidArgument
-from llmops.modeling.folder import ModelFolderInfo, inspect_folder
-
-log = logging.getLogger(__name__)
 
 MAGIC = b"GGUF"
 FORMAT = "gguf"
@@ -73,6 +68,19 @@ def package_uri(path: Path) -> str:
     return path.name
 
 
+def _counting(progress: Progress | None, stage: str, total: int) -> Callable[[int], None]:
+    """The byte callback of hashing and uploading (bytes just handled) as `progress(stage, done, total)`."""
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(stage, done, total)
+
+    return step
+
+
 def _supported_architectures() -> set[str]:
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
@@ -83,17 +91,6 @@ def _dequantizable() -> set[str]:
     import gguf.quants
 
     return {t.name for t in gguf.quants._type_traits} | {"F32", "F16"}
-
-
-def _sha256(path: Path, size: int, progress: Progress | None) -> str:
-    h, done = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-            done += len(chunk)
-            if progress:
-                progress("sha256", done, size)
-    return h.hexdigest()
 
 
 def inspect_gguf(path: Path | str, progress: Progress | None = None) -> GgufInfo:
@@ -142,11 +139,13 @@ def inspect_gguf(path: Path | str, progress: Progress | None = None) -> GgufInfo
         quant = max(quantized)[1] if quantized else ""
     if quant in ("ALL_F32", "F16", "BF16"):
         quant = ""
-    return GgufInfo(path, arch, str(field("general.name") or ""), quant, dict(types), size,
-                    _sha256(path, size, progress))
+    from llmops.client.registry import sha256_file
+
+    digest = sha256_file(path, _counting(progress, "sha256", size))
+    return GgufInfo(path, arch, str(field("general.name") or ""), quant, dict(types), size, digest)
 
 
-def convert_gguf(info: GgufInfo, dest: Path, dtype: str = "float32") -> ModelFolderInfo:
+def convert_gguf(info: GgufInfo, dest: Path, dtype: str = "float32") -> None:
     """Dequantize `info.path` into the Hugging Face folder `dest` (safetensors, tokenizer, chat
     template, generation config). float32 keeps the dequantized weights exactly."""
     if dtype not in DTYPES:
@@ -174,7 +173,6 @@ def convert_gguf(info: GgufInfo, dest: Path, dtype: str = "float32") -> ModelFol
     dest.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(dest, safe_serialization=True)
     tokenizer.save_pretrained(dest)
-    return inspect_folder(dest)
 
 
 def source_of(info: GgufInfo, uri: str = ""):
@@ -188,31 +186,17 @@ def import_gguf(registry, model: str, path: Path | str, *, description: str = ""
                 dtype: str = "float32", progress: Progress | None = None):
     """Convert a GGUF file and upload it as a new version of `model` (created when new); returns
     the version (pending approval). `registry` is a RegistryClient."""
-    from llmops.client.base import CallError
     from llmops.registry.v1 import registry_pb2 as pb
 
     info = inspect_gguf(path, progress)
     scratch = Path(tempfile.mkdtemp(prefix="llmops-gguf-"))
     try:
         folder = scratch / "model"
-        shape = convert_gguf(info, folder, dtype)
+        convert_gguf(info, folder, dtype)
         about = description or f"{info.name or info.architecture} converted from GGUF ({info.quantization or 'F32'})"
-        try:
-            registry.create_model(model, description=about)
-        except CallError as exc:
-            if exc.code.name != "ALREADY_EXISTS":
-                raise
-        total = registry.folder_size(folder)
-        sent = [0]
-
-        def uploaded(n: int) -> None:
-            sent[0] += n
-            if progress:
-                progress("upload", sent[0], total)
-
-        return registry.upload_folder(
-            model, folder, format="hf-causal-lm", description=about,
-            lineage=pb.Lineage(source=source_of(info, source_uri)), progress=uploaded,
-            metrics={"context_window": float(shape.context_window), "source_size_bytes": float(info.size_bytes)})
+        uploaded = _counting(progress, "upload", registry.folder_size(folder))
+        return registry.upload_model(model, folder, description=about, progress=uploaded,
+                                     lineage=pb.Lineage(source=source_of(info, source_uri)),
+                                     metrics={"source_size_bytes": float(info.size_bytes)})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
