@@ -22,11 +22,11 @@ from bench.harness import save
 from llmops.client import Client
 from llmops.core import auth
 from llmops.modeling import demo
+from llmops.testing.services import ServerThread, ServiceProcess, make_keys
 from services.feedback.export import CHAT_SCHEMA
 from services.finetuning.training import LORA_TARGETS, batch_of, encode
 from services.registry.config import RegistryConfig
 from services.registry.server import build as build_registry
-from tests.support import ServerThread, ServiceProcess, make_keys
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BATCH, SEQ, RANK, ALPHA, LR = 8, 128, 8, 16, 1e-3

@@ -29,10 +29,10 @@ from bench.serving import ServingStack, promote, serving_stack
 from llmops.client import Client
 from llmops.client.generation import provider_target, registry_target
 from llmops.modeling import demo
+from llmops.testing.fake_provider import FakeProvider
 from services.modelserver.batcher import Batcher
 from services.modelserver.engine import Engine, Job
 from services.modelserver.sampling import Sampling
-from tests.generation.fake_provider import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = 64

@@ -29,11 +29,11 @@ from llmops.core import auth, channels, telemetry
 from llmops.core.blobstore import BlobStore
 from llmops.core.storage import Database
 from llmops.registry.v1 import registry_pb2 as pb
+from llmops.testing.services import ServiceProcess
 from services.registry.config import RegistryConfig
 from services.registry.feed import EventFeed
 from services.registry.servicer import RegistryServicer
 from services.registry.store import RegistryStore
-from tests.support import ServiceProcess
 
 
 def main() -> int:

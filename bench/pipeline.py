@@ -24,8 +24,8 @@ import httpx
 
 from bench.harness import Comparison, Stats, write_report
 from llmops.modeling import demo
-from tests.stack import RagStack
-from tests.support import ServiceProcess
+from llmops.testing.rag import RagStack
+from llmops.testing.services import ServiceProcess
 
 QUESTION = "Who may move the production alias of a model?"
 ROUNDS, PER_ROUND = 10, 5

@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.harness import compare, write_report
 from llmops.client.prompt import variable
 from llmops.core import auth
-from tests.prompt.conftest import Stack
+from llmops.testing.prompt_stack import PromptStack
 
 QUESTION = "Who may move the production alias of a model?"
 
@@ -24,7 +24,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="llmops-bench-prompt-"))
     os.environ["LLMOPS_HOME"] = str(tmp)
     keys = {"admin": auth.add_key(tmp / "keys.json", "bench", "admin")}
-    stack = Stack(keys, auth.KeyStore(tmp / "keys.json"), tmp, None)
+    stack = PromptStack(keys, auth.KeyStore(tmp / "keys.json"), tmp, None)
     try:
         client = stack.clients["admin"]
         client.prompt.create_template("qa")

@@ -28,11 +28,11 @@ from llmops.client import Client
 from llmops.client.retrieval import document
 from llmops.core import auth, telemetry
 from llmops.core.server import ServerConfig
+from llmops.testing.services import ServerThread
 from services.retrieval import chunking, embedding
 from services.retrieval.config import RetrievalConfig
 from services.retrieval.server import build, milvus_uri
 from services.retrieval.vectors import ChunkRow, VectorStore
-from tests.support import ServerThread
 
 TOPICS = ["models", "indexes", "prompts", "routes", "feedback", "tuning", "traces", "keys"]
 

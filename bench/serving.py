@@ -14,9 +14,9 @@ from pathlib import Path
 
 from llmops.client import Client
 from llmops.core import auth
+from llmops.testing.services import ServerThread, ServiceProcess
 from services.registry.config import RegistryConfig
 from services.registry.server import build as build_registry
-from tests.support import ServerThread, ServiceProcess
 
 
 @dataclass

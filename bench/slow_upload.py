@@ -19,7 +19,7 @@ from bench.harness import save
 from llmops.client import Client
 from llmops.core import auth
 from llmops.registry.v1 import registry_pb2 as pb
-from tests.support import ServiceProcess
+from llmops.testing.services import ServiceProcess
 
 CHUNK = 1024 * 1024
 

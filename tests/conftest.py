@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llmops.core import auth
-from tests.support import make_keys
+from llmops.testing.services import make_keys
 
 PG_ADMIN_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 
@@ -73,9 +73,9 @@ def render_pool():
 
 @pytest.fixture(scope="session")
 def rag(tmp_path_factory, demo_model):
-    """The whole stack, every service its own process (tests.stack.RagStack), shared by the
+    """The whole stack, every service its own process (llmops.testing.rag.RagStack), shared by the
     pipeline and security suites."""
-    from tests.stack import RagStack
+    from llmops.testing.rag import RagStack
 
     home = tmp_path_factory.mktemp("ragstack")
     os.environ.pop("LLMOPS_API_KEY", None)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from llmops.core import localenv
+from llmops.testing.services import wait_until
 from tests.registry.helpers import folder_digests, make_model_folder
 
 LLMOPS = [sys.executable, "-m", "llmops.cli.main"]
@@ -52,9 +52,11 @@ def test_up_status_models_workflow_trace_and_down(stack, tmp_path):
     assert "alias_set" in llmops("models", "events", "--model", "cli-model").stdout
 
     trace_id = shown.stderr.strip().splitlines()[-1].split()[-1]
-    deadline = time.monotonic() + 5
-    while "llmops-registry" not in (out := llmops("trace", trace_id).stdout) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    def registry_spans() -> str:
+        out = llmops("trace", trace_id).stdout
+        return out if "llmops-registry" in out else ""
+
+    out = wait_until(registry_spans, timeout=5, what="the registry's spans")
     assert "llmops-cli" in out and "llmops-registry" in out and "GetModelVersion" in out
 
 
@@ -128,8 +130,7 @@ def test_build_demo_route_generate_and_usage(stack, tmp_path):
     assert "registry:models/demo-llm/versions/1" in answer.stderr and "out" in answer.stderr
     too_long = llmops("generate", "demo", "hi", "--max-tokens", "100", check=False)
     assert too_long.returncode == 1 and "INVALID_ARGUMENT" in too_long.stderr
-    time.sleep(1.5)  # usage is written in batches
-    assert "demo" in llmops("usage").stdout
+    wait_until(lambda: "demo" in llmops("usage").stdout, what="the usage batch")  # written in batches
     # a pipeline over it: index, prompt template, bundle, then `ask`
     (tmp_path / "kb").mkdir()
     (tmp_path / "kb" / "approvals.md").write_text("Only an approver may move the production alias of a model.")
@@ -156,10 +157,7 @@ def test_build_demo_route_generate_and_usage(stack, tmp_path):
     assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
     # the answers were logged: review one, summarize, export
     request_id = asked.stdout.rsplit("request ", 1)[1].split()[0]
-    deadline = time.monotonic() + 15
-    while request_id not in llmops("feedback", "queue").stdout:
-        assert time.monotonic() < deadline, "the answer reaches the review queue"
-        time.sleep(0.3)
+    wait_until(lambda: request_id in llmops("feedback", "queue").stdout, timeout=15, what="the answer in the queue")
     given = llmops("feedback", "give", request_id, "--down", "--correct", "An approver.", "--label", "wrong").stdout
     assert request_id in given and "down" in given and "corrected" in given
     summary = llmops("feedback", "summary", "kb-qa").stdout

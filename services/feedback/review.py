@@ -9,16 +9,17 @@ in the tab's session storage and sends it as a bearer token, so there is no cook
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from llmops.core import auth, http
-from llmops.core.errors import DomainError, InvalidArgument
+from llmops.core.errors import InvalidArgument
 from llmops.feedback.v1 import feedback_pb2 as pb
 from services.feedback.servicer import FeedbackServicer
 
@@ -46,22 +47,32 @@ HTTP_POLICY = {("GET", "/api/me"): auth.Role.REVIEWER, ("GET", "/api/queue"): au
                ("POST", "/api/feedback"): auth.Role.REVIEWER}
 
 
+class FeedbackBody(BaseModel):
+    """What the page posts for one reviewed answer (types here; the servicer checks the values, as
+    for gRPC callers)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    request_id: str = ""
+    thumb: Literal["up", "down", ""] | None = None
+    rating: int = 0
+    corrected_answer: str | None = None
+    comment: str | None = None
+    labels: list[str] = []
+    idempotency_key: str | None = None
+
+
 class ReviewApp:
     def __init__(self, servicer: FeedbackServicer, keys: auth.KeyStore, spans: http.ServerSpans):
         self._servicer = servicer
-        self._keys = keys
-        self._spans = spans
+        edge = http.HttpEdge(keys, spans, HTTP_POLICY, headers=SECURITY_HEADERS)
         self.app = Starlette(routes=[
             Route("/", self.page, methods=["GET"]),
             Route("/static/{name}", self.static, methods=["GET"]),
-            Route("/api/me", self.me, methods=["GET"]),
-            Route("/api/queue", self.queue, methods=["GET"]),
-            Route("/api/feedback", self.feedback, methods=["POST"]),
-            Route("/healthz", self.healthz, methods=["GET"]),
+            edge.route("GET", "/api/me", self.me, action="reviewing answers"),
+            edge.route("GET", "/api/queue", self.queue, action="reviewing answers"),
+            edge.route("POST", "/api/feedback", self.feedback, body=FeedbackBody, action="reviewing answers"),
+            edge.healthz(),
         ])
-
-    async def healthz(self, request: Request) -> Response:
-        return Response("ok", media_type="text/plain")
 
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "review.html", headers=SECURITY_HEADERS)
@@ -72,66 +83,27 @@ class ReviewApp:
             return Response("not found", status_code=404)
         return FileResponse(STATIC / name, headers=SECURITY_HEADERS)
 
-    async def _call(self, request: Request, route: str, handler) -> Response:
-        """Authenticate as reviewer (or above), then run `handler` as that caller in a span."""
-        span, ctx = self._spans.start(request.method, route, request.headers)
+    @staticmethod
+    async def me(call: http.HttpCall) -> dict:
+        principal = call.rc.principal
+        return {"name": principal.name, "role": principal.role.name.lower()}
+
+    async def queue(self, call: http.HttpCall) -> dict:
+        params = call.request.query_params
         try:
-            principal, key = http.authenticate(request.headers, self._keys, HTTP_POLICY[request.method, route],
-                                               "reviewing answers")
-            span.set_attribute("enduser.id", principal.name)
-            with http.RequestContext(principal, key, ctx, span).active():
-                body = await handler(principal)
-        except DomainError as exc:
-            status = http.http_status(exc)
-            http.ServerSpans.finish(span, status, exc.message)
-            headers = {**SECURITY_HEADERS, **http.trace_headers(span)}
-            if exc.retry_after_s is not None:
-                headers["retry-after"] = str(max(1, round(exc.retry_after_s)))
-            return JSONResponse({"error": exc.message, "code": exc.code}, status_code=status, headers=headers)
-        http.ServerSpans.finish(span, 200)
-        return JSONResponse(body, headers={**SECURITY_HEADERS, **http.trace_headers(span)})
+            limit = int(params.get("limit", "50"))
+        except ValueError:
+            raise InvalidArgument("limit must be a number", field="limit") from None
+        resp = await self._servicer.ListInferences(pb.ListInferencesRequest(
+            pipeline=params.get("pipeline", ""), awaiting_review=params.get("all") != "1",
+            page_size=max(1, min(limit, 200))), None)
+        return {"inferences": [_inference_json(r) for r in resp.inferences]}
 
-    async def me(self, request: Request) -> Response:
-        async def handler(principal: auth.Principal) -> dict:
-            return {"name": principal.name, "role": principal.role.name.lower()}
-
-        return await self._call(request, "/api/me", handler)
-
-    async def queue(self, request: Request) -> Response:
-        async def handler(principal: auth.Principal) -> dict:
-            try:
-                limit = int(request.query_params.get("limit", "50"))
-            except ValueError:
-                raise InvalidArgument("limit must be a number") from None
-            all_ = request.query_params.get("all") == "1"
-            resp = await self._servicer.ListInferences(pb.ListInferencesRequest(
-                pipeline=request.query_params.get("pipeline", ""), awaiting_review=not all_,
-                page_size=max(1, min(limit, 200))), None)
-            return {"inferences": [_inference_json(r) for r in resp.inferences]}
-
-        return await self._call(request, "/api/queue", handler)
-
-    async def feedback(self, request: Request) -> Response:
-        async def handler(principal: auth.Principal) -> dict:
-            try:
-                data = json.loads(await request.body())
-            except ValueError:
-                raise InvalidArgument("the body is not valid JSON") from None
-            if not isinstance(data, dict):
-                raise InvalidArgument("the body must be a JSON object")
-            thumb = data.get("thumb")
-            if thumb not in THUMBS:
-                raise InvalidArgument("thumb must be up, down or empty")
-            labels = data.get("labels") or []
-            rating = data.get("rating") or 0
-            if not isinstance(labels, list) or not isinstance(rating, int):
-                raise InvalidArgument("labels must be a list and rating a number")
-            f = pb.Feedback(request_id=str(data.get("request_id", "")), thumb=THUMBS[thumb], rating=rating,
-                            corrected_answer=str(data.get("corrected_answer") or ""),
-                            comment=str(data.get("comment") or ""), labels=[str(x) for x in labels],
-                            source=pb.FEEDBACK_SOURCE_REVIEWER)
-            out = await self._servicer.CreateFeedback(pb.CreateFeedbackRequest(
-                feedback=f, idempotency_key=str(data.get("idempotency_key") or "")), None)
-            return {"name": out.name, "request_id": out.request_id}
-
-        return await self._call(request, "/api/feedback", handler)
+    async def feedback(self, call: http.HttpCall) -> dict:
+        data: FeedbackBody = call.body
+        f = pb.Feedback(request_id=data.request_id, thumb=THUMBS[data.thumb], rating=data.rating,
+                        corrected_answer=data.corrected_answer or "", comment=data.comment or "",
+                        labels=data.labels, source=pb.FEEDBACK_SOURCE_REVIEWER)
+        out = await self._servicer.CreateFeedback(pb.CreateFeedbackRequest(
+            feedback=f, idempotency_key=data.idempotency_key or ""), None)
+        return {"name": out.name, "request_id": out.request_id}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from llmops.core.errors import NotFound
-from llmops.core.storage import Database, Migration
+from llmops.core.storage import Database, Migration, add_column, freeze
 from llmops.core.timeutil import now_us
 
 meta = sa.MetaData()
@@ -36,8 +36,6 @@ inferences = sa.Table(
     sa.Column("output_tokens", sa.BigInteger, nullable=False),
     sa.Column("caller", sa.String(200), nullable=False),
     sa.Column("create_time_us", sa.BigInteger, nullable=False, index=True),
-    # JSON list of {role, content}: the prompt as the model got it (added in migration 2)
-    sa.Column("prompt_messages", sa.Text, nullable=False, server_default="[]"),
 )
 feedback = sa.Table(
     "feedback", meta,
@@ -62,14 +60,11 @@ feedback = sa.Table(
 )
 
 
-def _add_prompt_messages(conn) -> None:
-    """Databases created before the column existed get it; new ones have it from migration 1."""
-    if "prompt_messages" not in {c["name"] for c in sa.inspect(conn).get_columns("inferences")}:
-        conn.execute(sa.text("ALTER TABLE inferences ADD COLUMN prompt_messages TEXT NOT NULL DEFAULT '[]'"))
-
-
-MIGRATIONS = [Migration(1, "inferences, feedback", lambda conn: meta.create_all(conn)),
-              Migration(2, "inferences.prompt_messages", _add_prompt_messages)]
+MIGRATIONS = [
+    Migration(1, "inferences, feedback", freeze(meta)),  # the tables above, as they were
+    Migration(2, "inferences.prompt_messages",  # JSON list of {role, content}: the prompt as the model got it
+              add_column(inferences, sa.Column("prompt_messages", sa.Text, nullable=False, server_default="[]"))),
+]
 
 
 @dataclass

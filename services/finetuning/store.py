@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from llmops.core.errors import NotFound
-from llmops.core.storage import Database, Migration
+from llmops.core.storage import Database, Migration, freeze
 from llmops.core.timeutil import now_us
 
 VALIDATING, QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLING, CANCELLED = 1, 2, 3, 4, 5, 6, 7
@@ -48,7 +48,7 @@ events = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("time_us", sa.BigInteger, nullable=False),
 )
-MIGRATIONS = [Migration(1, "jobs, events", lambda conn: meta.create_all(conn))]
+MIGRATIONS = [Migration(1, "jobs, events", freeze(meta))]
 
 
 @dataclass

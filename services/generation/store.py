@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from llmops.core.errors import AlreadyExists
-from llmops.core.storage import Database, Migration, fetch_one
+from llmops.core.storage import Database, Migration, fetch_one, freeze
 from llmops.core.timeutil import now_us
 
 meta = sa.MetaData()
@@ -30,7 +30,7 @@ usage = sa.Table(
     sa.Column("input_tokens", sa.BigInteger, nullable=False),
     sa.Column("output_tokens", sa.BigInteger, nullable=False),
 )
-MIGRATIONS = [Migration(1, "routes, usage per minute", lambda conn: meta.create_all(conn))]
+MIGRATIONS = [Migration(1, "routes, usage per minute", freeze(meta))]
 
 
 @dataclass(frozen=True)

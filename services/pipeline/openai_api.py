@@ -15,13 +15,12 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Literal
 
 import grpc
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from llmops.core import auth, channels, http
 from llmops.core.errors import DeadlineExceeded, DomainError, InvalidArgument, Unavailable
@@ -30,84 +29,58 @@ from llmops.registry.v1 import registry_pb2 as rpb
 from services.pipeline.runner import FINISH, Deadline, Piece, PipelineRunner, Question, new_request_id
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 1 << 20
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 429: "rate_limit_error"}
 
 
-def error_body(error: DomainError) -> dict:
-    status = http.http_status(error)
-    return {"error": {"message": error.message, "type": ERROR_TYPES.get(status, "api_error"), "param": None,
-                      "code": error.code.lower()}}
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
 
 
-def error_response(error: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:
-    headers = dict(headers or {})
-    if error.retry_after_s is not None:
-        headers["retry-after"] = str(max(1, round(error.retry_after_s)))
-        headers["retry-after-ms"] = str(int(error.retry_after_s * 1000))
-    return JSONResponse(error_body(error), status_code=http.http_status(error), headers=headers)
+class ChatMessage(BaseModel):
+    """One message; content is a string or text parts (only text is supported)."""
+
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str | list[TextPart]
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
 
 
-def _text(content: Any, where: str) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # content parts: text only
-        out = []
-        for i, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise InvalidArgument(f"{where}.content[{i}] must be a text part; only text is supported")
-            out.append(part["text"])
-        return "".join(out)
-    raise InvalidArgument(f"{where}.content must be a string or a list of text parts")
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatBody(BaseModel):
+    """The body of `POST /v1/chat/completions`: the fields this API acts on, checked by type.
+    Other OpenAI parameters are accepted and ignored."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    model: str = Field(min_length=1, description="a pipeline `name@alias` or a generation route name")
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=0)
+    max_completion_tokens: int | None = Field(None, ge=0)
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: Literal[1] | None = Field(None, description="one answer per request")
 
 
 class ChatRequest:
     """A checked chat completion request."""
 
-    def __init__(self, body: Any):
-        if not isinstance(body, dict):
-            raise InvalidArgument("the body must be a JSON object")
-        self.model = body.get("model")
-        if not isinstance(self.model, str) or not self.model:
-            raise InvalidArgument("model is required: a pipeline `name@alias` or a generation route name")
-        raw = body.get("messages")
-        if not isinstance(raw, list) or not raw:
-            raise InvalidArgument("messages must be a non-empty list")
-        self.messages: list[tuple[str, str]] = []
-        for i, m in enumerate(raw):
-            if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer"):
-                raise InvalidArgument(f"messages[{i}].role must be system, user or assistant")
-            role = "system" if m["role"] == "developer" else m["role"]
-            self.messages.append((role, _text(m.get("content"), f"messages[{i}]")))
-        self.stream = body.get("stream") is True
-        self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        self.max_tokens = self._int(body, "max_completion_tokens", self._int(body, "max_tokens", 0))
-        self.temperature = self._number(body, "temperature", 0.0)
-        self.top_p = self._number(body, "top_p", 1.0)
-        self.seed = self._int(body, "seed", 0)
-        stop = body.get("stop")
-        self.stop = [stop] if isinstance(stop, str) else list(stop or [])
-        if body.get("n") not in (None, 1):
-            raise InvalidArgument("n must be 1: one answer per request")
-
-    @staticmethod
-    def _int(body: dict, name: str, default: int) -> int:
-        v = body.get(name)
-        if v is None:
-            return default
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise InvalidArgument(f"{name} must be a whole number >= 0")
-        return v
-
-    @staticmethod
-    def _number(body: dict, name: str, default: float) -> float:
-        v = body.get(name)
-        if v is None:
-            return default
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise InvalidArgument(f"{name} must be a number")
-        return float(v)
+    def __init__(self, body: ChatBody):
+        self.model = body.model
+        self.messages = [("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
+        self.stream = bool(body.stream)
+        self.include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        self.max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else (body.max_tokens or 0)
+        self.temperature = 0.0 if body.temperature is None else body.temperature
+        self.top_p = 1.0 if body.top_p is None else body.top_p
+        self.seed = body.seed or 0
+        self.stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
 
     @property
     def is_pipeline(self) -> bool:
@@ -151,53 +124,27 @@ class OpenAIApi:
         self._runner = runner
         self._generation = generation_stub
         self._registry = registry_stub
-        self._keys = keys
-        self._spans = spans
         self._timeout = timeout_s
+        edge = http.HttpEdge(keys, spans, HTTP_POLICY)
         self.app = Starlette(routes=[
-            Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
-            Route("/v1/models", self.models, methods=["GET"]),
-            Route("/healthz", self.healthz, methods=["GET"]),
+            edge.route("POST", "/v1/chat/completions", self.chat_completions, body=ChatBody),
+            edge.route("GET", "/v1/models", self.models),
+            edge.healthz(),
         ])
 
-    async def healthz(self, request: Request) -> Response:
-        return Response("ok", media_type="text/plain")
-
-    def _begin(self, request: Request, route: str) -> tuple[http.RequestContext | None, Any, DomainError | None]:
-        span, ctx = self._spans.start(request.method, route, request.headers)
-        try:
-            principal, key = http.authenticate(request.headers, self._keys, HTTP_POLICY[request.method, route], route)
-        except DomainError as exc:
-            return None, span, exc
-        span.set_attribute("enduser.id", principal.name)
-        return http.RequestContext(principal, key, ctx, span), span, None
-
-    def _fail(self, span, error: DomainError) -> JSONResponse:
-        status = http.http_status(error)
-        http.ServerSpans.finish(span, status, error.message)
-        return error_response(error, http.trace_headers(span))
-
-    async def models(self, request: Request) -> Response:
-        rc, span, error = self._begin(request, "/v1/models")
-        if error is not None:
-            return self._fail(span, error)
+    async def models(self, call: http.HttpCall) -> dict:
         created = int(time.time())
-        try:
-            with rc.active():
-                data = [{"id": f"{m.name.removeprefix('models/')}@{alias}", "object": "model",
-                         "created": m.create_time.seconds or created, "owned_by": "llmops-pipeline"}
-                        for m in await self._all(self._registry.ListModels, "registry", "models",
-                                                 lambda t: rpb.ListModelsRequest(page_size=1000, page_token=t,
-                                                                                 kind=rpb.MODEL_KIND_PIPELINE))
-                        for alias in sorted(m.aliases)]
-                data += [{"id": r.name.removeprefix("routes/"), "object": "model",
-                          "created": r.create_time.seconds or created, "owned_by": "llmops-route"}
-                         for r in await self._all(self._generation.ListRoutes, "generation", "routes",
-                                                  lambda t: gpb.ListRoutesRequest(page_size=1000, page_token=t))]
-        except DomainError as exc:
-            return self._fail(span, exc)
-        http.ServerSpans.finish(span, 200)
-        return JSONResponse({"object": "list", "data": data}, headers=http.trace_headers(span))
+        data = [{"id": f"{m.name.removeprefix('models/')}@{alias}", "object": "model",
+                 "created": m.create_time.seconds or created, "owned_by": "llmops-pipeline"}
+                for m in await self._all(self._registry.ListModels, "registry", "models",
+                                         lambda t: rpb.ListModelsRequest(page_size=1000, page_token=t,
+                                                                         kind=rpb.MODEL_KIND_PIPELINE))
+                for alias in sorted(m.aliases)]
+        data += [{"id": r.name.removeprefix("routes/"), "object": "model",
+                  "created": r.create_time.seconds or created, "owned_by": "llmops-route"}
+                 for r in await self._all(self._generation.ListRoutes, "generation", "routes",
+                                          lambda t: gpb.ListRoutesRequest(page_size=1000, page_token=t))]
+        return {"object": "list", "data": data}
 
     @staticmethod
     async def _all(method, service: str, field: str, make_request) -> list:
@@ -212,39 +159,22 @@ class OpenAIApi:
             if not token:
                 return out
 
-    async def chat_completions(self, request: Request) -> Response:
-        rc, span, error = self._begin(request, "/v1/chat/completions")
-        if error is not None:
-            return self._fail(span, error)
-        try:
-            raw = await request.body()
-            if len(raw) > MAX_BODY_BYTES:
-                raise InvalidArgument(f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise InvalidArgument("the body is not valid JSON") from None
-            chat = ChatRequest(body)
-            span.set_attribute("llmops.model", chat.model)
-            if chat.is_pipeline:
-                q = chat.question()
-                self._runner.check(q)
-        except DomainError as exc:
-            return self._fail(span, exc)
+    async def chat_completions(self, call: http.HttpCall) -> dict | Response:
+        chat = ChatRequest(call.body)
+        rc = call.rc
+        rc.span.set_attribute("llmops.model", chat.model)
+        if chat.is_pipeline:
+            self._runner.check(chat.question())
         request_id = new_request_id()
-        span.set_attribute("llmops.request_id", request_id)
-        headers = {**http.trace_headers(span), "x-request-id": request_id}
+        rc.span.set_attribute("llmops.request_id", request_id)
         pieces = self._pieces(chat, request_id)
         if chat.stream:
-            return await self._stream(chat, rc, pieces, request_id, headers)
+            return await self._stream(chat, call, pieces, request_id)
         try:
-            with rc.active():
-                async with asyncio.timeout(self._timeout):
-                    result = [p async for p in pieces]
+            async with asyncio.timeout(self._timeout):
+                result = [p async for p in pieces]
         except TimeoutError:
-            return self._fail(span, DeadlineExceeded(f"the answer took longer than {self._timeout:g} s"))
-        except DomainError as exc:
-            return self._fail(span, exc)
+            raise DeadlineExceeded(f"the answer took longer than {self._timeout:g} s") from None
         last = result[-1]
         body = {
             "id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": int(time.time()),
@@ -257,8 +187,7 @@ class OpenAIApi:
         if chat.is_pipeline:
             body["llmops"] = {"request_id": request_id, "trace_id": rc.trace_id, "citations": _citations(result[0]),
                               "versions": _versions(result[0])}
-        http.ServerSpans.finish(span, 200)
-        return JSONResponse(body, headers=headers)
+        return JSONResponse(body, headers={"x-request-id": request_id})
 
     def _pieces(self, chat: ChatRequest, request_id: str) -> AsyncIterator[Piece]:
         if chat.is_pipeline:
@@ -280,23 +209,20 @@ class OpenAIApi:
         finally:
             call.cancel()
 
-    async def _stream(self, chat: ChatRequest, rc: http.RequestContext, pieces: AsyncIterator[Piece],
-                      request_id: str, headers: dict[str, str]) -> Response:
+    async def _stream(self, chat: ChatRequest, call: http.HttpCall, pieces: AsyncIterator[Piece],
+                      request_id: str) -> Response:
         """Server-sent events. The first piece is awaited before answering, so a bad pipeline or a
         service that is down still gets its HTTP status rather than an error inside a 200 stream."""
         created = int(time.time())
         base = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk", "created": created,
                 "model": chat.model}
-        span = rc.span
+        rc = call.rc
         try:
-            with rc.active():
-                first = await asyncio.wait_for(anext(pieces), self._timeout)
+            first = await asyncio.wait_for(anext(pieces), self._timeout)
         except TimeoutError:
-            return self._fail(span, DeadlineExceeded(f"no answer within {self._timeout:g} s"))
+            raise DeadlineExceeded(f"no answer within {self._timeout:g} s") from None
         except StopAsyncIteration:
-            return self._fail(span, Unavailable("the answer ended before it began; retry", service="generation"))
-        except DomainError as exc:
-            return self._fail(span, exc)
+            raise Unavailable("the answer ended before it began; retry", service="generation") from None
 
         def event(delta: dict, finish: str | None = None, extra: dict | None = None) -> bytes:
             chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
@@ -326,14 +252,14 @@ class OpenAIApi:
                     yield b"data: [DONE]\n\n"
                 except TimeoutError:
                     status, message = 504, "deadline exceeded"
-                    yield f"data: {json.dumps(error_body(DeadlineExceeded(message)))}\n\n".encode()
+                    yield f"data: {json.dumps(http.error_body(DeadlineExceeded(message)))}\n\n".encode()
                 except DomainError as exc:  # headers are sent: the error goes in the stream
-                    status, message = http.http_status(exc), exc.message
-                    yield f"data: {json.dumps(error_body(exc))}\n\n".encode()
+                    status, message = exc.http_status, exc.message
+                    yield f"data: {json.dumps(http.error_body(exc))}\n\n".encode()
                 finally:
                     await pieces.aclose()  # a client that went away cancels generation
-                    http.ServerSpans.finish(span, status, message)
+                    http.ServerSpans.finish(rc.span, status, message)
 
+        call.detach()
         return StreamingResponse(body(), media_type="text/event-stream",
-                                 headers={**headers, "cache-control": "no-cache"})
-
+                                 headers={"x-request-id": request_id, "cache-control": "no-cache"})

@@ -28,6 +28,7 @@ POLICY = auth.Policy.for_service(SERVICE, {
     "CreatePromptTemplate": Role.EDITOR, "GetPromptTemplate": Role.READER, "ListPromptTemplates": Role.READER,
     "CreatePromptVersion": Role.EDITOR, "GetPromptVersion": Role.READER, "ListPromptVersions": Role.READER,
     "SetPromptAlias": Role.EDITOR,  # approver for protected aliases (the gate, checked in the handler)
+    "DeletePromptAlias": Role.EDITOR,
     "ApprovePromptVersion": Role.APPROVER, "RejectPromptVersion": Role.APPROVER, "ListPromptEvents": Role.READER,
     "AssemblePrompt": Role.READER,
 })
@@ -54,7 +55,8 @@ APPROVAL_TO_PB = {Approval.PENDING_APPROVAL: pb.APPROVAL_STATE_PENDING_APPROVAL,
 EVENT_TO_PB = {EventType.VERSION_CREATED: pb.PROMPT_EVENT_TYPE_VERSION_CREATED,
                EventType.VERSION_APPROVED: pb.PROMPT_EVENT_TYPE_VERSION_APPROVED,
                EventType.VERSION_REJECTED: pb.PROMPT_EVENT_TYPE_VERSION_REJECTED,
-               EventType.ALIAS_SET: pb.PROMPT_EVENT_TYPE_ALIAS_SET}
+               EventType.ALIAS_SET: pb.PROMPT_EVENT_TYPE_ALIAS_SET,
+               EventType.ALIAS_DELETED: pb.PROMPT_EVENT_TYPE_ALIAS_DELETED}
 MAX_COMMENT = 2000
 
 
@@ -151,6 +153,13 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
         telemetry.annotate(template=name, alias=alias, version=request.version)
         return template_to_pb(await self._db.run(self._store.set_alias, auth.caller().name, name, alias,
                                                  request.version, self._gate))
+
+    async def DeletePromptAlias(self, request, context) -> pb.PromptTemplate:
+        name = template_id(request.template)
+        alias = names.check_alias(request.alias)
+        self._gate.require_mover(alias, "deleting")
+        telemetry.annotate(template=name, alias=alias)
+        return template_to_pb(await self._db.run(self._store.delete_alias, auth.caller().name, name, alias))
 
     async def _review(self, ref_text: str, comment: str, approve: bool) -> pb.PromptVersion:
         ref = version_ref(ref_text)

@@ -14,10 +14,11 @@ from dataclasses import asdict
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from llmops.core.errors import AlreadyExists, FailedPrecondition, NotFound
+from llmops.core.errors import FailedPrecondition, NotFound
 from llmops.core.gates import AliasGate
-from llmops.core.storage import Database, Migration, add_columns, fetch_one
+from llmops.core.storage import Database, Migration, add_column, freeze
 from llmops.core.timeutil import now_us
+from llmops.core.versioned import Versioned, pointing
 from services.registry.domain import (
     Actor,
     EventRecord,
@@ -31,7 +32,7 @@ from services.registry.domain import (
     Status,
     VersionRecord,
 )
-from services.registry.names import VersionRef, parse_version_ref, version_name
+from services.registry.names import VersionRef, parse_version_ref
 
 meta = sa.MetaData()
 
@@ -61,7 +62,6 @@ versions = sa.Table(
     sa.Column("dataset_uri", sa.Text, nullable=False, default=""),
     sa.Column("dataset_version", sa.String(200), nullable=False, default=""),
     sa.Column("tuning_job_id", sa.String(200), nullable=False, default=""),
-    sa.Column("import_source", sa.Text),  # JSON of an ImportSource, for imported models
     sa.Column("metrics", sa.Text, nullable=False, default="{}"),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("reviewer", sa.String(200)),
@@ -97,10 +97,14 @@ events = sa.Table(
 )
 
 MIGRATIONS = [
-    Migration(1, "models, versions, aliases, events", lambda conn: meta.create_all(conn)),
-    Migration(2, "the file an imported version was converted from",
-              lambda conn: add_columns(conn, "model_versions", {"import_source": "TEXT"})),
+    Migration(1, "models, versions, aliases, events", freeze(meta)),  # the tables above, as they were
+    Migration(2, "the file an imported version was converted from",  # JSON of an ImportSource
+              add_column(versions, sa.Column("import_source", sa.Text))),
 ]
+
+
+RESOURCES = Versioned("model", models, versions, aliases, fk="model_id", state="status",
+                      list_hint="llmops models list")
 
 
 class RegistryStore:
@@ -114,24 +118,16 @@ class RegistryStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _model_row(self, conn: Connection, model_id: str, *, lock: bool = False):
-        return fetch_one(conn, sa.select(models).where(models.c.name == model_id), lock=lock,
-                         missing=f"model {model_id!r} does not exist; create it first or check `llmops models list`")
-
-    def _aliases(self, conn: Connection, pk: int) -> dict[str, int]:
-        rows = conn.execute(sa.select(aliases.c.alias, aliases.c.version).where(aliases.c.model_id == pk))
-        return {a: v for a, v in rows}
-
-    def _model(self, conn: Connection, row) -> ModelRecord:
+    @staticmethod
+    def _model(conn: Connection, row) -> ModelRecord:
         return ModelRecord(
             id=row.name, kind=Kind(row.kind), description=row.description, labels=json.loads(row.labels),
-            aliases=self._aliases(conn, row.id), latest_version=row.latest_version, created_by=row.created_by,
+            aliases=RESOURCES.alias_map(conn, row.id), latest_version=row.latest_version, created_by=row.created_by,
             create_time_us=row.create_time_us, update_time_us=row.update_time_us,
         )
 
-    def _version(self, conn: Connection, model_id: str, row, alias_map: dict[str, int] | None = None) -> VersionRecord:
-        if alias_map is None:
-            alias_map = self._aliases(conn, row.model_id)
+    @staticmethod
+    def _version(model_id: str, row, alias_map: dict[str, int]) -> VersionRecord:
         review = Review(row.reviewer, row.review_comment or "", row.review_time_us) if row.reviewer else None
         return VersionRecord(
             model=model_id, version=row.version,
@@ -141,52 +137,34 @@ class RegistryStore:
             lineage=Lineage(row.base_version, row.dataset_uri, row.dataset_version, row.tuning_job_id,
                             ImportSource(**json.loads(row.import_source)) if row.import_source else None),
             metrics=json.loads(row.metrics), status=Status(row.status), review=review,
-            description=row.description,
-            aliases=tuple(sorted(a for a, v in alias_map.items() if v == row.version)),
+            description=row.description, aliases=pointing(alias_map, row.version),
             created_by=row.created_by, create_time_us=row.create_time_us,
         )
 
     def get_model(self, model_id: str) -> ModelRecord:
         with self.db.read() as conn:
-            return self._model(conn, self._model_row(conn, model_id))
+            return self._model(conn, RESOURCES.parent(conn, model_id))
 
     def list_models(self, after: str | None, limit: int, kind: Kind | None) -> list[ModelRecord]:
         with self.db.read() as conn:
-            q = sa.select(models).order_by(models.c.name).limit(limit)
-            if after is not None:
-                q = q.where(models.c.name > after)
-            if kind is not None:
-                q = q.where(models.c.kind == kind.value)
-            return [self._model(conn, r) for r in conn.execute(q).all()]
+            where = [models.c.kind == kind.value] if kind is not None else []
+            return [self._model(conn, r) for r in RESOURCES.list_parents(conn, after, limit, *where)]
 
-    def _resolve(self, conn: Connection, ref: VersionRef):
-        mrow = self._model_row(conn, ref.model)
-        number = ref.version
-        if number is None:
-            number = conn.execute(sa.select(aliases.c.version).where(
-                aliases.c.model_id == mrow.id, aliases.c.alias == ref.alias)).scalar()
-            if number is None:
-                raise NotFound(f"model {ref.model!r} has no alias {ref.alias!r}")
-        vrow = conn.execute(sa.select(versions).where(
-            versions.c.model_id == mrow.id, versions.c.version == number)).first()
-        if vrow is None:
-            raise NotFound(f"model {ref.model!r} has no version {number}")
-        return mrow, vrow
+    @staticmethod
+    def _resolve(conn: Connection, ref: VersionRef, *, lock: bool = False):
+        mrow = RESOURCES.parent(conn, ref.model, lock=lock)
+        return (mrow, *RESOURCES.resolve(conn, mrow, ref.version, ref.alias))
 
     def get_version(self, ref: VersionRef) -> VersionRecord:
         with self.db.read() as conn:
-            _, vrow = self._resolve(conn, ref)
-            return self._version(conn, ref.model, vrow)
+            _, vrow, alias_map = self._resolve(conn, ref)
+            return self._version(ref.model, vrow, alias_map)
 
     def list_versions(self, model_id: str, before: int | None, limit: int) -> list[VersionRecord]:
         with self.db.read() as conn:
-            mrow = self._model_row(conn, model_id)
-            alias_map = self._aliases(conn, mrow.id)
-            q = (sa.select(versions).where(versions.c.model_id == mrow.id)
-                 .order_by(versions.c.version.desc()).limit(limit))
-            if before is not None:
-                q = q.where(versions.c.version < before)
-            return [self._version(conn, model_id, r, alias_map) for r in conn.execute(q).all()]
+            mrow = RESOURCES.parent(conn, model_id)
+            alias_map = RESOURCES.alias_map(conn, mrow.id)
+            return [self._version(model_id, r, alias_map) for r in RESOURCES.list_versions(conn, mrow, before, limit)]
 
     def list_events(self, model_id: str | None, after: int, limit: int) -> list[EventRecord]:
         with self.db.read() as conn:
@@ -201,29 +179,30 @@ class RegistryStore:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def _emit(self, conn: Connection, actor: Actor, type_: EventType, model: str, *, version: int = 0,
+    @staticmethod
+    def _emit(conn: Connection, actor: Actor, type_: EventType, model: str, *, version: int = 0,
               alias: str = "", previous_version: int = 0, details: dict[str, str] | None = None) -> None:
         conn.execute(events.insert().values(
             type=type_.value, model=model, version=version, alias=alias, previous_version=previous_version,
             actor=actor.name, time_us=now_us(), details=json.dumps(details or {}), trace_id=actor.trace_id,
         ))
 
+    @staticmethod
+    def _touch(conn: Connection, mrow) -> None:
+        conn.execute(models.update().where(models.c.id == mrow.id).values(update_time_us=now_us()))
+
     def create_model(self, actor: Actor, model_id: str, kind: Kind, description: str, labels: dict[str, str]) -> ModelRecord:
         with self.db.write() as conn:
-            exists = conn.execute(sa.select(models.c.id).where(models.c.name == model_id)).first()
-            if exists is not None:
-                raise AlreadyExists(f"model {model_id!r} already exists; pick another id or add a version to it")
             t = now_us()
-            conn.execute(models.insert().values(
-                name=model_id, kind=kind.value, description=description, labels=json.dumps(labels, sort_keys=True),
-                latest_version=0, created_by=actor.name, create_time_us=t, update_time_us=t,
-            ))
+            row = RESOURCES.insert_parent(conn, model_id, kind=kind.value, description=description,
+                                          labels=json.dumps(labels, sort_keys=True), created_by=actor.name,
+                                          create_time_us=t, update_time_us=t)
             self._emit(conn, actor, EventType.MODEL_CREATED, model_id, details={"kind": kind.value})
-            return self._model(conn, self._model_row(conn, model_id))
+            return self._model(conn, row)
 
     def update_model(self, actor: Actor, model_id: str, description: str | None, labels: dict[str, str] | None) -> ModelRecord:
         with self.db.write() as conn:
-            row = self._model_row(conn, model_id, lock=True)
+            row = RESOURCES.parent(conn, model_id, lock=True)
             values: dict = {"update_time_us": now_us()}
             if description is not None:
                 values["description"] = description
@@ -232,7 +211,7 @@ class RegistryStore:
             conn.execute(models.update().where(models.c.id == row.id).values(**values))
             self._emit(conn, actor, EventType.MODEL_UPDATED, model_id,
                        details={k: "changed" for k in values if k != "update_time_us"})
-            return self._model(conn, self._model_row(conn, model_id))
+            return self._model(conn, RESOURCES.parent(conn, model_id))
 
     def create_version(
         self, actor: Actor, model_id: str, *, kind: Kind, files: Sequence[FileEntry], artifact_digest: str,
@@ -240,12 +219,10 @@ class RegistryStore:
         description: str, request_id: str | None,
     ) -> VersionRecord:
         with self.db.write() as conn:
-            mrow = self._model_row(conn, model_id, lock=True)
-            if request_id:
-                prior = conn.execute(sa.select(versions).where(
-                    versions.c.model_id == mrow.id, versions.c.request_id == request_id)).first()
-                if prior is not None:  # a retry of a create that already succeeded
-                    return self._version(conn, model_id, prior)
+            mrow = RESOURCES.parent(conn, model_id, lock=True)
+            prior = RESOURCES.prior(conn, mrow, request_id)
+            if prior is not None:  # a retry of a create that already succeeded
+                return self._version(model_id, prior, RESOURCES.alias_map(conn, mrow.id))
             if Kind(mrow.kind) is not kind:
                 raise FailedPrecondition(
                     f"model {model_id!r} is a {mrow.kind}; its versions need "
@@ -253,24 +230,20 @@ class RegistryStore:
                 )
             if lineage.base_version:
                 self._check_base(conn, lineage.base_version)
-            number = mrow.latest_version + 1
             t = now_us()
-            conn.execute(versions.insert().values(
-                model_id=mrow.id, version=number, files=json.dumps([[f.path, f.sha256, f.size_bytes] for f in files]),
+            vrow = RESOURCES.insert_version(
+                conn, mrow, request_id, files=json.dumps([[f.path, f.sha256, f.size_bytes] for f in files]),
                 artifact_digest=artifact_digest, size_bytes=size_bytes, format=format_,
                 pipeline_spec=json.dumps(pipeline_spec, sort_keys=True) if pipeline_spec is not None else None,
                 base_version=lineage.base_version, dataset_uri=lineage.dataset_uri,
                 dataset_version=lineage.dataset_version, tuning_job_id=lineage.tuning_job_id,
                 import_source=json.dumps(asdict(lineage.source), sort_keys=True) if lineage.source else None,
-                metrics=json.dumps(metrics, sort_keys=True), status=Status.PENDING_APPROVAL.value,
-                description=description, created_by=actor.name, create_time_us=t, request_id=request_id or None,
-            ))
-            conn.execute(models.update().where(models.c.id == mrow.id).values(latest_version=number, update_time_us=t))
-            self._emit(conn, actor, EventType.VERSION_CREATED, model_id, version=number,
+                metrics=json.dumps(metrics, sort_keys=True), description=description, created_by=actor.name,
+                create_time_us=t)
+            self._touch(conn, mrow)
+            self._emit(conn, actor, EventType.VERSION_CREATED, model_id, version=vrow.version,
                        details={"digest": artifact_digest} if artifact_digest else {})
-            vrow = conn.execute(sa.select(versions).where(
-                versions.c.model_id == mrow.id, versions.c.version == number)).first()
-            return self._version(conn, model_id, vrow)
+            return self._version(model_id, vrow, RESOURCES.alias_map(conn, mrow.id))
 
     def _check_base(self, conn: Connection, base: str) -> None:
         try:
@@ -281,59 +254,34 @@ class RegistryStore:
     def review_version(self, actor: Actor, ref: VersionRef, approve: bool, comment: str,
                        gate: AliasGate) -> VersionRecord:
         with self.db.write() as conn:
-            mrow = self._model_row(conn, ref.model, lock=True)
-            _, vrow = self._resolve(conn, ref)
-            name = version_name(ref.model, vrow.version)
-            if not gate.check_review(name, vrow.status, approve, vrow.reviewer):
-                return self._version(conn, ref.model, vrow)  # approving twice changes nothing
-            if not approve:
-                gate.check_reject(f"version {vrow.version}",
-                                  [a for a, v in self._aliases(conn, mrow.id).items() if v == vrow.version])
-            new = Status.APPROVED if approve else Status.REJECTED
-            t = now_us()
-            conn.execute(versions.update().where(
-                versions.c.model_id == mrow.id, versions.c.version == vrow.version,
-            ).values(status=new.value, reviewer=actor.name, review_comment=comment, review_time_us=t))
+            mrow, vrow, alias_map = self._resolve(conn, ref, lock=True)
+            reviewed = RESOURCES.review(conn, mrow, vrow, approve, actor.name, comment, gate)
+            if reviewed is None:
+                return self._version(ref.model, vrow, alias_map)  # approving twice changes nothing
             self._emit(conn, actor, EventType.VERSION_APPROVED if approve else EventType.VERSION_REJECTED,
                        ref.model, version=vrow.version, details={"comment": comment[:500]})
-            _, vrow = self._resolve(conn, VersionRef(ref.model, vrow.version, None))
-            return self._version(conn, ref.model, vrow)
+            return self._version(ref.model, reviewed, alias_map)
 
     def set_alias(self, actor: Actor, model_id: str, alias: str, version: int, gate: AliasGate) -> ModelRecord:
         with self.db.write() as conn:
-            mrow = self._model_row(conn, model_id, lock=True)
-            vrow = conn.execute(sa.select(versions.c.status).where(
-                versions.c.model_id == mrow.id, versions.c.version == version)).first()
-            if vrow is None:
-                raise NotFound(f"model {model_id!r} has no version {version}")
-            gate.check_target(alias, f"{model_id}@{version}", vrow.status)
-            previous = conn.execute(sa.select(aliases.c.version).where(
-                aliases.c.model_id == mrow.id, aliases.c.alias == alias)).scalar()
-            if previous is None:
-                conn.execute(aliases.insert().values(model_id=mrow.id, alias=alias, version=version))
-            else:
-                conn.execute(aliases.update().where(
-                    aliases.c.model_id == mrow.id, aliases.c.alias == alias).values(version=version))
-            conn.execute(models.update().where(models.c.id == mrow.id).values(update_time_us=now_us()))
+            mrow = RESOURCES.parent(conn, model_id, lock=True)
+            previous = RESOURCES.set_alias(conn, mrow, alias, version, gate)
+            self._touch(conn, mrow)
             self._emit(conn, actor, EventType.ALIAS_SET, model_id, version=version, alias=alias,
-                       previous_version=previous or 0)
-            return self._model(conn, self._model_row(conn, model_id))
+                       previous_version=previous)
+            return self._model(conn, RESOURCES.parent(conn, model_id))
 
     def delete_alias(self, actor: Actor, model_id: str, alias: str) -> ModelRecord:
         with self.db.write() as conn:
-            mrow = self._model_row(conn, model_id, lock=True)
-            previous = conn.execute(sa.select(aliases.c.version).where(
-                aliases.c.model_id == mrow.id, aliases.c.alias == alias)).scalar()
-            if previous is None:
-                raise NotFound(f"model {model_id!r} has no alias {alias!r}")
-            conn.execute(aliases.delete().where(aliases.c.model_id == mrow.id, aliases.c.alias == alias))
-            conn.execute(models.update().where(models.c.id == mrow.id).values(update_time_us=now_us()))
+            mrow = RESOURCES.parent(conn, model_id, lock=True)
+            previous = RESOURCES.delete_alias(conn, mrow, alias)
+            self._touch(conn, mrow)
             self._emit(conn, actor, EventType.ALIAS_DELETED, model_id, alias=alias, previous_version=previous)
-            return self._model(conn, self._model_row(conn, model_id))
+            return self._model(conn, RESOURCES.parent(conn, model_id))
 
     def record_upload(self, actor: Actor, model_id: str, entry: FileEntry, deduplicated: bool) -> None:
         with self.db.write() as conn:
-            self._model_row(conn, model_id)
+            RESOURCES.parent(conn, model_id)
             self._emit(conn, actor, EventType.ARTIFACT_UPLOADED, model_id, details={
                 "path": entry.path, "sha256": entry.sha256, "size_bytes": str(entry.size_bytes),
                 "deduplicated": str(deduplicated).lower(),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from llmops.core.errors import AlreadyExists
-from llmops.core.storage import Database, Migration, fetch_one
+from llmops.core.storage import Database, Migration, fetch_one, freeze
 from llmops.core.timeutil import now_us
 
 meta = sa.MetaData()
@@ -43,7 +43,7 @@ documents = sa.Table(
     sa.Column("content_sha256", sa.String(64), nullable=False),
 )
 
-MIGRATIONS = [Migration(1, "indexes and documents", lambda conn: meta.create_all(conn))]
+MIGRATIONS = [Migration(1, "indexes and documents", freeze(meta))]
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import pytest
 from llmops.client import Client
 from llmops.core import auth
 from llmops.feedback.v1 import feedback_pb2 as pb
+from llmops.testing.services import ServerThread, make_keys
 from services.feedback.config import FeedbackConfig
 from services.feedback.server import build
-from tests.support import ServerThread, make_keys
 
 
 class FeedbackStack:

@@ -70,6 +70,30 @@ def test_a_key_without_the_reviewer_role_is_turned_away(app):
         page.click("#sign-in")
         expect(page.locator("#signin-error")).to_contain_text("not known")
     resp = httpx.get(f"{url}/api/queue")
-    assert resp.status_code == 401 and resp.json()["code"] == "UNAUTHENTICATED"
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "unauthenticated"
     page_resp = httpx.get(url)
     assert "script-src 'self'" in page_resp.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_review_api_names_the_field_at_fault(app):
+    """Bodies are checked against a declared model: a wrong type is 400 naming the field (`param`),
+    an unknown field is refused, and a good body is saved once per idempotency key."""
+    fb, url = app
+    auth = {"authorization": f"Bearer {fb.keys['reviewer']}"}
+    resp = httpx.post(f"{url}/api/feedback", headers=auth, json={"request_id": "r1", "rating": "four"})
+    error = resp.json()["error"]
+    assert resp.status_code == 400 and error["param"] == "rating" and error["code"] == "invalid_argument"
+    assert "script-src 'self'" in resp.headers["content-security-policy"]
+    resp = httpx.post(f"{url}/api/feedback", headers=auth, json={"request_id": "r1", "labels": ["ok", 3]})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "labels[1]"
+    resp = httpx.post(f"{url}/api/feedback", headers=auth, json={"request_id": "r1", "score": 3})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "score"
+    resp = httpx.post(f"{url}/api/feedback", headers=auth, content=b"[1, 2]")
+    assert resp.status_code == 400 and "JSON object" in resp.json()["error"]["message"]
+    body = {"request_id": "r1", "thumb": "up", "rating": 5, "idempotency_key": "k1"}
+    first = httpx.post(f"{url}/api/feedback", headers=auth, json=body)
+    again = httpx.post(f"{url}/api/feedback", headers=auth, json=body)
+    assert first.status_code == 200 and first.json() == again.json()
+    resp = httpx.post(f"{url}/api/feedback", headers=auth, json={"request_id": "nope", "thumb": "up"})
+    assert resp.status_code == 404 and resp.json()["error"]["type"] == "not_found_error"

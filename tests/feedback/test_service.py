@@ -12,7 +12,7 @@ from deltalake import DeltaTable
 
 from llmops.core.timeutil import now_us
 from llmops.feedback.v1 import feedback_pb2 as pb
-from tests.support import code_of
+from llmops.testing.services import code_of
 
 
 def test_inference_log_is_idempotent_by_request_id(fb):

@@ -22,10 +22,10 @@ from llmops.core import auth
 from llmops.core.errors import DomainError
 from llmops.evaluation import datasets
 from llmops.finetuning.v1 import finetuning_pb2 as pb
+from llmops.testing.services import ServerThread, ServiceProcess, code_of, make_keys
 from services.feedback.export import CHAT_SCHEMA
 from services.registry.config import RegistryConfig
 from services.registry.server import build as build_registry
-from tests.support import ServerThread, ServiceProcess, code_of, make_keys
 
 ROWS = [[{"role": "user", "content": f"What is {i} plus {i}?"}, {"role": "assistant", "content": f"It is {2 * i}."}]
         for i in range(40)]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from llmops.testing.services import ROOT
 from services.finetuning.training import RunSpec
-from tests.support import ROOT
 
 ROWS = [[{"role": "user", "content": f"What is {i} plus {i}?"}, {"role": "assistant", "content": f"It is {2 * i}."}]
         for i in range(40)]

@@ -18,12 +18,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from llmops.client import Client
 from llmops.core import auth
+from llmops.testing.fake_provider import FakeProvider
+from llmops.testing.services import ServerThread, ServiceProcess, make_keys
 from services.generation.config import GenerationConfig
 from services.generation.server import build as build_generation
 from services.registry.config import RegistryConfig
 from services.registry.server import build as build_registry
-from tests.generation.fake_provider import FakeProvider
-from tests.support import ServerThread, ServiceProcess, make_keys
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CANARY = "sk-canary-7f3a9c1e5b2d4086"  # the provider key: must never appear outside its header

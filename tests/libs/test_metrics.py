@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from llmops.client import Client
-from tests.support import ServiceProcess, code_of, make_keys
+from llmops.testing.services import ServiceProcess, code_of, make_keys
 
 
 @pytest.fixture

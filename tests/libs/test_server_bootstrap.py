@@ -14,7 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from llmops.core import auth, channels
 from llmops.core.errors import NotFound, ResourceExhausted
 from llmops.core.server import ServerConfig, ServiceBinding, create_server
-from tests.support import ServerThread
+from llmops.core.status import details_of
+from llmops.testing.services import ServerThread
 
 SERVICE = "test.v1.Probe"
 
@@ -91,7 +92,8 @@ def test_domain_errors_map_to_their_codes(probe, keys):
     assert err.code() is grpc.StatusCode.NOT_FOUND and err.details() == "thing 'x' does not exist"
     err = status(probe.address, keys["reader"], "limit")
     assert err.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert dict(err.trailing_metadata())["retry-after-ms"] == "1500"
+    details = details_of(err)
+    assert details.retry_after_s == 1.5 and details.reason == "RESOURCE_EXHAUSTED" and details.domain == "llmops"
 
 
 def test_unexpected_errors_are_internal_without_internals_and_logged_with_trace_id(probe, keys, caplog):

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from llmops.client import CallError
-from tests.stack import DOCS
-from tests.support import code_of
+from llmops.testing.rag import DOCS
+from llmops.testing.services import code_of
 
 QUESTION = "Who may move the production alias of a model?"
 

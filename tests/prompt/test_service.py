@@ -7,7 +7,7 @@ import grpc
 
 from llmops.client.prompt import variable
 from llmops.prompt.v1 import prompt_pb2 as pb
-from tests.support import code_of
+from llmops.testing.services import code_of
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 SYSTEM = "Answer from the context; cite sources like [1].\n{{ context }}"
@@ -73,6 +73,29 @@ def test_protected_prompt_aliases_behave_like_the_registry(stack):
     code, msg = code_of(approver.approve, "gated@1", "x" * 2001)
     assert code is grpc.StatusCode.INVALID_ARGUMENT and "2000" in msg
     assert code_of(approver.set_alias, "gated", "staging", 0)[0] is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_deleting_aliases_follows_the_registry_contract(stack):
+    """DeletePromptAlias: editors remove unprotected aliases, only approvers the protected one,
+    an unknown alias is NOT_FOUND, and each removal is an audit event."""
+    p = stack.clients["editor"].prompt
+    approver = stack.clients["approver"].prompt
+    p.create_template("retiring")
+    p.create_version("retiring", [("user", "{{ question }}")], variables=[variable("question")])
+    p.set_alias("retiring", "staging", 1)
+    approver.approve("retiring@1")
+    approver.set_alias("retiring", "production", 1)
+    assert dict(p.delete_alias("retiring", "staging").aliases) == {"production": 1}
+    code, msg = code_of(p.delete_alias, "retiring", "production")
+    assert code is grpc.StatusCode.PERMISSION_DENIED and "approver" in msg
+    assert code_of(p.delete_alias, "retiring", "staging")[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(p.delete_alias, "nope", "staging")[0] is grpc.StatusCode.NOT_FOUND
+    assert code_of(p.delete_alias, "retiring", "Bad Alias")[0] is INVALID
+    assert dict(approver.delete_alias("retiring", "production").aliases) == {}
+    assert code_of(p.get_version, "retiring@production")[0] is grpc.StatusCode.NOT_FOUND
+    deleted = [(e.alias, e.previous_version, e.actor) for e in p.events("retiring")
+               if e.type == pb.PROMPT_EVENT_TYPE_ALIAS_DELETED]
+    assert deleted == [("staging", 1, "editor"), ("production", 1, "approver")]
 
 
 def test_assembly_fits_the_budget_exactly_and_keeps_the_best_chunks(stack):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from llmops.client import Client
+from llmops.testing.services import ServiceProcess
 from tests.registry.helpers import folder_digests, make_model_folder
-from tests.support import ServiceProcess
 
 
 def grpcurl() -> str:

@@ -12,10 +12,10 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from llmops.client import CallError
+from llmops.client import CallError, InvalidArgumentError, NotFoundError
 from llmops.registry.v1 import registry_pb2 as pb
+from llmops.testing.services import code_of
 from tests.registry.helpers import folder_digests, make_model_folder, safetensors_bytes, sha256
-from tests.support import code_of
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -141,6 +141,12 @@ def test_bad_input_codes(registry, tmp_path):
     assert code_of(reg.set_alias, "m", "staging", 1)[0] is grpc.StatusCode.NOT_FOUND
     code, msg = code_of(reg.stub.ListModels, pb.ListModelsRequest(page_token="garbage!"))
     assert code is INVALID and "page_token" in msg
+    with pytest.raises(InvalidArgumentError) as info:  # google.rpc.BadRequest names the field
+        reg._unary(reg.stub.ListModels, pb.ListModelsRequest(page_token="garbage!"))
+    assert [v.field for v in info.value.field_violations] == ["page_token"] and info.value.trace_id
+    with pytest.raises(NotFoundError) as missing_model:
+        reg.get_model("nope")
+    assert missing_model.value.reason == "NOT_FOUND" and "llmops models list" in missing_model.value.message
     reg.create_model("n")  # a token from one query is refused by another
     token = reg.stub.ListModels(pb.ListModelsRequest(page_size=1)).next_page_token
     code, msg = code_of(reg.stub.ListModels, pb.ListModelsRequest(page_token=token, kind=pb.MODEL_KIND_PIPELINE))

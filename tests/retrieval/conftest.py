@@ -6,9 +6,9 @@ import pytest
 
 from llmops.client import Client
 from llmops.core.server import ServerConfig
+from llmops.testing.services import ServerThread
 from services.retrieval.config import RetrievalConfig
 from services.retrieval.server import build
-from tests.support import ServerThread
 
 
 class RetrievalHarness:

@@ -7,7 +7,7 @@ import pytest
 
 from llmops.client import Client
 from llmops.client.retrieval import document
-from tests.support import ServiceProcess
+from llmops.testing.services import ServiceProcess
 
 
 @pytest.fixture

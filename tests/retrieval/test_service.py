@@ -9,8 +9,8 @@ import grpc
 
 from llmops.client.retrieval import document, folder_documents
 from llmops.retrieval.v1 import retrieval_pb2 as pb
+from llmops.testing.services import code_of
 from tests.retrieval.test_filters import cond
-from tests.support import code_of
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -104,9 +104,9 @@ def test_milvus_unreachable_is_unavailable_and_not_serving(keys, key_store, tmp_
 
     from llmops.client import Client
     from llmops.core.server import ServerConfig
+    from llmops.testing.services import ServerThread, free_port
     from services.retrieval.config import RetrievalConfig
     from services.retrieval.server import build
-    from tests.support import ServerThread, free_port
 
     config = RetrievalConfig(database_url=f"sqlite:///{tmp_path / 'r.db'}",
                              milvus_uri=f"http://127.0.0.1:{free_port()}", health_interval_s=0.2)

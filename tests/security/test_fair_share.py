@@ -14,12 +14,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from llmops.core import status
 from llmops.core.server import ServerConfig
 from llmops.registry.v1 import registry_pb2 as pb
 from llmops.registry.v1 import registry_pb2_grpc
+from llmops.testing.services import ServerThread, code_of
 from services.registry.config import RegistryConfig
 from services.registry.server import build
-from tests.support import ServerThread, code_of
 
 
 async def _streams_and_probes(address: str, keys: dict[str, str], streams: int) -> dict:
@@ -47,7 +48,8 @@ async def _streams_and_probes(address: str, keys: dict[str, str], streams: int) 
             resp = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
             health.append(resp.status)
         refused = next((c for c, o in zip(calls, outcomes, strict=True) if o == "RESOURCE_EXHAUSTED"), None)
-        retry_ms = dict(await refused.trailing_metadata()).get("retry-after-ms") if refused else None
+        retry = status.details_from(await refused.trailing_metadata()).retry_after_s if refused else None
+        retry_ms = None if retry is None else int(retry * 1000)
         for c in calls:
             c.cancel()
         return {"outcomes": outcomes, "settled_s": settled_s, "latencies": latencies, "health": health,

@@ -17,7 +17,7 @@ from llmops.cli.stack import SERVICE_KEYS
 from llmops.client import Client
 from llmops.core import auth
 from llmops.core.auth import Role
-from tests.support import ROOT, ServiceProcess, code_of
+from llmops.testing.services import ROOT, ServiceProcess, code_of
 
 
 def test_revoked_and_expired_keys_are_refused_within_a_second(rag):

@@ -12,8 +12,8 @@ import pytest
 from llmops.client.generation import provider_target
 from llmops.client.retrieval import document
 from llmops.retrieval.v1 import retrieval_pb2 as rpb
+from llmops.testing.services import code_of
 from tests.retrieval.test_filters import cond
-from tests.support import code_of
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 

@@ -11,7 +11,7 @@ import uuid
 import grpc
 
 from llmops.registry.v1 import registry_pb2 as rpb
-from tests.support import code_of
+from llmops.testing.services import code_of
 
 
 def _collect(client, seen: list, wanted: dict) -> None:

@@ -15,9 +15,9 @@ import pytest
 from google.protobuf import message_factory
 
 from llmops.core.auth import OPEN_SERVICES, Role
+from llmops.testing.services import ROLES
 from services.feedback.review import HTTP_POLICY as REVIEW_POLICY
 from services.pipeline.openai_api import HTTP_POLICY as OPENAI_POLICY
-from tests.support import ROLES
 
 SERVICES = ("registry", "retrieval", "prompt", "generation", "pipeline", "feedback", "finetuning")
 REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}

@@ -11,7 +11,7 @@ import uuid
 
 import grpc
 
-from tests.support import code_of
+from llmops.testing.services import code_of
 
 HOSTILE = [
     "{{ (((9**64)**64)**64)**64 }}",

@@ -15,9 +15,9 @@ import pytest
 from llmops.client import Client
 from llmops.core import tls
 from llmops.core.server import ServerConfig
+from llmops.testing.services import ServerThread, ServiceProcess, code_of
 from services.feedback.config import FeedbackConfig
 from services.feedback.server import build as build_feedback
-from tests.support import ServerThread, ServiceProcess, code_of
 
 
 def _openssl(*args: str, cwd) -> None:

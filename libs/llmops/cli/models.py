@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from llmops.cli import aliases
 from llmops.client import Client
 from llmops.registry.v1 import registry_pb2 as pb
 
@@ -107,17 +108,6 @@ def cmd_approve(client: Client, args) -> None:
 def cmd_reject(client: Client, args) -> None:
     v = client.registry.reject(args.ref, args.comment)
     print(f"{v.name} rejected by {v.review.reviewer}")
-
-
-def cmd_alias(client: Client, args) -> None:
-    if args.delete:
-        client.registry.delete_alias(args.model, args.alias)
-        print(f"alias {args.alias} removed from {args.model}")
-        return
-    if args.version is None:
-        raise SystemExit("give a version number, or --delete")
-    m = client.registry.set_alias(args.model, args.alias, args.version)
-    print(f"{args.model}@{args.alias} -> version {m.aliases[args.alias]}")
 
 
 def cmd_events(client: Client, args) -> None:
@@ -252,12 +242,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("ref")
     a.add_argument("--comment", default="")
     a.set_defaults(run=cmd_reject)
-    a = s.add_parser("alias", help="point an alias at a version (or --delete it)")
-    a.add_argument("model")
-    a.add_argument("alias")
-    a.add_argument("version", type=int, nargs="?")
-    a.add_argument("--delete", action="store_true")
-    a.set_defaults(run=cmd_alias)
+    aliases.add_command(s, "registry", "model")
     a = s.add_parser("build-demo", help="train the demo tokenizer and model on docs/ and register them")
     a.add_argument("--model", default="demo-llm")
     a.add_argument("--steps", type=int, default=300)

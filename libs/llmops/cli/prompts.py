@@ -6,6 +6,7 @@ import argparse
 import difflib
 import json
 
+from llmops.cli import aliases
 from llmops.client import Client
 from llmops.client.prompt import variable
 from llmops.prompt.v1 import prompt_pb2 as pb
@@ -52,11 +53,6 @@ def cmd_list(client: Client, args) -> None:
 
 def cmd_show(client: Client, args) -> None:
     print(version_text(client.prompt.get_version(args.ref)))
-
-
-def cmd_alias(client: Client, args) -> None:
-    t = client.prompt.set_alias(args.template, args.alias, args.version)
-    print(f"{args.template}@{args.alias} -> version {t.aliases[args.alias]}")
 
 
 def cmd_review(client: Client, args) -> None:
@@ -108,11 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = s.add_parser("show", help="one version (name@version or name@alias)")
     a.add_argument("ref")
     a.set_defaults(run=cmd_show)
-    a = s.add_parser("alias", help="point an alias at a version")
-    a.add_argument("template")
-    a.add_argument("alias")
-    a.add_argument("version", type=int)
-    a.set_defaults(run=cmd_alias)
+    aliases.add_command(s, "prompt", "prompt template")
     for verb in ("approve", "reject"):
         a = s.add_parser(verb, help=f"{verb} a version (name@version) for protected aliases (role approver)")
         a.add_argument("ref")

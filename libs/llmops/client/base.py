@@ -13,7 +13,8 @@ from google.protobuf import json_format, struct_pb2
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from llmops.core.interceptors import STREAM_AGED_HEADER, TRACE_ID_HEADER
+from llmops.client.errors import CallError
+from llmops.core.interceptors import STREAM_AGED, TRACE_ID_HEADER
 
 F = TypeVar("F", bound=Callable[..., Any])
 _tracer = trace.get_tracer("llmops.client")
@@ -30,25 +31,6 @@ def tracer() -> trace.Tracer:
     return _tracer
 
 
-class CallError(Exception):
-    """A call failed: `code` is the gRPC status code, `message` says what to do about it."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, trace_id: str = ""):
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-        self.trace_id = trace_id
-
-    @classmethod
-    def from_rpc(cls, err: grpc.RpcError) -> CallError:
-        trace_id = ""
-        trailing = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
-        for key, value in trailing or ():
-            if key == TRACE_ID_HEADER:
-                trace_id = value
-        return cls(err.code(), err.details() or "", trace_id)
-
-
 def reopening(open_call: Callable[[float | None], Any], timeout: float | None = None) -> Iterator[Any]:
     """The messages of a server stream (`open_call(timeout)` opens it), reopened whenever the
     server ends it at its maximum age; `open_call` resumes where the caller left off. Ends
@@ -62,9 +44,9 @@ def reopening(open_call: Callable[[float | None], Any], timeout: float | None = 
         except grpc.RpcError as err:
             if err.code() is grpc.StatusCode.CANCELLED:
                 return
-            aged = any(k == STREAM_AGED_HEADER for k, _ in (err.trailing_metadata() or ()))
-            if not aged:
-                raise CallError.from_rpc(err) from None
+            error = CallError.from_rpc(err)
+            if error.reason != STREAM_AGED:
+                raise error from None
         finally:
             call.cancel()
 

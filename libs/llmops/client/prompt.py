@@ -71,6 +71,10 @@ class PromptClient(ServiceClient):
         return self._unary(self.stub.SetPromptAlias, pb.SetPromptAliasRequest(template=template, alias=alias,
                                                                              version=version))
 
+    @operation("delete_alias")
+    def delete_alias(self, template: str, alias: str) -> pb.PromptTemplate:
+        return self._unary(self.stub.DeletePromptAlias, pb.DeletePromptAliasRequest(template=template, alias=alias))
+
     @operation("approve")
     def approve(self, ref: str, comment: str = "") -> pb.PromptVersion:
         """Approve a version (`name@3`) so protected aliases may point at it (role approver)."""

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import grpc
 from opentelemetry import propagate
 
+from llmops.core import errors, status
 from llmops.core.tls import client_from_env
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -172,37 +173,26 @@ def aio_channel(target: str, api_key: ApiKey, *, default_timeout_s: float = DEFA
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 
-def _trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
-    for k, v in exc.trailing_metadata() or ():
-        if k == key:
-            return v if isinstance(v, str) else v.decode()
-    return ""
-
-
 def downstream_error(exc: grpc.aio.AioRpcError, service: str) -> Exception:
     """A failed call to another service, as the calling service's own error: codes that are the
-    caller's to act on pass through (prefixed with the service), retry-after included; a service
-    down further along the chain is still named (not just the one called)."""
-    from llmops.core import errors
-    from llmops.core.interceptors import RETRY_AFTER_HEADER, UNAVAILABLE_SERVICE_HEADER
-
+    caller's to act on pass through (prefixed with the service) with their details (retry hint,
+    reason, field violations); a service down further along the chain is still named (not just
+    the one called)."""
     code = exc.code()
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        down = _trailer(exc, UNAVAILABLE_SERVICE_HEADER)
+        down = status.details_of(exc).metadata.get("service", "")
         if down and down != service:
             return errors.Unavailable(f"the {down} service is unavailable (reached through {service}); retry shortly",
                                       service=down)
         return errors.Unavailable(f"the {service} service is unavailable ({code.name}); retry shortly",
                                   service=service)
-    passing = {
-        grpc.StatusCode.NOT_FOUND: errors.NotFound, grpc.StatusCode.INVALID_ARGUMENT: errors.InvalidArgument,
-        grpc.StatusCode.FAILED_PRECONDITION: errors.FailedPrecondition,
-        grpc.StatusCode.RESOURCE_EXHAUSTED: errors.ResourceExhausted,
-        grpc.StatusCode.PERMISSION_DENIED: errors.PermissionDenied,
-        grpc.StatusCode.UNAUTHENTICATED: errors.Unauthenticated,
-    }
-    if code in passing:
-        retry_ms = _trailer(exc, RETRY_AFTER_HEADER)
-        retry_s = int(retry_ms) / 1000 if retry_ms.isdigit() else None
-        return passing[code](f"{service}: {exc.details()}", retry_after_s=retry_s)
+    if code in PASSING:
+        return status.to_domain(exc, f"{service}: {exc.details()}")
     return errors.Unavailable(f"the {service} service failed ({code.name}): {exc.details()}", service=service)
+
+
+# Codes a caller can act on: passed through from a downstream service as they are.
+PASSING = frozenset({
+    grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
+})

@@ -11,30 +11,43 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+import pydantic
 import uvicorn
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from llmops.core import auth
 from llmops.core.config import ConfigError
-from llmops.core.errors import DomainError
+from llmops.core.errors import DomainError, FieldViolation, InvalidArgument, ResourceExhausted
 from llmops.core.interceptors import TRACE_ID_HEADER
 
-# gRPC status code name -> HTTP status
-HTTP_STATUS = {
-    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400, "UNAUTHENTICATED": 401,
-    "PERMISSION_DENIED": 403, "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "ABORTED": 409,
-    "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499, "INTERNAL": 500, "DATA_LOSS": 500, "UNIMPLEMENTED": 501,
-    "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
-}
+MAX_BODY_BYTES = 1 << 20
+# The error `type` an HTTP status maps to (OpenAI's error shape, which its clients parse).
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 409: "conflict_error", 429: "rate_limit_error"}
 
 
-def http_status(error: DomainError) -> int:
-    return HTTP_STATUS.get(error.code, 500)
+def error_body(error: DomainError) -> dict:
+    """One JSON error shape for every HTTP API: `message`, `type` (by HTTP status), `code` (the
+    gRPC status, lowercase), `param` (the first request field at fault) and `reason`."""
+    param = error.field_violations[0].field if error.field_violations else None
+    return {"error": {"message": error.message, "type": ERROR_TYPES.get(error.http_status, "api_error"),
+                      "param": param, "code": error.code.lower(), "reason": error.reason}}
+
+
+def error_headers(error: DomainError) -> dict[str, str]:
+    """`Retry-After` (seconds, RFC 9110) and `retry-after-ms` (read by OpenAI's clients)."""
+    if error.retry_after_s is None:
+        return {}
+    return {"retry-after": str(max(1, round(error.retry_after_s))),
+            "retry-after-ms": str(int(error.retry_after_s * 1000))}
 
 
 class _Uvicorn(uvicorn.Server):
@@ -59,16 +72,17 @@ class Shed:
     def __init__(self, app, limit: int, retry_after_s: int = 1):
         self.app = app
         self._limit = limit
-        self._retry = str(retry_after_s).encode()
+        self._retry_s = retry_after_s
         self.in_flight = 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] == "/healthz":
             return await self.app(scope, receive, send)
         if self.in_flight >= self._limit:
-            await send_json(send, 429, {"error": {
-                "message": f"the server is at capacity ({self._limit} requests in flight); retry after the delay",
-                "type": "rate_limit_error", "code": "server_busy"}}, ((b"retry-after", self._retry),))
+            busy = ResourceExhausted(f"the server is at capacity ({self._limit} requests in flight); retry after "
+                                     "the delay", reason="SERVER_BUSY", retry_after_s=self._retry_s)
+            await send_json(send, 429, error_body(busy),
+                            tuple((k.encode(), v.encode()) for k, v in error_headers(busy).items()))
             return
         self.in_flight += 1
         try:
@@ -189,3 +203,110 @@ class ServerSpans:
 def trace_headers(span: trace.Span) -> dict[str, str]:
     ctx = span.get_span_context()
     return {TRACE_ID_HEADER: format(ctx.trace_id, "032x")} if ctx.is_valid else {}
+
+
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
+def field_path(loc: tuple) -> str:
+    """A pydantic error location as a field path: `messages[2].content` (the tags pydantic adds
+    for the branches of a union, `str` or `list[TextPart]`, are left out)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in _UNION_TAGS and "[" not in part and "-" not in part:
+            out += f".{part}" if out else part
+    return out
+
+
+def parse_body(raw: bytes, model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
+    """A request body checked against its declared model: INVALID_ARGUMENT naming each field at
+    fault (BadRequest field violations; the message names the first three)."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidArgument(f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        return model.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            raise InvalidArgument("the body is not valid JSON") from None
+        if errors and not errors[0]["loc"]:
+            raise InvalidArgument("the body must be a JSON object") from None
+        violations = list({field_path(e["loc"]): FieldViolation(field_path(e["loc"]), e["msg"])
+                           for e in reversed(errors)}.values())[::-1]  # the first error per field
+        text = "; ".join(f"{v.field}: {v.description}" for v in violations[:3])
+        raise InvalidArgument(text, field_violations=violations) from None
+
+
+@dataclass
+class HttpCall:
+    """One request as a handler sees it: the request, who calls (`rc`), and the checked body."""
+
+    request: Request
+    rc: RequestContext
+    body: pydantic.BaseModel | None = None
+    detached: bool = False
+
+    def detach(self) -> None:
+        """The handler's response (a stream) ends the span itself."""
+        self.detached = True
+
+
+Handler = Callable[[HttpCall], Awaitable["dict | Response"]]
+
+
+class HttpEdge:
+    """The one HTTP edge every HTTP API uses: per request a SERVER span continuing `traceparent`,
+    the caller authenticated against `policy` (method, route) -> role, its identity and trace
+    made current, the body checked against a declared pydantic model, and any DomainError turned
+    into its HTTP status, the shared JSON error shape and Retry-After. Every response carries
+    the trace id (and `headers`)."""
+
+    def __init__(self, keys: auth.KeyStore, spans: ServerSpans, policy: Mapping[tuple[str, str], auth.Role],
+                 *, headers: Mapping[str, str] | None = None):
+        self._keys = keys
+        self._spans = spans
+        self._policy = policy
+        self._headers = dict(headers or {})
+
+    def route(self, method: str, path: str, handler: Handler, *, body: type[pydantic.BaseModel] | None = None,
+              action: str = "") -> Route:
+        role = self._policy[method, path]  # every endpoint is in the policy table (KeyError otherwise)
+
+        async def endpoint(request: Request) -> Response:
+            span, ctx = self._spans.start(method, path, request.headers)
+            call = None
+            try:
+                principal, key = authenticate(request.headers, self._keys, role, action or path)
+                span.set_attribute("enduser.id", principal.name)
+                call = HttpCall(request, RequestContext(principal, key, ctx, span))
+                with call.rc.active():
+                    if body is not None:
+                        call.body = parse_body(await request.body(), body)
+                    result = await handler(call)
+            except DomainError as exc:
+                return self.error(span, exc)
+            if isinstance(result, Response):
+                if not (call and call.detached):
+                    ServerSpans.finish(span, result.status_code)
+                result.headers.update({**self._headers, **trace_headers(span)})
+                return result
+            ServerSpans.finish(span, 200)
+            return JSONResponse(result, headers={**self._headers, **trace_headers(span)})
+
+        return Route(path, endpoint, methods=[method])
+
+    def error(self, span: trace.Span, exc: DomainError) -> JSONResponse:
+        """The response for a failed request (and the span's end)."""
+        ServerSpans.finish(span, exc.http_status, exc.message)
+        return JSONResponse(error_body(exc), status_code=exc.http_status,
+                            headers={**self._headers, **trace_headers(span), **error_headers(exc)})
+
+    @staticmethod
+    def healthz() -> Route:
+        """`GET /healthz`: open, never shed."""
+        async def ok(request: Request) -> Response:
+            return Response("ok", media_type="text/plain")
+
+        return Route("/healthz", ok, methods=["GET"])

@@ -18,15 +18,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from llmops.core import auth
+from llmops.core import auth, status
 from llmops.core.errors import DeadlineExceeded, DomainError, Unavailable
 
 log = logging.getLogger(__name__)
 
 TRACE_ID_HEADER = "x-trace-id"
-RETRY_AFTER_HEADER = "retry-after-ms"
-UNAVAILABLE_SERVICE_HEADER = "x-unavailable-service"  # which service in the chain is down
-STREAM_AGED_HEADER = "x-stream-aged"  # a server stream ended at its maximum age: reopen it
+STREAM_AGED = "STREAM_MAX_AGE"  # ErrorInfo reason: a server stream ended at its maximum age, reopen it
 # Codes that mean the server failed (the rest are the caller's to fix); they mark a span as error.
 SERVER_FAULTS = frozenset({
     grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE,
@@ -182,6 +180,9 @@ class DeadlineStage(Stage):
 class StreamAged(Unavailable):
     """A server stream reached its maximum age; the client reopens it from where it was."""
 
+    def __init__(self, message: str, **details):
+        super().__init__(message, reason=STREAM_AGED, **details)
+
 
 async def _aged(items, deadline: float):
     """`items` until the loop's clock reaches `deadline`; then StreamAged. The timeout covers
@@ -258,14 +259,10 @@ class StagedInterceptor(grpc.aio.ServerInterceptor):
         if isinstance(exc, grpc.aio.AbortError):  # the handler aborted itself
             call.code = call.context.code() or grpc.StatusCode.UNKNOWN
             raise exc
+        details: tuple = ()
         if isinstance(exc, DomainError):
             call.code, call.message = _status_code(exc.code), exc.message
-            if exc.retry_after_s is not None:
-                call.trailing.append((RETRY_AFTER_HEADER, str(int(exc.retry_after_s * 1000))))
-            if isinstance(exc, Unavailable) and exc.service:
-                call.trailing.append((UNAVAILABLE_SERVICE_HEADER, exc.service))
-            if isinstance(exc, StreamAged):
-                call.trailing.append((STREAM_AGED_HEADER, "1"))
+            details = status.to_grpc(exc, call.code).trailing_metadata
         elif isinstance(exc, TimeoutError):
             call.code = grpc.StatusCode.DEADLINE_EXCEEDED
             call.message = f"the call took longer than its {call.timeout_s:g} s deadline"
@@ -274,7 +271,7 @@ class StagedInterceptor(grpc.aio.ServerInterceptor):
             log.error("unexpected error in %s (trace id %s)", call.method, trace_id, exc_info=exc)
             call.code = grpc.StatusCode.INTERNAL
             call.message = f"internal error; report trace id {trace_id}"
-        await call.context.abort(call.code, call.message, trailing_metadata=tuple(call.trailing))
+        await call.context.abort(call.code, call.message, trailing_metadata=(*call.trailing, *details))
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary or handler.stream_unary:

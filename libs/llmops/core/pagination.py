@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
     if requested < 0:
-        raise InvalidArgument(f"page_size must be 0 (default {default}) or positive, got {requested}")
+        raise InvalidArgument(f"page_size must be 0 (default {default}) or positive, got {requested}", field="page_size")
     if requested == 0:
         return default
     return min(requested, maximum)  # AIP-158: values above the maximum are coerced down
@@ -44,11 +44,11 @@ def decode(token: str, query: Any, expect: type | None = None) -> Any | None:
         data = json.loads(raw)
         position, fingerprint = data["p"], data["q"]
     except (ValueError, KeyError, TypeError):
-        raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response") from None
+        raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response", field="page_token") from None
     if fingerprint != _fingerprint(query):
-        raise InvalidArgument("page_token belongs to a different query; restart the listing without it")
+        raise InvalidArgument("page_token belongs to a different query; restart the listing without it", field="page_token")
     if expect is not None and (not isinstance(position, expect) or isinstance(position, bool)):
-        raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response")
+        raise InvalidArgument("page_token is malformed; pass the next_page_token of the previous response", field="page_token")
     return position
 
 

@@ -78,13 +78,40 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
-def add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
-    """Add the columns `table` lacks (name -> DDL type and default): a migration step for tables
-    that migration 1 may already have created with them (new databases) or without them."""
-    present = {c["name"] for c in sa.inspect(conn).get_columns(table)}
-    for name, ddl in columns.items():
-        if name not in present:
-            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+# Schemas are written as their history: a store declares its tables as migration 1 created them,
+# freezes that schema for migration 1 (`freeze`), then declares each later change where its
+# migration is (`add_column`, `create_table`). The tables the store queries are today's schema;
+# what each migration creates never changes as the tables grow.
+
+
+def freeze(meta: sa.MetaData) -> Callable[[Connection], None]:
+    """The migration step that creates `meta`'s tables as they are now (a copy, unchanged by
+    columns the tables gain later)."""
+    frozen = sa.MetaData()
+    for table in meta.sorted_tables:
+        table.to_metadata(frozen)
+    return frozen.create_all
+
+
+def add_column(table: sa.Table, column: sa.Column) -> Callable[[Connection], None]:
+    """Declare `column` on `table` (today's schema) and return the migration step that adds it to
+    an existing database. A NOT NULL column needs a `server_default` for the rows already there."""
+    table.append_column(column)
+
+    def apply(conn: Connection) -> None:
+        ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+
+    return apply
+
+
+def steps(*apply: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    """Several migration steps as one migration."""
+    def run(conn: Connection) -> None:
+        for step in apply:
+            step(conn)
+
+    return run
 
 
 _migrations_table = sa.Table(

@@ -12,7 +12,7 @@ async function api(path, options = {}) {
   });
   const body = await resp.json().catch(() => ({ error: resp.statusText }));
   if (!resp.ok) {
-    const err = new Error(body.error || resp.statusText);
+    const err = new Error(body.error?.message || resp.statusText);
     err.status = resp.status;
     throw err;
   }

@@ -40,6 +40,7 @@ class PromptEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROMPT_EVENT_TYPE_VERSION_APPROVED: _ClassVar[PromptEventType]
     PROMPT_EVENT_TYPE_VERSION_REJECTED: _ClassVar[PromptEventType]
     PROMPT_EVENT_TYPE_ALIAS_SET: _ClassVar[PromptEventType]
+    PROMPT_EVENT_TYPE_ALIAS_DELETED: _ClassVar[PromptEventType]
 ROLE_UNSPECIFIED: Role
 ROLE_SYSTEM: Role
 ROLE_USER: Role
@@ -58,6 +59,7 @@ PROMPT_EVENT_TYPE_VERSION_CREATED: PromptEventType
 PROMPT_EVENT_TYPE_VERSION_APPROVED: PromptEventType
 PROMPT_EVENT_TYPE_VERSION_REJECTED: PromptEventType
 PROMPT_EVENT_TYPE_ALIAS_SET: PromptEventType
+PROMPT_EVENT_TYPE_ALIAS_DELETED: PromptEventType
 
 class Message(_message.Message):
     __slots__ = ("role", "content")
@@ -287,6 +289,14 @@ class SetPromptAliasRequest(_message.Message):
     alias: str
     version: int
     def __init__(self, template: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class DeletePromptAliasRequest(_message.Message):
+    __slots__ = ("template", "alias")
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    template: str
+    alias: str
+    def __init__(self, template: _Optional[str] = ..., alias: _Optional[str] = ...) -> None: ...
 
 class AssemblePromptRequest(_message.Message):
     __slots__ = ("template", "variables", "query", "filter", "context_window_tokens", "reserve_output_tokens", "route", "tokenizer_model", "index", "top_k", "history")

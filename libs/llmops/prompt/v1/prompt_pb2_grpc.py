@@ -71,6 +71,11 @@ class PromptServiceStub:
                 request_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.SetPromptAliasRequest.SerializeToString,
                 response_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptTemplate.FromString,
                 _registered_method=True)
+        self.DeletePromptAlias = channel.unary_unary(
+                '/llmops.prompt.v1.PromptService/DeletePromptAlias',
+                request_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.DeletePromptAliasRequest.SerializeToString,
+                response_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptTemplate.FromString,
+                _registered_method=True)
         self.ApprovePromptVersion = channel.unary_unary(
                 '/llmops.prompt.v1.PromptService/ApprovePromptVersion',
                 request_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.ApprovePromptVersionRequest.SerializeToString,
@@ -153,6 +158,15 @@ class PromptServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeletePromptAlias(self, request, context):
+        """Removes an alias and records an audit event; NOT_FOUND for an unknown template or alias,
+        INVALID_ARGUMENT for a malformed alias, PERMISSION_DENIED below approver for a protected
+        alias. Role: editor (approver for a protected alias).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ApprovePromptVersion(self, request, context):
         """Approves a version for protected aliases, recording the approver, the comment and an audit
         event; NOT_FOUND for an unknown version, FAILED_PRECONDITION for a rejected one. Role:
@@ -223,6 +237,11 @@ def add_PromptServiceServicer_to_server(servicer, server):
             'SetPromptAlias': grpc.unary_unary_rpc_method_handler(
                     servicer.SetPromptAlias,
                     request_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.SetPromptAliasRequest.FromString,
+                    response_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptTemplate.SerializeToString,
+            ),
+            'DeletePromptAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePromptAlias,
+                    request_deserializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.DeletePromptAliasRequest.FromString,
                     response_serializer=llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptTemplate.SerializeToString,
             ),
             'ApprovePromptVersion': grpc.unary_unary_rpc_method_handler(
@@ -436,6 +455,33 @@ class PromptService:
             target,
             '/llmops.prompt.v1.PromptService/SetPromptAlias',
             llmops_dot_prompt_dot_v1_dot_prompt__pb2.SetPromptAliasRequest.SerializeToString,
+            llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptTemplate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePromptAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.prompt.v1.PromptService/DeletePromptAlias',
+            llmops_dot_prompt_dot_v1_dot_prompt__pb2.DeletePromptAliasRequest.SerializeToString,
             llmops_dot_prompt_dot_v1_dot_prompt__pb2.PromptTemplate.FromString,
             options,
             channel_credentials,

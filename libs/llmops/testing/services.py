@@ -1,5 +1,6 @@
-"""Test helpers: run an aio server in a background thread, keys for each role, free ports,
-and service processes started the way `llmops up` starts them."""
+"""Services for tests and benchmarks: an aio server in a background thread, keys for each role,
+free ports, service processes started the way `llmops up` starts them, and waiting for a
+condition rather than for a fixed time."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from llmops.core import auth
 from llmops.core.localenv import free_port  # noqa: F401 - tests import it from here
 from llmops.core.server import Server, ServerConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]  # the checkout (an editable install): services run from here
 ROLES = ("reader", "reviewer", "editor", "approver", "admin")
 
 
@@ -55,6 +56,19 @@ class ServerThread:
             self.run(self.server.stop(grace))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = ""):
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout`
+    seconds naming `what`: a test waits for the condition it needs, never for a guessed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:g} s for {what or getattr(predicate, '__name__', 'a condition')}")
+        time.sleep(interval)
 
 
 def code_of(fn, *args, **kwargs):

@@ -14,8 +14,8 @@ from llmops.client.generation import provider_target, registry_target
 from llmops.client.prompt import variable
 from llmops.client.retrieval import document
 from llmops.core import auth, spanstore
-from tests.generation.fake_provider import FakeProvider
-from tests.support import ServiceProcess, free_port, make_keys
+from llmops.testing.fake_provider import FakeProvider
+from llmops.testing.services import ServiceProcess, free_port, make_keys
 
 CANARY = "sk-canary-pipeline-5e1d"
 DOCS = {
