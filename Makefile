@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup protos check-protos test lint run down bench bazel-config bazel-test clean
+.PHONY: setup protos check-protos test test-slow test-all lint run down bench bazel-config bazel-test clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,15 @@ check-protos: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# The fast lane: everything but the tests marked slow (whole stacks of processes, training,
+# races); `make test-slow` runs those, `make test-all` both. CI runs the two lanes.
 test: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+test-all: setup
 	$(BIN)/python -m pytest -q
 
 run: setup

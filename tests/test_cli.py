@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from llmops.core import localenv
+from llmops.testing.model_folders import folder_digests, make_model_folder
 from llmops.testing.services import wait_until
-from tests.registry.helpers import folder_digests, make_model_folder
+
+pytestmark = pytest.mark.slow  # starts the whole stack with `llmops up`
 
 LLMOPS = [sys.executable, "-m", "llmops.cli.main"]
 

@@ -27,6 +27,8 @@ from services.feedback.export import CHAT_SCHEMA
 from services.registry.config import RegistryConfig
 from services.registry.server import build as build_registry
 
+pytestmark = pytest.mark.slow  # trains models
+
 ROWS = [[{"role": "user", "content": f"What is {i} plus {i}?"}, {"role": "assistant", "content": f"It is {2 * i}."}]
         for i in range(40)]
 FAST = {"epochs": 2, "batch_size": 4, "checkpoint_interval_steps": 4, "learning_rate": 5e-3, "max_seq_length": 64}

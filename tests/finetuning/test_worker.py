@@ -16,6 +16,8 @@ import pytest
 from llmops.testing.services import ROOT
 from services.finetuning.training import RunSpec
 
+pytestmark = pytest.mark.slow  # trains models
+
 ROWS = [[{"role": "user", "content": f"What is {i} plus {i}?"}, {"role": "assistant", "content": f"It is {2 * i}."}]
         for i in range(40)]
 

@@ -17,6 +17,8 @@ from llmops.client.generation import registry_target
 from llmops.evaluation import exact
 from llmops.finetuning.v1 import finetuning_pb2 as fpb
 
+pytestmark = pytest.mark.slow  # trains a base model and fine-tunes it
+
 CORRECTIONS = {
     "Who may move the production alias?": "Only a person with the approver role.",
     "What comes back to the caller with the answer?": "The trace id.",

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from deltalake import DeltaTable
 from playwright.sync_api import expect
 
 from tests.browser import browser_page
+
+pytestmark = pytest.mark.slow  # the whole stack and a browser
 
 CORRECTIONS = {3: "Only an approver may move the production alias.", 11: "Every request carries one trace id."}
 

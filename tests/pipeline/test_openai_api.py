@@ -8,6 +8,8 @@ import httpx
 import openai
 import pytest
 
+pytestmark = pytest.mark.slow  # the whole stack
+
 QUESTION = "Who may move the production alias of a model?"
 
 

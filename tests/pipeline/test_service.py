@@ -13,6 +13,8 @@ from llmops.client import CallError
 from llmops.testing.rag import DOCS
 from llmops.testing.services import code_of
 
+pytestmark = pytest.mark.slow  # the whole stack, services stopped and restarted
+
 QUESTION = "Who may move the production alias of a model?"
 
 

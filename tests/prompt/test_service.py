@@ -4,10 +4,13 @@ holds exactly, the best chunks are kept, citations line up; every bad input has 
 from __future__ import annotations
 
 import grpc
+import pytest
 
 from llmops.client.prompt import variable
 from llmops.prompt.v1 import prompt_pb2 as pb
 from llmops.testing.services import code_of
+
+pytestmark = pytest.mark.slow  # each test indexes docs/ and trains a tokenizer
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 SYSTEM = "Answer from the context; cite sources like [1].\n{{ context }}"

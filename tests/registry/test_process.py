@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from llmops.client import Client
+from llmops.testing.model_folders import folder_digests, make_model_folder
 from llmops.testing.services import ServiceProcess
-from tests.registry.helpers import folder_digests, make_model_folder
+
+pytestmark = pytest.mark.slow  # kills and restarts the service
 
 
 def grpcurl() -> str:

@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from google.protobuf import struct_pb2
 
+from llmops.client.retrieval import condition as cond
 from llmops.core.errors import InvalidArgument
 from llmops.retrieval.v1 import retrieval_pb2 as pb
 from services.retrieval.filters import to_expression
-
-
-def cond(field, op, value) -> pb.Filter:
-    v = struct_pb2.Value()
-    if isinstance(value, list):
-        v.list_value.SetInParent()
-        v.list_value.extend(value)
-    elif isinstance(value, bool):
-        v.bool_value = value
-    elif isinstance(value, int | float):
-        v.number_value = value
-    else:
-        v.string_value = value
-    return pb.Filter(condition=pb.FilterCondition(field=field, op=op, value=v))
 
 
 def test_conditions_and_combinations():

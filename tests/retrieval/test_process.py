@@ -9,6 +9,8 @@ from llmops.client import Client
 from llmops.client.retrieval import document
 from llmops.testing.services import ServiceProcess
 
+pytestmark = pytest.mark.slow  # kills and restarts the service
+
 
 @pytest.fixture
 def retrieval_process(tmp_path, keys, keys_file):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import grpc
 
+from llmops.client.retrieval import condition as cond
 from llmops.client.retrieval import document, folder_documents
 from llmops.retrieval.v1 import retrieval_pb2 as pb
 from llmops.testing.services import code_of
-from tests.retrieval.test_filters import cond
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

@@ -9,8 +9,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from llmops.client import CallError
+from llmops.client.retrieval import condition as cond
 from llmops.retrieval.v1 import retrieval_pb2 as pb
-from tests.retrieval.test_filters import cond
 
 TOPICS = ["registry", "retrieval", "prompts", "generation", "feedback"]
 

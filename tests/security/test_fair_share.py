@@ -22,6 +22,8 @@ from llmops.testing.services import ServerThread, code_of
 from services.registry.config import RegistryConfig
 from services.registry.server import build
 
+pytestmark = pytest.mark.slow  # the whole stack under load
+
 
 async def _streams_and_probes(address: str, keys: dict[str, str], streams: int) -> dict:
     async with grpc.aio.insecure_channel(address) as channel:

@@ -19,6 +19,8 @@ from llmops.core import auth
 from llmops.core.auth import Role
 from llmops.testing.services import ROOT, ServiceProcess, code_of
 
+pytestmark = pytest.mark.slow  # the whole stack
+
 
 def test_revoked_and_expired_keys_are_refused_within_a_second(rag):
     keys_file = rag.home / "keys.json"

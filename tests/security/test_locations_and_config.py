@@ -10,10 +10,12 @@ import grpc
 import pytest
 
 from llmops.client.generation import provider_target
+from llmops.client.retrieval import condition as cond
 from llmops.client.retrieval import document
 from llmops.retrieval.v1 import retrieval_pb2 as rpb
 from llmops.testing.services import code_of
-from tests.retrieval.test_filters import cond
+
+pytestmark = pytest.mark.slow  # the whole stack
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 

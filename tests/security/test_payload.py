@@ -9,9 +9,12 @@ import time
 import uuid
 
 import grpc
+import pytest
 
 from llmops.registry.v1 import registry_pb2 as rpb
 from llmops.testing.services import code_of
+
+pytestmark = pytest.mark.slow  # the whole stack
 
 
 def _collect(client, seen: list, wanted: dict) -> None:

@@ -19,6 +19,8 @@ from llmops.testing.services import ROLES
 from services.feedback.review import HTTP_POLICY as REVIEW_POLICY
 from services.pipeline.openai_api import HTTP_POLICY as OPENAI_POLICY
 
+pytestmark = pytest.mark.slow  # the whole stack
+
 SERVICES = ("registry", "retrieval", "prompt", "generation", "pipeline", "feedback", "finetuning")
 REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 

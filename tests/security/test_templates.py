@@ -10,8 +10,11 @@ import time
 import uuid
 
 import grpc
+import pytest
 
 from llmops.testing.services import code_of
+
+pytestmark = pytest.mark.slow  # the whole stack
 
 HOSTILE = [
     "{{ (((9**64)**64)**64)**64 }}",

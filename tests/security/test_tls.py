@@ -19,6 +19,8 @@ from llmops.testing.services import ServerThread, ServiceProcess, code_of
 from services.feedback.config import FeedbackConfig
 from services.feedback.server import build as build_feedback
 
+pytestmark = pytest.mark.slow  # the whole stack over TLS
+
 
 def _openssl(*args: str, cwd) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)

@@ -16,6 +16,22 @@ INGEST_SUFFIXES = (".md", ".txt", ".html", ".htm")
 BATCH = 32
 
 
+def condition(field: str, op: int, value: str | float | bool | list) -> pb.Filter:
+    """A one-condition filter: `condition("lang", pb.FILTER_OPERATOR_EQ, "en")`, `condition("tag",
+    pb.FILTER_OPERATOR_IN, ["a", "b"])`; combine them with `pb.Filter(all=...)` or `any=`."""
+    v = struct_pb2.Value()
+    if isinstance(value, list):
+        v.list_value.SetInParent()
+        v.list_value.extend(value)
+    elif isinstance(value, bool):
+        v.bool_value = value
+    elif isinstance(value, int | float):
+        v.number_value = value
+    else:
+        v.string_value = value
+    return pb.Filter(condition=pb.FilterCondition(field=field, op=op, value=v))
+
+
 def document(doc_id: str, text: str, metadata: dict | None = None) -> pb.Document:
     meta = struct_pb2.Struct()
     json_format.ParseDict(metadata or {}, meta)

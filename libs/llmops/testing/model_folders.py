@@ -1,3 +1,6 @@
+"""Model folders for tests: a Hugging Face-shaped folder of a given size, a minimal safetensors
+file, and the digests of a folder's files."""
+
 from __future__ import annotations
 
 import hashlib
