@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup protos check-protos test test-slow test-all lint run down bench bazel-config bazel-test clean
+.PHONY: setup protos check-protos lint-protos test test-slow test-all lint run down bench bazel-config bazel-test clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,14 @@ check-protos: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# buf lint (STANDARD, with the AIP exceptions in buf.yaml); buf comes from npm's @bufbuild/buf.
+BUF := .tools/node_modules/.bin/buf
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1.75.0
+
+lint-protos: $(BUF)
+	$(BUF) lint
 
 # The fast lane: everything but the tests marked slow (whole stacks of processes, training,
 # races); `make test-slow` runs those, `make test-all` both. CI runs the two lanes.
@@ -55,4 +63,4 @@ bazel-test: bazel-config
 	bazel test //...
 
 clean:
-	rm -rf $(VENV) .llmops bazel-*
+	rm -rf $(VENV) .llmops .tools bazel-*

@@ -14,13 +14,11 @@ PROTO_FILES = gen_protos.proto_files()
 
 
 def _descriptor_set() -> descriptor_pb2.FileDescriptorSet:
-    import grpc_tools
     from grpc_tools import protoc
 
-    include = Path(grpc_tools.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
-        rc = protoc.main(["protoc", f"-I{gen_protos.PROTO_ROOT}", f"-I{include}", "--include_source_info",
+        rc = protoc.main(["protoc", *gen_protos.includes(), "--include_source_info",
                           f"--descriptor_set_out={out}",
                           *[str(p.relative_to(gen_protos.PROTO_ROOT)) for p in PROTO_FILES]])
         assert rc == 0
@@ -37,12 +35,23 @@ def test_generated_code_is_fresh():
     assert gen_protos.stale_files() == [], "generated code is stale: run `make protos`"
 
 
+SHARED = "llmops.common.v1"  # types every service shares (the chat message), no service of its own
+
+
 def test_all_seven_services_have_a_package_matching_their_directory():
-    services = {f.package.split(".")[1] for f in FILES}
+    services = {f.package.split(".")[1] for f in FILES if f.package != SHARED}
     assert services == {"registry", "retrieval", "prompt", "generation", "pipeline", "feedback", "finetuning"}
     for f in FILES:
         assert f.name.startswith(f.package.replace(".", "/") + "/"), f.name
-        assert len(f.service) == 1
+        assert len(f.service) == (0 if f.package == SHARED else 1)
+
+
+def test_one_chat_message_type():
+    """Generation's messages, a pipeline's history and the logged prompt are one shared type (a
+    prompt template's Message, with a typed role and Jinja content, is not yet)."""
+    chat = [(f.package, m.name) for f in FILES for m in f.message_type
+            if {x.name for x in m.field} == {"role", "content"} and m.field[0].type == m.field[0].TYPE_STRING]
+    assert chat == [(SHARED, "ChatMessage")]
 
 
 def _documented_paths(f: descriptor_pb2.FileDescriptorProto) -> set[tuple[int, ...]]:
@@ -122,8 +131,7 @@ def test_each_rpc_has_its_own_request_and_response(f):
         for m in s.method:
             req = m.input_type.rsplit(".", 1)[-1]
             resp = m.output_type.rsplit(".", 1)[-1]
-            # A Stream<X> RPC is the streamed twin of <X> and takes the same request.
-            assert req in (f"{m.name}Request", f"{m.name.removeprefix('Stream')}Request"), f"{m.name} takes {req}"
+            assert req == f"{m.name}Request", f"{m.name} takes {req}"
             resource = "name" in {fl.name for fl in messages[resp].field}
             assert resp == f"{m.name}Response" or resource, f"{m.name} returns {resp}"
 
@@ -140,11 +148,58 @@ def test_lists_paginate(f):
 
 
 @pytest.mark.parametrize("f", FILES, ids=lambda f: f.package)
-def test_imports_only_google_types_across_packages(f):
+def test_imports_only_google_types_and_the_shared_types_across_packages(f):
     for dep in f.dependency:
-        assert dep.startswith(("google/protobuf/", "google/rpc/")) or dep.startswith(f.package.replace(".", "/")), dep
+        assert dep.startswith(("google/protobuf/", "google/rpc/", "google/api/", "llmops/common/v1/")) or \
+            dep.startswith(f.package.replace(".", "/")), dep
+
+
+@pytest.mark.parametrize("f", FILES, ids=lambda f: f.package)
+def test_create_requests_name_their_idempotency_key_alike(f):
+    messages = {m.name: m for m in f.message_type}
+    for s in f.service:
+        for m in s.method:
+            fields = {x.name for x in messages[f"{m.name}Request"].field}
+            assert "request_id" not in fields or not m.name.startswith("Create"), m.name
+            if m.name in ("CreateModelVersion", "CreatePromptVersion", "CreateFeedback", "CreateTuningJob"):
+                assert "idempotency_key" in fields, m.name
 
 
 def test_staleness_check_detects_missing_generated_code(monkeypatch, tmp_path):
     monkeypatch.setattr(gen_protos, "OUT_ROOT", tmp_path)
     assert "llmops/registry/v1/registry_pb2.py" in gen_protos.stale_files()
+
+
+def _options(msg: descriptor_pb2.DescriptorProto | descriptor_pb2.FieldDescriptorProto, extension):
+    """An extension's value on a descriptor proto's options (parsed from the raw options)."""
+    from google.protobuf import message_factory
+
+    cls = message_factory.GetMessageClass(msg.options.DESCRIPTOR)
+    opts = cls.FromString(msg.options.SerializeToString())
+    return opts.Extensions[extension]
+
+
+@pytest.mark.parametrize("f", [f for f in FILES if f.service], ids=lambda f: f.package)
+def test_resources_and_field_behaviour_are_annotated(f):
+    """Resources carry google.api.resource (type and name pattern) and an IDENTIFIER name with
+    OUTPUT_ONLY times; requests mark the names and ids they cannot do without REQUIRED."""
+    from google.api import field_behavior_pb2, resource_pb2
+
+    behavior = field_behavior_pb2.field_behavior
+    resources = [m for m in f.message_type if _options(m, resource_pb2.resource).type]
+    assert resources or f.package == "llmops.pipeline.v1", f"{f.package} declares no resource"  # pipelines keep none
+    for m in resources:
+        resource = _options(m, resource_pb2.resource)
+        assert resource.type == f"llmops.dev/{m.name}" and resource.pattern[0].split("/")[0], m.name
+        fields = {x.name: x for x in m.field}
+        assert list(_options(fields["name"], behavior)) == [field_behavior_pb2.IDENTIFIER], m.name
+        for t in ("create_time", "update_time"):
+            if t in fields:
+                assert field_behavior_pb2.OUTPUT_ONLY in _options(fields[t], behavior), f"{m.name}.{t}"
+    messages = {m.name: m for m in f.message_type}
+    for s in f.service:
+        for rpc in s.method:
+            if rpc.name.startswith(("Get", "Create")):
+                for x in messages[f"{rpc.name}Request"].field:
+                    if x.name in ("name", "parent") or (rpc.name.startswith("Create") and x.name.endswith("_id")):
+                        assert field_behavior_pb2.REQUIRED in _options(x, behavior), f"{rpc.name}Request.{x.name}"

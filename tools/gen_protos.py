@@ -15,6 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 OUT_ROOT = ROOT / "libs"
+# google.api annotations (field behaviour, resources), the files of the pinned
+# googleapis-common-protos, whose generated Python the contracts' code imports.
+GOOGLEAPIS = ROOT / "third_party" / "googleapis"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 
@@ -22,16 +25,20 @@ def proto_files() -> list[Path]:
     return sorted(PROTO_ROOT.rglob("*.proto"))
 
 
-def generate(out_root: Path) -> None:
-    import grpc_tools
-    from grpc_tools import protoc  # imported here: only generation needs grpcio-tools
+def includes() -> list[str]:
+    """protoc's include flags: the contracts, google.api, the well-known types."""
+    import grpc_tools  # imported here: only generation needs grpcio-tools
 
-    include = Path(grpc_tools.__file__).parent / "_proto"
+    return [f"-I{PROTO_ROOT}", f"-I{GOOGLEAPIS}", f"-I{Path(grpc_tools.__file__).parent / '_proto'}"]
+
+
+def generate(out_root: Path) -> None:
+    from grpc_tools import protoc
+
     files = [str(p.relative_to(PROTO_ROOT)) for p in proto_files()]
     args = [
         "protoc",
-        f"-I{PROTO_ROOT}",
-        f"-I{include}",
+        *includes(),
         f"--python_out={out_root}",
         f"--pyi_out={out_root}",
         f"--grpc_python_out={out_root}",

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from opentelemetry import trace
 
+from llmops.common.v1.chat_pb2 import ChatMessage
 from llmops.core import auth, feeds, names, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument, ResourceExhausted
@@ -57,7 +58,7 @@ def inference_to_pb(r: InferenceRow, payload: bool = True) -> pb.InferenceRecord
         sources=[pb.Source(**{**s, "text": s["text"] if payload else ""}) for s in r.sources])
     if payload:
         out.question, out.answer = r.question, r.answer
-        out.prompt_messages.extend(pb.PromptMessage(**m) for m in r.prompt_messages)
+        out.prompt_messages.extend(ChatMessage(**m) for m in r.prompt_messages)
     return out
 
 

@@ -156,7 +156,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _request(self, request: pb.GenerateRequest) -> GenRequest:
+    def _request(self, request: pb.GenerateRequest | pb.StreamGenerateRequest) -> GenRequest:
         if bool(request.messages) == bool(request.prompt):
             raise InvalidArgument("send either messages or a prompt (exactly one)")
         for i, m in enumerate(request.messages):
@@ -176,7 +176,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return GenRequest([{"role": m.role, "content": m.content} for m in request.messages], request.prompt,
                           s.max_tokens, temperature, top_p, list(s.stop), s.seed, self._config.capture_content)
 
-    async def _prepare(self, request: pb.GenerateRequest) -> Prepared:
+    async def _prepare(self, request: pb.GenerateRequest | pb.StreamGenerateRequest) -> Prepared:
         spec = await self.route(request.route)
         req = self._request(request)
         plan = spec.plan(self._rng)

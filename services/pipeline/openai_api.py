@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from llmops.common.v1 import chat_pb2
 from llmops.core import auth, channels, http
 from llmops.core.errors import DeadlineExceeded, DomainError, InvalidArgument, Unavailable
 from llmops.generation.v1 import generation_pb2 as gpb
@@ -96,8 +97,8 @@ class ChatRequest:
             raise InvalidArgument("the last message must be the user's question")
         return Question(self.model, self.messages[-1][1], self.messages[:-1], {}, self.max_tokens)
 
-    def generate_request(self) -> gpb.GenerateRequest:
-        return gpb.GenerateRequest(route=self.model, messages=[gpb.ChatMessage(role=r, content=c)
+    def generate_request(self) -> gpb.StreamGenerateRequest:
+        return gpb.StreamGenerateRequest(route=self.model, messages=[chat_pb2.ChatMessage(role=r, content=c)
                                                                for r, c in self.messages],
                                    sampling=gpb.SamplingParams(max_tokens=self.max_tokens, temperature=self.temperature,
                                                                top_p=self.top_p, stop=self.stop, seed=self.seed))

@@ -21,6 +21,7 @@ from google.protobuf import json_format, struct_pb2
 from opentelemetry import trace
 
 from llmops.client.pipeline import BundleParameters
+from llmops.common.v1.chat_pb2 import ChatMessage
 from llmops.core import auth, channels, names, telemetry
 from llmops.core.errors import DeadlineExceeded, DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from llmops.core.model_files import ModelFiles
@@ -176,7 +177,7 @@ class PipelineRunner:
             raise self._downstream(exc, "prompt", deadline) from None
 
     async def _log(self, request_id: str, q: Question, b: Bundle, versions: Versions, citations: list[Citation],
-                   prompt: list[gpb.ChatMessage], answer: str, last: Piece, started: float) -> None:
+                   prompt: list[ChatMessage], answer: str, last: Piece, started: float) -> None:
         """Queue the inference record; a failure here is logged, never the caller's problem."""
         if self._outbox is None:
             return
@@ -189,7 +190,7 @@ class PipelineRunner:
             pipeline=b.version.split("/")[1],
             sources=[fpb.Source(document_id=c.document_id, chunk_id=c.chunk_id, score=c.score, text=c.text)
                      for c in citations],
-            prompt_messages=[fpb.PromptMessage(role=m.role, content=m.content) for m in prompt])
+            prompt_messages=[ChatMessage(role=m.role, content=m.content) for m in prompt])
         try:
             await self._outbox.add(record)
         except Exception:  # the answer was given: a lost log line must not fail it
@@ -209,8 +210,8 @@ class PipelineRunner:
         citations = [Citation(c.document_id, c.chunk_id, c.score, c.citation, c.text) for c in assembled.chunks]
         telemetry.annotate(prompt=versions.prompt, index=assembled.index, index_version=assembled.index_version,
                            prompt_tokens=assembled.prompt_tokens, route=b.route)
-        request = gpb.GenerateRequest(
-            route=b.route, messages=[gpb.ChatMessage(role=ppb.Role.Name(m.role).removeprefix("ROLE_").lower(),
+        request = gpb.StreamGenerateRequest(
+            route=b.route, messages=[ChatMessage(role=ppb.Role.Name(m.role).removeprefix("ROLE_").lower(),
                                                      content=m.content) for m in assembled.messages],
             sampling=gpb.SamplingParams(max_tokens=max_tokens, temperature=b.params.temperature,
                                         top_p=b.params.top_p, stop=list(b.params.stop), seed=b.params.seed))

@@ -17,7 +17,7 @@ SERVICE = pb.DESCRIPTOR.services_by_name["PipelineService"].full_name
 POLICY = auth.Policy.for_service(SERVICE, {"RunPipeline": Role.READER, "StreamRunPipeline": Role.READER})
 
 
-def question(request: pb.RunPipelineRequest) -> Question:
+def question(request: pb.RunPipelineRequest | pb.StreamRunPipelineRequest) -> Question:
     return Question(request.pipeline, request.question, [(t.role, t.content) for t in request.history],
                     json_format.MessageToDict(request.variables), request.max_tokens)
 

@@ -124,13 +124,13 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
 
     async def CreatePromptVersion(self, request, context) -> pb.PromptVersion:
         name = template_id(request.parent)
-        if request.request_id and not names.REQUEST_ID.match(request.request_id):
-            raise InvalidArgument("request_id must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+        if request.idempotency_key and not names.REQUEST_ID.match(request.idempotency_key):
+            raise InvalidArgument("idempotency_key must be 1-128 characters of letters, digits, '.', '_', ':' or '-'", field="idempotency_key")
         try:
             body = self._check_body(request)
         except json_format.ParseError as exc:
             raise InvalidArgument(f"retrieval.filter is not a valid filter: {exc}") from None
-        record = await self._db.run(self._store.add_version, name, body, auth.caller().name, request.request_id or None)
+        record = await self._db.run(self._store.add_version, name, body, auth.caller().name, request.idempotency_key or None)
         telemetry.annotate(template=name, version=record.version)
         return version_to_pb(record)
 

@@ -185,8 +185,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def CreateModelVersion(self, request: pb.CreateModelVersionRequest, context) -> pb.ModelVersion:
         model_id = names.model_id(request.parent)
-        if request.request_id and not names.REQUEST_ID.match(request.request_id):
-            raise InvalidArgument("request_id must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+        if request.idempotency_key and not names.REQUEST_ID.match(request.idempotency_key):
+            raise InvalidArgument("idempotency_key must be 1-128 characters of letters, digits, '.', '_', ':' or '-'", field="idempotency_key")
         telemetry.annotate(model=model_id)
         has_spec = request.HasField("pipeline_spec")
         kind = Kind.PIPELINE if has_spec else Kind.MODEL
@@ -206,7 +206,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         record = await self._db.run(lambda: self._store.create_version(
             _actor(), model_id, kind=kind, files=files, artifact_digest=digest, size_bytes=size, format_=fmt,
             pipeline_spec=spec, lineage=lineage, metrics=dict(request.metrics),
-            description=_check_text("description", request.description), request_id=request.request_id or None,
+            description=_check_text("description", request.description), request_id=request.idempotency_key or None,
         ))
         self._feed.notify()
         telemetry.annotate(version=record.version)

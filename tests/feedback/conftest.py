@@ -8,6 +8,7 @@ import functools
 import pytest
 
 from llmops.client import Client
+from llmops.common.v1.chat_pb2 import ChatMessage
 from llmops.core import auth
 from llmops.feedback.v1 import feedback_pb2 as pb
 from llmops.testing.services import ServerThread, make_keys
@@ -38,7 +39,7 @@ class FeedbackStack:
             prompt_version="prompts/qa/versions/1", index_version="kb@1", input_tokens=tokens[0],
             output_tokens=tokens[1], sources=[pb.Source(document_id="d.md", chunk_id="d.md#0", score=0.9,
                                                         text="the source text")],
-            prompt_messages=[pb.PromptMessage(role=r, content=c) for r, c in prompt])
+            prompt_messages=[ChatMessage(role=r, content=c) for r, c in prompt])
         if create_us:
             record.create_time.FromMicroseconds(create_us)
         return self.clients["editor"].feedback._unary(self.clients["editor"].feedback.stub.LogInference,

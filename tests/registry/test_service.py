@@ -81,8 +81,8 @@ def test_create_version_retry_with_same_request_id_returns_the_same_version(regi
     reg.create_model("m")
     folder = make_model_folder(tmp_path / "f", total_bytes=100)
     files = [reg.upload_file("m", p.name, p).file for p in sorted(folder.iterdir())]
-    a = reg.create_version("m", files, request_id="req-1")
-    b = reg.create_version("m", files, request_id="req-1")
+    a = reg.create_version("m", files, idempotency_key="req-1")
+    b = reg.create_version("m", files, idempotency_key="req-1")
     assert a.version == b.version == 1
     assert reg.get_model("m").latest_version == 1
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import grpc
 
 from llmops.client.base import CallError, ServiceClient, operation
+from llmops.common.v1.chat_pb2 import ChatMessage
 from llmops.generation.v1 import generation_pb2 as pb
 from llmops.generation.v1 import generation_pb2_grpc
 
@@ -22,9 +23,9 @@ def provider_target(base_url: str, model: str, credential_ref: str = "", weight:
                      weight=weight)
 
 
-def _messages(messages) -> list[pb.ChatMessage]:
-    return [m if isinstance(m, pb.ChatMessage) else pb.ChatMessage(role=m[0], content=m[1]) if isinstance(m, tuple)
-            else pb.ChatMessage(role=m["role"], content=m["content"]) for m in messages or []]
+def _messages(messages) -> list[ChatMessage]:
+    return [m if isinstance(m, ChatMessage) else ChatMessage(role=m[0], content=m[1]) if isinstance(m, tuple)
+            else ChatMessage(role=m["role"], content=m["content"]) for m in messages or []]
 
 
 class GenerationClient(ServiceClient):
@@ -50,11 +51,14 @@ class GenerationClient(ServiceClient):
 
     @staticmethod
     def request(route: str, messages=None, prompt: str = "", *, max_tokens: int = 0, temperature: float = 0.0,
-                top_p: float = 1.0, stop: list[str] | None = None, seed: int = 0) -> pb.GenerateRequest:
-        """`messages` as ChatMessage, (role, content) tuples or {"role", "content"} dicts."""
-        return pb.GenerateRequest(route=route, messages=_messages(messages), prompt=prompt,
-                                  sampling=pb.SamplingParams(max_tokens=max_tokens, temperature=temperature,
-                                                             top_p=top_p, stop=stop or [], seed=seed))
+                top_p: float = 1.0, stop: list[str] | None = None, seed: int = 0,
+                stream: bool = False) -> pb.GenerateRequest | pb.StreamGenerateRequest:
+        """`messages` as ChatMessage, (role, content) tuples or {"role", "content"} dicts; `stream`:
+        the StreamGenerate request (the same fields)."""
+        return (pb.StreamGenerateRequest if stream else pb.GenerateRequest)(
+            route=route, messages=_messages(messages), prompt=prompt,
+            sampling=pb.SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop or [],
+                                       seed=seed))
 
     @operation("generate")
     def generate(self, route: str, messages=None, prompt: str = "", *, timeout: float | None = None,
@@ -65,7 +69,8 @@ class GenerationClient(ServiceClient):
                **sampling) -> Iterator[pb.StreamGenerateResponse]:
         """Deltas as they come; the last message carries finish_reason and usage. Closing the
         iterator (or breaking out of the loop) cancels the call."""
-        call = self.stub.StreamGenerate(self.request(route, messages, prompt, **sampling), timeout=timeout)
+        call = self.stub.StreamGenerate(self.request(route, messages, prompt, stream=True, **sampling),
+                                        timeout=timeout)
         try:
             yield from call
         except grpc.RpcError as err:

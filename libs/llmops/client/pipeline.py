@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind
 
 from llmops.client.base import CallError, ServiceClient, operation, struct
 from llmops.client.base import tracer as client_tracer
+from llmops.common.v1.chat_pb2 import ChatMessage
 from llmops.core.errors import InvalidArgument
 from llmops.pipeline.v1 import pipeline_pb2 as pb
 from llmops.pipeline.v1 import pipeline_pb2_grpc
@@ -83,10 +84,12 @@ class PipelineClient(ServiceClient):
 
     @staticmethod
     def request(pipeline: str, question: str, *, history: list[tuple[str, str]] | None = None,
-                variables: dict | None = None, max_tokens: int = 0) -> pb.RunPipelineRequest:
-        """`history`: earlier (role, text) turns, role `user` or `assistant`."""
-        return pb.RunPipelineRequest(pipeline=pipeline, question=question, variables=struct(variables),
-                                     history=[pb.Turn(role=r, content=c) for r, c in history or ()],
+                variables: dict | None = None, max_tokens: int = 0,
+                stream: bool = False) -> pb.RunPipelineRequest | pb.StreamRunPipelineRequest:
+        """`history`: earlier (role, text) turns, role `user` or `assistant`; `stream`: the
+        StreamRunPipeline request (the same fields)."""
+        return (pb.StreamRunPipelineRequest if stream else pb.RunPipelineRequest)(pipeline=pipeline, question=question, variables=struct(variables),
+                                     history=[ChatMessage(role=r, content=c) for r, c in history or ()],
                                      max_tokens=max_tokens)
 
     @operation("run")
@@ -100,7 +103,8 @@ class PipelineClient(ServiceClient):
         span = client_tracer().start_span(f"{self.service}.stream", kind=SpanKind.CLIENT)
         token = otel_context.attach(trace.set_span_in_context(span))  # the call carries this span's context
         try:
-            call = self.stub.StreamRunPipeline(self.request(pipeline, question, **kwargs), timeout=timeout)
+            call = self.stub.StreamRunPipeline(self.request(pipeline, question, stream=True, **kwargs),
+                                               timeout=timeout)
         finally:
             otel_context.detach(token)
         try:

@@ -47,7 +47,7 @@ class PromptClient(ServiceClient):
     def create_version(self, template: str, messages: list[tuple[str, str]], *,
                        variables: list[pb.Variable] | None = None, chunk_template: str = "", separator: str = "",
                        context_variable: str = "", index: str = "", top_k: int = 5, filter: dict | None = None,
-                       query_variable: str = "", request_id: str | None = None) -> pb.PromptVersion:
+                       query_variable: str = "", idempotency_key: str | None = None) -> pb.PromptVersion:
         retrieval = pb.RetrievalSpec(index=index, top_k=top_k if index else 0, query_variable=query_variable)
         if filter:
             retrieval.filter.CopyFrom(struct(filter))
@@ -55,7 +55,7 @@ class PromptClient(ServiceClient):
             parent=template, messages=[pb.Message(role=ROLES[r], content=c) for r, c in messages],
             variables=variables or [], retrieval=retrieval,
             context=pb.ContextSpec(chunk_template=chunk_template, separator=separator, variable=context_variable),
-            request_id=request_id or uuid.uuid4().hex))
+            idempotency_key=idempotency_key or uuid.uuid4().hex))
 
     @operation("get_version")
     def get_version(self, ref: str) -> pb.PromptVersion:

@@ -85,20 +85,20 @@ class RegistryClient(ServiceClient):
     @operation("create_version")
     def create_version(self, model: str, files: list[pb.ArtifactFile], *, format: str = "",
                        lineage: pb.Lineage | None = None, metrics: dict[str, float] | None = None,
-                       description: str = "", request_id: str | None = None) -> pb.ModelVersion:
+                       description: str = "", idempotency_key: str | None = None) -> pb.ModelVersion:
         return self._unary(self.stub.CreateModelVersion, pb.CreateModelVersionRequest(
             parent=model, files=files, format=format, lineage=lineage, metrics=metrics or {},
-            description=description, request_id=request_id or uuid.uuid4().hex))
+            description=description, idempotency_key=idempotency_key or uuid.uuid4().hex))
 
     @operation("create_pipeline_version")
     def create_pipeline_version(self, pipeline: str, *, prompt_template: str, index: str, route: str,
                                 parameters: dict | None = None, description: str = "",
-                                request_id: str | None = None) -> pb.ModelVersion:
+                                idempotency_key: str | None = None) -> pb.ModelVersion:
         params = struct_pb2.Struct()
         json_format.ParseDict(parameters or {}, params)
         spec = pb.PipelineSpec(prompt_template=prompt_template, index=index, route=route, parameters=params)
         return self._unary(self.stub.CreateModelVersion, pb.CreateModelVersionRequest(
-            parent=pipeline, pipeline_spec=spec, description=description, request_id=request_id or uuid.uuid4().hex))
+            parent=pipeline, pipeline_spec=spec, description=description, idempotency_key=idempotency_key or uuid.uuid4().hex))
 
     @operation("get_version")
     def get_version(self, ref: str) -> pb.ModelVersion:

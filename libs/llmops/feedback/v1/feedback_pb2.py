@@ -22,66 +22,73 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from llmops.common.v1 import chat_pb2 as llmops_dot_common_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!llmops/feedback/v1/feedback.proto\x12\x12llmops.feedback.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"L\n\x06Source\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\".\n\rPromptMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xe1\x03\n\x0fInferenceRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\x18\n\x10pipeline_version\x18\x03 \x01(\t\x12\x16\n\x0eprompt_version\x18\x04 \x01(\t\x12\x15\n\rindex_version\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x10\n\x08question\x18\x07 \x01(\t\x12\x11\n\tchunk_ids\x18\x08 \x03(\t\x12\x0e\n\x06\x61nswer\x18\t \x01(\t\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x14\n\x0cinput_tokens\x18\x0b \x01(\x03\x12\x15\n\routput_tokens\x18\x0c \x01(\x03\x12\x0e\n\x06\x63\x61ller\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sources\x18\x0f \x03(\x0b\x32\x1a.llmops.feedback.v1.Source\x12\x10\n\x08pipeline\x18\x10 \x01(\t\x12\x16\n\x0e\x66\x65\x65\x64\x62\x61\x63k_count\x18\x11 \x01(\x05\x12:\n\x0fprompt_messages\x18\x12 \x03(\x0b\x32!.llmops.feedback.v1.PromptMessage\"J\n\x13LogInferenceRequest\x12\x33\n\x06record\x18\x01 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecord\"^\n\x14LogInferenceResponse\x12\x33\n\x06record\x18\x01 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecord\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"L\n\x14LogInferencesRequest\x12\x34\n\x07records\x18\x01 \x03(\x0b\x32#.llmops.feedback.v1.InferenceRecord\";\n\x15LogInferencesResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\"\x84\x03\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12(\n\x05thumb\x18\x04 \x01(\x0e\x32\x19.llmops.feedback.v1.Thumb\x12\x0e\n\x06rating\x18\x05 \x01(\x05\x12\x18\n\x10\x63orrected_answer\x18\x06 \x01(\t\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\x12\x0e\n\x06labels\x18\x08 \x03(\t\x12\x10\n\x08reviewer\x18\t \x01(\t\x12\x32\n\x06source\x18\n \x01(\x0e\x32\".llmops.feedback.v1.FeedbackSource\x12\x13\n\x0bquarantined\x18\x0b \x01(\x08\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\r \x01(\t\x12\x18\n\x10pipeline_version\x18\x0e \x01(\t\x12\x15\n\rmodel_version\x18\x0f \x01(\t\"`\n\x15\x43reateFeedbackRequest\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x1c.llmops.feedback.v1.Feedback\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"\x86\x02\n\x13ListFeedbackRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x32\n\x06source\x18\x03 \x01(\x0e\x32\".llmops.feedback.v1.FeedbackSource\x12\r\n\x05label\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"_\n\x14ListFeedbackResponse\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x1c.llmops.feedback.v1.Feedback\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8b\x01\n\x19GetFeedbackSummaryRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf3\x01\n\x0f\x46\x65\x65\x64\x62\x61\x63kSummary\x12\x18\n\x10pipeline_version\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x16\n\x0e\x66\x65\x65\x64\x62\x61\x63k_count\x18\x04 \x01(\x03\x12\x15\n\rapproval_rate\x18\x05 \x01(\x01\x12\x13\n\x0bmean_rating\x18\x06 \x01(\x01\x12\x13\n\x0b\x63orrections\x18\x07 \x01(\x03\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\t \x01(\x01\x12\x14\n\x0ctotal_tokens\x18\n \x01(\x03\"T\n\x1aGetFeedbackSummaryResponse\x12\x36\n\tsummaries\x18\x01 \x03(\x0b\x32#.llmops.feedback.v1.FeedbackSummary\"(\n\x14WatchFeedbackRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"\x8b\x01\n\x15WatchFeedbackResponse\x12\x30\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x1c.llmops.feedback.v1.FeedbackH\x00\x12\x38\n\tinference\x18\x02 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecordH\x00\x42\x06\n\x04item\"\x84\x02\n\x14\x45xportDatasetRequest\x12\x11\n\ttable_uri\x18\x01 \x01(\t\x12\x31\n\x06\x66ormat\x18\x02 \x01(\x0e\x32!.llmops.feedback.v1.DatasetFormat\x12\x16\n\x0e\x63orrected_only\x18\x03 \x01(\x08\x12\x16\n\x0ethumbs_up_only\x18\x04 \x01(\x08\x12\x18\n\x10pipeline_version\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x15\x45xportDatasetResponse\x12\x11\n\ttable_uri\x18\x01 \x01(\t\x12\x15\n\rtable_version\x18\x02 \x01(\x03\x12\x11\n\trow_count\x18\x03 \x01(\x03\"i\n\x15ListInferencesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x17\n\x0f\x61waiting_review\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"j\n\x16ListInferencesResponse\x12\x37\n\ninferences\x18\x01 \x03(\x0b\x32#.llmops.feedback.v1.InferenceRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"N\n\x14SetQuarantineRequest\x12\r\n\x05names\x18\x01 \x03(\t\x12\x12\n\ncreated_by\x18\x02 \x01(\t\x12\x13\n\x0bquarantined\x18\x03 \x01(\x08\"(\n\x15SetQuarantineResponse\x12\x0f\n\x07updated\x18\x01 \x01(\x03*\x92\x01\n\x0e\x46\x65\x65\x64\x62\x61\x63kSource\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_SOURCE_END_USER\x10\x01\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_SOURCE_REVIEWER\x10\x02\x12#\n\x1f\x46\x45\x45\x44\x42\x41\x43K_SOURCE_AUTOMATED_JUDGE\x10\x03*<\n\x05Thumb\x12\x15\n\x11THUMB_UNSPECIFIED\x10\x00\x12\x0c\n\x08THUMB_UP\x10\x01\x12\x0e\n\nTHUMB_DOWN\x10\x02*g\n\rDatasetFormat\x12\x1e\n\x1a\x44\x41TASET_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TASET_FORMAT_CHAT\x10\x01\x12\x1d\n\x19\x44\x41TASET_FORMAT_EVALUATION\x10\x02\x32\xaa\x07\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12\x61\n\x0cLogInference\x12\'.llmops.feedback.v1.LogInferenceRequest\x1a(.llmops.feedback.v1.LogInferenceResponse\x12\x64\n\rLogInferences\x12(.llmops.feedback.v1.LogInferencesRequest\x1a).llmops.feedback.v1.LogInferencesResponse\x12Y\n\x0e\x43reateFeedback\x12).llmops.feedback.v1.CreateFeedbackRequest\x1a\x1c.llmops.feedback.v1.Feedback\x12\x61\n\x0cListFeedback\x12\'.llmops.feedback.v1.ListFeedbackRequest\x1a(.llmops.feedback.v1.ListFeedbackResponse\x12s\n\x12GetFeedbackSummary\x12-.llmops.feedback.v1.GetFeedbackSummaryRequest\x1a..llmops.feedback.v1.GetFeedbackSummaryResponse\x12\x66\n\rWatchFeedback\x12(.llmops.feedback.v1.WatchFeedbackRequest\x1a).llmops.feedback.v1.WatchFeedbackResponse0\x01\x12\x64\n\rExportDataset\x12(.llmops.feedback.v1.ExportDatasetRequest\x1a).llmops.feedback.v1.ExportDatasetResponse\x12g\n\x0eListInferences\x12).llmops.feedback.v1.ListInferencesRequest\x1a*.llmops.feedback.v1.ListInferencesResponse\x12\x64\n\rSetQuarantine\x12(.llmops.feedback.v1.SetQuarantineRequest\x1a).llmops.feedback.v1.SetQuarantineResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!llmops/feedback/v1/feedback.proto\x12\x12llmops.feedback.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bllmops/common/v1/chat.proto\"L\n\x06Source\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\"\xdd\x03\n\x0fInferenceRecord\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12\x18\n\x10pipeline_version\x18\x03 \x01(\t\x12\x16\n\x0eprompt_version\x18\x04 \x01(\t\x12\x15\n\rindex_version\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12\x10\n\x08question\x18\x07 \x01(\t\x12\x11\n\tchunk_ids\x18\x08 \x03(\t\x12\x0e\n\x06\x61nswer\x18\t \x01(\t\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x14\n\x0cinput_tokens\x18\x0b \x01(\x03\x12\x15\n\routput_tokens\x18\x0c \x01(\x03\x12\x0e\n\x06\x63\x61ller\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07sources\x18\x0f \x03(\x0b\x32\x1a.llmops.feedback.v1.Source\x12\x10\n\x08pipeline\x18\x10 \x01(\t\x12\x16\n\x0e\x66\x65\x65\x64\x62\x61\x63k_count\x18\x11 \x01(\x05\x12\x36\n\x0fprompt_messages\x18\x12 \x03(\x0b\x32\x1d.llmops.common.v1.ChatMessage\"J\n\x13LogInferenceRequest\x12\x33\n\x06record\x18\x01 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecord\"^\n\x14LogInferenceResponse\x12\x33\n\x06record\x18\x01 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecord\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"L\n\x14LogInferencesRequest\x12\x34\n\x07records\x18\x01 \x03(\x0b\x32#.llmops.feedback.v1.InferenceRecord\";\n\x15LogInferencesResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\"\xbf\x03\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12(\n\x05thumb\x18\x04 \x01(\x0e\x32\x19.llmops.feedback.v1.Thumb\x12\x0e\n\x06rating\x18\x05 \x01(\x05\x12\x18\n\x10\x63orrected_answer\x18\x06 \x01(\t\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\x12\x0e\n\x06labels\x18\x08 \x03(\t\x12\x10\n\x08reviewer\x18\t \x01(\t\x12\x32\n\x06source\x18\n \x01(\x0e\x32\".llmops.feedback.v1.FeedbackSource\x12\x13\n\x0bquarantined\x18\x0b \x01(\x08\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\ncreated_by\x18\r \x01(\t\x12\x18\n\x10pipeline_version\x18\x0e \x01(\t\x12\x15\n\rmodel_version\x18\x0f \x01(\t:-\xea\x41*\n\x13llmops.dev/Feedback\x12\x13\x66\x65\x65\x64\x62\x61\x63k/{feedback}\"`\n\x15\x43reateFeedbackRequest\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x1c.llmops.feedback.v1.Feedback\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"\x86\x02\n\x13ListFeedbackRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x32\n\x06source\x18\x03 \x01(\x0e\x32\".llmops.feedback.v1.FeedbackSource\x12\r\n\x05label\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"_\n\x14ListFeedbackResponse\x12.\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x03(\x0b\x32\x1c.llmops.feedback.v1.Feedback\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x8b\x01\n\x19GetFeedbackSummaryRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf3\x01\n\x0f\x46\x65\x65\x64\x62\x61\x63kSummary\x12\x18\n\x10pipeline_version\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x16\n\x0e\x66\x65\x65\x64\x62\x61\x63k_count\x18\x04 \x01(\x03\x12\x15\n\rapproval_rate\x18\x05 \x01(\x01\x12\x13\n\x0bmean_rating\x18\x06 \x01(\x01\x12\x13\n\x0b\x63orrections\x18\x07 \x01(\x03\x12\x16\n\x0elatency_p50_ms\x18\x08 \x01(\x01\x12\x16\n\x0elatency_p95_ms\x18\t \x01(\x01\x12\x14\n\x0ctotal_tokens\x18\n \x01(\x03\"T\n\x1aGetFeedbackSummaryResponse\x12\x36\n\tsummaries\x18\x01 \x03(\x0b\x32#.llmops.feedback.v1.FeedbackSummary\"(\n\x14WatchFeedbackRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\"\x8b\x01\n\x15WatchFeedbackResponse\x12\x30\n\x08\x66\x65\x65\x64\x62\x61\x63k\x18\x01 \x01(\x0b\x32\x1c.llmops.feedback.v1.FeedbackH\x00\x12\x38\n\tinference\x18\x02 \x01(\x0b\x32#.llmops.feedback.v1.InferenceRecordH\x00\x42\x06\n\x04item\"\x84\x02\n\x14\x45xportDatasetRequest\x12\x11\n\ttable_uri\x18\x01 \x01(\t\x12\x31\n\x06\x66ormat\x18\x02 \x01(\x0e\x32!.llmops.feedback.v1.DatasetFormat\x12\x16\n\x0e\x63orrected_only\x18\x03 \x01(\x08\x12\x16\n\x0ethumbs_up_only\x18\x04 \x01(\x08\x12\x18\n\x10pipeline_version\x18\x05 \x01(\t\x12.\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x15\x45xportDatasetResponse\x12\x11\n\ttable_uri\x18\x01 \x01(\t\x12\x15\n\rtable_version\x18\x02 \x01(\x03\x12\x11\n\trow_count\x18\x03 \x01(\x03\"i\n\x15ListInferencesRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x17\n\x0f\x61waiting_review\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"j\n\x16ListInferencesResponse\x12\x37\n\ninferences\x18\x01 \x03(\x0b\x32#.llmops.feedback.v1.InferenceRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"N\n\x14SetQuarantineRequest\x12\r\n\x05names\x18\x01 \x03(\t\x12\x12\n\ncreated_by\x18\x02 \x01(\t\x12\x13\n\x0bquarantined\x18\x03 \x01(\x08\"(\n\x15SetQuarantineResponse\x12\x0f\n\x07updated\x18\x01 \x01(\x03*\x92\x01\n\x0e\x46\x65\x65\x64\x62\x61\x63kSource\x12\x1f\n\x1b\x46\x45\x45\x44\x42\x41\x43K_SOURCE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_SOURCE_END_USER\x10\x01\x12\x1c\n\x18\x46\x45\x45\x44\x42\x41\x43K_SOURCE_REVIEWER\x10\x02\x12#\n\x1f\x46\x45\x45\x44\x42\x41\x43K_SOURCE_AUTOMATED_JUDGE\x10\x03*<\n\x05Thumb\x12\x15\n\x11THUMB_UNSPECIFIED\x10\x00\x12\x0c\n\x08THUMB_UP\x10\x01\x12\x0e\n\nTHUMB_DOWN\x10\x02*g\n\rDatasetFormat\x12\x1e\n\x1a\x44\x41TASET_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TASET_FORMAT_CHAT\x10\x01\x12\x1d\n\x19\x44\x41TASET_FORMAT_EVALUATION\x10\x02\x32\xaa\x07\n\x0f\x46\x65\x65\x64\x62\x61\x63kService\x12\x61\n\x0cLogInference\x12\'.llmops.feedback.v1.LogInferenceRequest\x1a(.llmops.feedback.v1.LogInferenceResponse\x12\x64\n\rLogInferences\x12(.llmops.feedback.v1.LogInferencesRequest\x1a).llmops.feedback.v1.LogInferencesResponse\x12Y\n\x0e\x43reateFeedback\x12).llmops.feedback.v1.CreateFeedbackRequest\x1a\x1c.llmops.feedback.v1.Feedback\x12\x61\n\x0cListFeedback\x12\'.llmops.feedback.v1.ListFeedbackRequest\x1a(.llmops.feedback.v1.ListFeedbackResponse\x12s\n\x12GetFeedbackSummary\x12-.llmops.feedback.v1.GetFeedbackSummaryRequest\x1a..llmops.feedback.v1.GetFeedbackSummaryResponse\x12\x66\n\rWatchFeedback\x12(.llmops.feedback.v1.WatchFeedbackRequest\x1a).llmops.feedback.v1.WatchFeedbackResponse0\x01\x12\x64\n\rExportDataset\x12(.llmops.feedback.v1.ExportDatasetRequest\x1a).llmops.feedback.v1.ExportDatasetResponse\x12g\n\x0eListInferences\x12).llmops.feedback.v1.ListInferencesRequest\x1a*.llmops.feedback.v1.ListInferencesResponse\x12\x64\n\rSetQuarantine\x12(.llmops.feedback.v1.SetQuarantineRequest\x1a).llmops.feedback.v1.SetQuarantineResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmops.feedback.v1.feedback_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FEEDBACKSOURCE']._serialized_start=3207
-  _globals['_FEEDBACKSOURCE']._serialized_end=3353
-  _globals['_THUMB']._serialized_start=3355
-  _globals['_THUMB']._serialized_end=3415
-  _globals['_DATASETFORMAT']._serialized_start=3417
-  _globals['_DATASETFORMAT']._serialized_end=3520
-  _globals['_SOURCE']._serialized_start=90
-  _globals['_SOURCE']._serialized_end=166
-  _globals['_PROMPTMESSAGE']._serialized_start=168
-  _globals['_PROMPTMESSAGE']._serialized_end=214
-  _globals['_INFERENCERECORD']._serialized_start=217
-  _globals['_INFERENCERECORD']._serialized_end=698
-  _globals['_LOGINFERENCEREQUEST']._serialized_start=700
-  _globals['_LOGINFERENCEREQUEST']._serialized_end=774
-  _globals['_LOGINFERENCERESPONSE']._serialized_start=776
-  _globals['_LOGINFERENCERESPONSE']._serialized_end=870
-  _globals['_LOGINFERENCESREQUEST']._serialized_start=872
-  _globals['_LOGINFERENCESREQUEST']._serialized_end=948
-  _globals['_LOGINFERENCESRESPONSE']._serialized_start=950
-  _globals['_LOGINFERENCESRESPONSE']._serialized_end=1009
-  _globals['_FEEDBACK']._serialized_start=1012
-  _globals['_FEEDBACK']._serialized_end=1400
-  _globals['_CREATEFEEDBACKREQUEST']._serialized_start=1402
-  _globals['_CREATEFEEDBACKREQUEST']._serialized_end=1498
-  _globals['_LISTFEEDBACKREQUEST']._serialized_start=1501
-  _globals['_LISTFEEDBACKREQUEST']._serialized_end=1763
-  _globals['_LISTFEEDBACKRESPONSE']._serialized_start=1765
-  _globals['_LISTFEEDBACKRESPONSE']._serialized_end=1860
-  _globals['_GETFEEDBACKSUMMARYREQUEST']._serialized_start=1863
-  _globals['_GETFEEDBACKSUMMARYREQUEST']._serialized_end=2002
-  _globals['_FEEDBACKSUMMARY']._serialized_start=2005
-  _globals['_FEEDBACKSUMMARY']._serialized_end=2248
-  _globals['_GETFEEDBACKSUMMARYRESPONSE']._serialized_start=2250
-  _globals['_GETFEEDBACKSUMMARYRESPONSE']._serialized_end=2334
-  _globals['_WATCHFEEDBACKREQUEST']._serialized_start=2336
-  _globals['_WATCHFEEDBACKREQUEST']._serialized_end=2376
-  _globals['_WATCHFEEDBACKRESPONSE']._serialized_start=2379
-  _globals['_WATCHFEEDBACKRESPONSE']._serialized_end=2518
-  _globals['_EXPORTDATASETREQUEST']._serialized_start=2521
-  _globals['_EXPORTDATASETREQUEST']._serialized_end=2781
-  _globals['_EXPORTDATASETRESPONSE']._serialized_start=2783
-  _globals['_EXPORTDATASETRESPONSE']._serialized_end=2867
-  _globals['_LISTINFERENCESREQUEST']._serialized_start=2869
-  _globals['_LISTINFERENCESREQUEST']._serialized_end=2974
-  _globals['_LISTINFERENCESRESPONSE']._serialized_start=2976
-  _globals['_LISTINFERENCESRESPONSE']._serialized_end=3082
-  _globals['_SETQUARANTINEREQUEST']._serialized_start=3084
-  _globals['_SETQUARANTINEREQUEST']._serialized_end=3162
-  _globals['_SETQUARANTINERESPONSE']._serialized_start=3164
-  _globals['_SETQUARANTINERESPONSE']._serialized_end=3204
-  _globals['_FEEDBACKSERVICE']._serialized_start=3523
-  _globals['_FEEDBACKSERVICE']._serialized_end=4461
+  _globals['_FEEDBACK'].fields_by_name['name']._loaded_options = None
+  _globals['_FEEDBACK'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_FEEDBACK'].fields_by_name['create_time']._loaded_options = None
+  _globals['_FEEDBACK'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_FEEDBACK']._loaded_options = None
+  _globals['_FEEDBACK']._serialized_options = b'\352A*\n\023llmops.dev/Feedback\022\023feedback/{feedback}'
+  _globals['_FEEDBACKSOURCE']._serialized_start=3303
+  _globals['_FEEDBACKSOURCE']._serialized_end=3449
+  _globals['_THUMB']._serialized_start=3451
+  _globals['_THUMB']._serialized_end=3511
+  _globals['_DATASETFORMAT']._serialized_start=3513
+  _globals['_DATASETFORMAT']._serialized_end=3616
+  _globals['_SOURCE']._serialized_start=179
+  _globals['_SOURCE']._serialized_end=255
+  _globals['_INFERENCERECORD']._serialized_start=258
+  _globals['_INFERENCERECORD']._serialized_end=735
+  _globals['_LOGINFERENCEREQUEST']._serialized_start=737
+  _globals['_LOGINFERENCEREQUEST']._serialized_end=811
+  _globals['_LOGINFERENCERESPONSE']._serialized_start=813
+  _globals['_LOGINFERENCERESPONSE']._serialized_end=907
+  _globals['_LOGINFERENCESREQUEST']._serialized_start=909
+  _globals['_LOGINFERENCESREQUEST']._serialized_end=985
+  _globals['_LOGINFERENCESRESPONSE']._serialized_start=987
+  _globals['_LOGINFERENCESRESPONSE']._serialized_end=1046
+  _globals['_FEEDBACK']._serialized_start=1049
+  _globals['_FEEDBACK']._serialized_end=1496
+  _globals['_CREATEFEEDBACKREQUEST']._serialized_start=1498
+  _globals['_CREATEFEEDBACKREQUEST']._serialized_end=1594
+  _globals['_LISTFEEDBACKREQUEST']._serialized_start=1597
+  _globals['_LISTFEEDBACKREQUEST']._serialized_end=1859
+  _globals['_LISTFEEDBACKRESPONSE']._serialized_start=1861
+  _globals['_LISTFEEDBACKRESPONSE']._serialized_end=1956
+  _globals['_GETFEEDBACKSUMMARYREQUEST']._serialized_start=1959
+  _globals['_GETFEEDBACKSUMMARYREQUEST']._serialized_end=2098
+  _globals['_FEEDBACKSUMMARY']._serialized_start=2101
+  _globals['_FEEDBACKSUMMARY']._serialized_end=2344
+  _globals['_GETFEEDBACKSUMMARYRESPONSE']._serialized_start=2346
+  _globals['_GETFEEDBACKSUMMARYRESPONSE']._serialized_end=2430
+  _globals['_WATCHFEEDBACKREQUEST']._serialized_start=2432
+  _globals['_WATCHFEEDBACKREQUEST']._serialized_end=2472
+  _globals['_WATCHFEEDBACKRESPONSE']._serialized_start=2475
+  _globals['_WATCHFEEDBACKRESPONSE']._serialized_end=2614
+  _globals['_EXPORTDATASETREQUEST']._serialized_start=2617
+  _globals['_EXPORTDATASETREQUEST']._serialized_end=2877
+  _globals['_EXPORTDATASETRESPONSE']._serialized_start=2879
+  _globals['_EXPORTDATASETRESPONSE']._serialized_end=2963
+  _globals['_LISTINFERENCESREQUEST']._serialized_start=2965
+  _globals['_LISTINFERENCESREQUEST']._serialized_end=3070
+  _globals['_LISTINFERENCESRESPONSE']._serialized_start=3072
+  _globals['_LISTINFERENCESRESPONSE']._serialized_end=3178
+  _globals['_SETQUARANTINEREQUEST']._serialized_start=3180
+  _globals['_SETQUARANTINEREQUEST']._serialized_end=3258
+  _globals['_SETQUARANTINERESPONSE']._serialized_start=3260
+  _globals['_SETQUARANTINERESPONSE']._serialized_end=3300
+  _globals['_FEEDBACKSERVICE']._serialized_start=3619
+  _globals['_FEEDBACKSERVICE']._serialized_end=4557
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,9 @@
 import datetime
 
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import resource_pb2 as _resource_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from llmops.common.v1 import chat_pb2 as _chat_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -51,14 +54,6 @@ class Source(_message.Message):
     text: str
     def __init__(self, document_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
 
-class PromptMessage(_message.Message):
-    __slots__ = ("role", "content")
-    ROLE_FIELD_NUMBER: _ClassVar[int]
-    CONTENT_FIELD_NUMBER: _ClassVar[int]
-    role: str
-    content: str
-    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
-
 class InferenceRecord(_message.Message):
     __slots__ = ("request_id", "trace_id", "pipeline_version", "prompt_version", "index_version", "model_version", "question", "chunk_ids", "answer", "latency_ms", "input_tokens", "output_tokens", "caller", "create_time", "sources", "pipeline", "feedback_count", "prompt_messages")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -96,8 +91,8 @@ class InferenceRecord(_message.Message):
     sources: _containers.RepeatedCompositeFieldContainer[Source]
     pipeline: str
     feedback_count: int
-    prompt_messages: _containers.RepeatedCompositeFieldContainer[PromptMessage]
-    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., prompt_version: _Optional[str] = ..., index_version: _Optional[str] = ..., model_version: _Optional[str] = ..., question: _Optional[str] = ..., chunk_ids: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., latency_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., caller: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., pipeline: _Optional[str] = ..., feedback_count: _Optional[int] = ..., prompt_messages: _Optional[_Iterable[_Union[PromptMessage, _Mapping]]] = ...) -> None: ...
+    prompt_messages: _containers.RepeatedCompositeFieldContainer[_chat_pb2.ChatMessage]
+    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., prompt_version: _Optional[str] = ..., index_version: _Optional[str] = ..., model_version: _Optional[str] = ..., question: _Optional[str] = ..., chunk_ids: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., latency_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., caller: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., pipeline: _Optional[str] = ..., feedback_count: _Optional[int] = ..., prompt_messages: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ...) -> None: ...
 
 class LogInferenceRequest(_message.Message):
     __slots__ = ("record",)

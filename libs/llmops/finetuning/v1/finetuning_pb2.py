@@ -22,11 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%llmops/finetuning/v1/finetuning.proto\x12\x14llmops.finetuning.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n\x0fHyperparameters\x12\x0e\n\x06\x65pochs\x18\x01 \x01(\x05\x12\x15\n\rlearning_rate\x18\x02 \x01(\x01\x12\x12\n\nbatch_size\x18\x03 \x01(\x05\x12\x16\n\x0emax_seq_length\x18\x04 \x01(\x05\x12\x11\n\tlora_rank\x18\x05 \x01(\x05\x12\x12\n\nlora_alpha\x18\x06 \x01(\x05\x12\x12\n\nmerge_lora\x18\x07 \x01(\x08\x12!\n\x19\x63heckpoint_interval_steps\x18\x08 \x01(\x05\"h\n\x0f\x44\x65\x65pSpeedConfig\x12\x12\n\nzero_stage\x18\x01 \x01(\x05\x12\x19\n\x11offload_optimizer\x18\x02 \x01(\x08\x12&\n\x05\x65xtra\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xec\x04\n\tTuningJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x61taset_uri\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x04 \x01(\t\x12,\n\x06method\x18\x05 \x01(\x0e\x32\x1c.llmops.finetuning.v1.Method\x12>\n\x0fhyperparameters\x18\x06 \x01(\x0b\x32%.llmops.finetuning.v1.Hyperparameters\x12\x38\n\tdeepspeed\x18\x07 \x01(\x0b\x32%.llmops.finetuning.v1.DeepSpeedConfig\x12-\n\x05state\x18\x08 \x01(\x0e\x32\x1e.llmops.finetuning.v1.JobState\x12\x12\n\nsteps_done\x18\t \x01(\x03\x12\x13\n\x0btotal_steps\x18\n \x01(\x03\x12\x1c\n\x14result_model_version\x18\x0b \x01(\t\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12=\n\x07metrics\x18\r \x03(\x0b\x32,.llmops.finetuning.v1.TuningJob.MetricsEntry\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0coutput_model\x18\x10 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"_\n\x16\x43reateTuningJobRequest\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.llmops.finetuning.v1.TuningJob\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"#\n\x13GetTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\">\n\x15ListTuningJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x16ListTuningJobsResponse\x12-\n\x04jobs\x18\x01 \x03(\x0b\x32\x1f.llmops.finetuning.v1.TuningJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x16\x43\x61ncelTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"%\n\x15WatchTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xd5\x01\n\x0eTuningJobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.llmops.finetuning.v1.JobState\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x11\n\teval_loss\x18\x05 \x01(\x01\x12\x12\n\ncheckpoint\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12.\n\nevent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x16WatchTuningJobResponse\x12\x33\n\x05\x65vent\x18\x01 \x01(\x0b\x32$.llmops.finetuning.v1.TuningJobEvent*B\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMETHOD_FULL\x10\x01\x12\x0f\n\x0bMETHOD_LORA\x10\x02*\xce\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14JOB_STATE_VALIDATING\x10\x01\x12\x14\n\x10JOB_STATE_QUEUED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x18\n\x14JOB_STATE_CANCELLING\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07\x32\x8f\x04\n\x11\x46ineTuningService\x12`\n\x0f\x43reateTuningJob\x12,.llmops.finetuning.v1.CreateTuningJobRequest\x1a\x1f.llmops.finetuning.v1.TuningJob\x12Z\n\x0cGetTuningJob\x12).llmops.finetuning.v1.GetTuningJobRequest\x1a\x1f.llmops.finetuning.v1.TuningJob\x12k\n\x0eListTuningJobs\x12+.llmops.finetuning.v1.ListTuningJobsRequest\x1a,.llmops.finetuning.v1.ListTuningJobsResponse\x12`\n\x0f\x43\x61ncelTuningJob\x12,.llmops.finetuning.v1.CancelTuningJobRequest\x1a\x1f.llmops.finetuning.v1.TuningJob\x12m\n\x0eWatchTuningJob\x12+.llmops.finetuning.v1.WatchTuningJobRequest\x1a,.llmops.finetuning.v1.WatchTuningJobResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%llmops/finetuning/v1/finetuning.proto\x12\x14llmops.finetuning.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n\x0fHyperparameters\x12\x0e\n\x06\x65pochs\x18\x01 \x01(\x05\x12\x15\n\rlearning_rate\x18\x02 \x01(\x01\x12\x12\n\nbatch_size\x18\x03 \x01(\x05\x12\x16\n\x0emax_seq_length\x18\x04 \x01(\x05\x12\x11\n\tlora_rank\x18\x05 \x01(\x05\x12\x12\n\nlora_alpha\x18\x06 \x01(\x05\x12\x12\n\nmerge_lora\x18\x07 \x01(\x08\x12!\n\x19\x63heckpoint_interval_steps\x18\x08 \x01(\x05\"h\n\x0f\x44\x65\x65pSpeedConfig\x12\x12\n\nzero_stage\x18\x01 \x01(\x05\x12\x19\n\x11offload_optimizer\x18\x02 \x01(\x08\x12&\n\x05\x65xtra\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xac\x05\n\tTuningJob\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x12\n\nbase_model\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x61taset_uri\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x61taset_version\x18\x04 \x01(\t\x12,\n\x06method\x18\x05 \x01(\x0e\x32\x1c.llmops.finetuning.v1.Method\x12>\n\x0fhyperparameters\x18\x06 \x01(\x0b\x32%.llmops.finetuning.v1.Hyperparameters\x12\x38\n\tdeepspeed\x18\x07 \x01(\x0b\x32%.llmops.finetuning.v1.DeepSpeedConfig\x12-\n\x05state\x18\x08 \x01(\x0e\x32\x1e.llmops.finetuning.v1.JobState\x12\x12\n\nsteps_done\x18\t \x01(\x03\x12\x13\n\x0btotal_steps\x18\n \x01(\x03\x12\x1c\n\x14result_model_version\x18\x0b \x01(\t\x12\r\n\x05\x65rror\x18\x0c \x01(\t\x12=\n\x07metrics\x18\r \x03(\x0b\x32,.llmops.finetuning.v1.TuningJob.MetricsEntry\x12\x35\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12,\n\x08\x65nd_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0coutput_model\x18\x10 \x01(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01:2\xea\x41/\n\x14llmops.dev/TuningJob\x12\x17tuningJobs/{tuning_job}\"_\n\x16\x43reateTuningJobRequest\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.llmops.finetuning.v1.TuningJob\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\")\n\x13GetTuningJobRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\">\n\x15ListTuningJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x16ListTuningJobsResponse\x12-\n\x04jobs\x18\x01 \x03(\x0b\x32\x1f.llmops.finetuning.v1.TuningJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\",\n\x16\x43\x61ncelTuningJobRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"%\n\x15WatchTuningJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xd5\x01\n\x0eTuningJobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.llmops.finetuning.v1.JobState\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x0c\n\x04loss\x18\x04 \x01(\x01\x12\x11\n\teval_loss\x18\x05 \x01(\x01\x12\x12\n\ncheckpoint\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12.\n\nevent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"M\n\x16WatchTuningJobResponse\x12\x33\n\x05\x65vent\x18\x01 \x01(\x0b\x32$.llmops.finetuning.v1.TuningJobEvent*B\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x0f\n\x0bMETHOD_FULL\x10\x01\x12\x0f\n\x0bMETHOD_LORA\x10\x02*\xce\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14JOB_STATE_VALIDATING\x10\x01\x12\x14\n\x10JOB_STATE_QUEUED\x10\x02\x12\x15\n\x11JOB_STATE_RUNNING\x10\x03\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x12\x18\n\x14JOB_STATE_CANCELLING\x10\x06\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x07\x32\x8f\x04\n\x11\x46ineTuningService\x12`\n\x0f\x43reateTuningJob\x12,.llmops.finetuning.v1.CreateTuningJobRequest\x1a\x1f.llmops.finetuning.v1.TuningJob\x12Z\n\x0cGetTuningJob\x12).llmops.finetuning.v1.GetTuningJobRequest\x1a\x1f.llmops.finetuning.v1.TuningJob\x12k\n\x0eListTuningJobs\x12+.llmops.finetuning.v1.ListTuningJobsRequest\x1a,.llmops.finetuning.v1.ListTuningJobsResponse\x12`\n\x0f\x43\x61ncelTuningJob\x12,.llmops.finetuning.v1.CancelTuningJobRequest\x1a\x1f.llmops.finetuning.v1.TuningJob\x12m\n\x0eWatchTuningJob\x12+.llmops.finetuning.v1.WatchTuningJobRequest\x1a,.llmops.finetuning.v1.WatchTuningJobResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,34 +37,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TUNINGJOB_METRICSENTRY']._loaded_options = None
   _globals['_TUNINGJOB_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_METHOD']._serialized_start=1722
-  _globals['_METHOD']._serialized_end=1788
-  _globals['_JOBSTATE']._serialized_start=1791
-  _globals['_JOBSTATE']._serialized_end=1997
-  _globals['_HYPERPARAMETERS']._serialized_start=127
-  _globals['_HYPERPARAMETERS']._serialized_end=321
-  _globals['_DEEPSPEEDCONFIG']._serialized_start=323
-  _globals['_DEEPSPEEDCONFIG']._serialized_end=427
-  _globals['_TUNINGJOB']._serialized_start=430
-  _globals['_TUNINGJOB']._serialized_end=1050
-  _globals['_TUNINGJOB_METRICSENTRY']._serialized_start=1004
-  _globals['_TUNINGJOB_METRICSENTRY']._serialized_end=1050
-  _globals['_CREATETUNINGJOBREQUEST']._serialized_start=1052
-  _globals['_CREATETUNINGJOBREQUEST']._serialized_end=1147
-  _globals['_GETTUNINGJOBREQUEST']._serialized_start=1149
-  _globals['_GETTUNINGJOBREQUEST']._serialized_end=1184
-  _globals['_LISTTUNINGJOBSREQUEST']._serialized_start=1186
-  _globals['_LISTTUNINGJOBSREQUEST']._serialized_end=1248
-  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_start=1250
-  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_end=1346
-  _globals['_CANCELTUNINGJOBREQUEST']._serialized_start=1348
-  _globals['_CANCELTUNINGJOBREQUEST']._serialized_end=1386
-  _globals['_WATCHTUNINGJOBREQUEST']._serialized_start=1388
-  _globals['_WATCHTUNINGJOBREQUEST']._serialized_end=1425
-  _globals['_TUNINGJOBEVENT']._serialized_start=1428
-  _globals['_TUNINGJOBEVENT']._serialized_end=1641
-  _globals['_WATCHTUNINGJOBRESPONSE']._serialized_start=1643
-  _globals['_WATCHTUNINGJOBRESPONSE']._serialized_end=1720
-  _globals['_FINETUNINGSERVICE']._serialized_start=2000
-  _globals['_FINETUNINGSERVICE']._serialized_end=2527
+  _globals['_TUNINGJOB'].fields_by_name['name']._loaded_options = None
+  _globals['_TUNINGJOB'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_TUNINGJOB'].fields_by_name['create_time']._loaded_options = None
+  _globals['_TUNINGJOB'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_TUNINGJOB']._loaded_options = None
+  _globals['_TUNINGJOB']._serialized_options = b'\352A/\n\024llmops.dev/TuningJob\022\027tuningJobs/{tuning_job}'
+  _globals['_GETTUNINGJOBREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETTUNINGJOBREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_CANCELTUNINGJOBREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CANCELTUNINGJOBREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_METHOD']._serialized_start=1858
+  _globals['_METHOD']._serialized_end=1924
+  _globals['_JOBSTATE']._serialized_start=1927
+  _globals['_JOBSTATE']._serialized_end=2133
+  _globals['_HYPERPARAMETERS']._serialized_start=187
+  _globals['_HYPERPARAMETERS']._serialized_end=381
+  _globals['_DEEPSPEEDCONFIG']._serialized_start=383
+  _globals['_DEEPSPEEDCONFIG']._serialized_end=487
+  _globals['_TUNINGJOB']._serialized_start=490
+  _globals['_TUNINGJOB']._serialized_end=1174
+  _globals['_TUNINGJOB_METRICSENTRY']._serialized_start=1076
+  _globals['_TUNINGJOB_METRICSENTRY']._serialized_end=1122
+  _globals['_CREATETUNINGJOBREQUEST']._serialized_start=1176
+  _globals['_CREATETUNINGJOBREQUEST']._serialized_end=1271
+  _globals['_GETTUNINGJOBREQUEST']._serialized_start=1273
+  _globals['_GETTUNINGJOBREQUEST']._serialized_end=1314
+  _globals['_LISTTUNINGJOBSREQUEST']._serialized_start=1316
+  _globals['_LISTTUNINGJOBSREQUEST']._serialized_end=1378
+  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_start=1380
+  _globals['_LISTTUNINGJOBSRESPONSE']._serialized_end=1476
+  _globals['_CANCELTUNINGJOBREQUEST']._serialized_start=1478
+  _globals['_CANCELTUNINGJOBREQUEST']._serialized_end=1522
+  _globals['_WATCHTUNINGJOBREQUEST']._serialized_start=1524
+  _globals['_WATCHTUNINGJOBREQUEST']._serialized_end=1561
+  _globals['_TUNINGJOBEVENT']._serialized_start=1564
+  _globals['_TUNINGJOBEVENT']._serialized_end=1777
+  _globals['_WATCHTUNINGJOBRESPONSE']._serialized_start=1779
+  _globals['_WATCHTUNINGJOBRESPONSE']._serialized_end=1856
+  _globals['_FINETUNINGSERVICE']._serialized_start=2136
+  _globals['_FINETUNINGSERVICE']._serialized_end=2663
 # @@protoc_insertion_point(module_scope)

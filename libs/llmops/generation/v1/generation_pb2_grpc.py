@@ -58,7 +58,7 @@ class GenerationServiceStub:
                 _registered_method=True)
         self.StreamGenerate = channel.unary_stream(
                 '/llmops.generation.v1.GenerationService/StreamGenerate',
-                request_serializer=llmops_dot_generation_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
+                request_serializer=llmops_dot_generation_dot_v1_dot_generation__pb2.StreamGenerateRequest.SerializeToString,
                 response_deserializer=llmops_dot_generation_dot_v1_dot_generation__pb2.StreamGenerateResponse.FromString,
                 _registered_method=True)
         self.CountTokens = channel.unary_unary(
@@ -158,7 +158,7 @@ def add_GenerationServiceServicer_to_server(servicer, server):
             ),
             'StreamGenerate': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamGenerate,
-                    request_deserializer=llmops_dot_generation_dot_v1_dot_generation__pb2.GenerateRequest.FromString,
+                    request_deserializer=llmops_dot_generation_dot_v1_dot_generation__pb2.StreamGenerateRequest.FromString,
                     response_serializer=llmops_dot_generation_dot_v1_dot_generation__pb2.StreamGenerateResponse.SerializeToString,
             ),
             'CountTokens': grpc.unary_unary_rpc_method_handler(
@@ -307,7 +307,7 @@ class GenerationService:
             request,
             target,
             '/llmops.generation.v1.GenerationService/StreamGenerate',
-            llmops_dot_generation_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
+            llmops_dot_generation_dot_v1_dot_generation__pb2.StreamGenerateRequest.SerializeToString,
             llmops_dot_generation_dot_v1_dot_generation__pb2.StreamGenerateResponse.FromString,
             options,
             channel_credentials,

@@ -1,4 +1,5 @@
 from google.protobuf import struct_pb2 as _struct_pb2
+from llmops.common.v1 import chat_pb2 as _chat_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -6,14 +7,6 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
-
-class Turn(_message.Message):
-    __slots__ = ("role", "content")
-    ROLE_FIELD_NUMBER: _ClassVar[int]
-    CONTENT_FIELD_NUMBER: _ClassVar[int]
-    role: str
-    content: str
-    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class RunPipelineRequest(_message.Message):
     __slots__ = ("pipeline", "question", "history", "variables", "max_tokens")
@@ -24,10 +17,24 @@ class RunPipelineRequest(_message.Message):
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     pipeline: str
     question: str
-    history: _containers.RepeatedCompositeFieldContainer[Turn]
+    history: _containers.RepeatedCompositeFieldContainer[_chat_pb2.ChatMessage]
     variables: _struct_pb2.Struct
     max_tokens: int
-    def __init__(self, pipeline: _Optional[str] = ..., question: _Optional[str] = ..., history: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    def __init__(self, pipeline: _Optional[str] = ..., question: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+
+class StreamRunPipelineRequest(_message.Message):
+    __slots__ = ("pipeline", "question", "history", "variables", "max_tokens")
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    VARIABLES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    pipeline: str
+    question: str
+    history: _containers.RepeatedCompositeFieldContainer[_chat_pb2.ChatMessage]
+    variables: _struct_pb2.Struct
+    max_tokens: int
+    def __init__(self, pipeline: _Optional[str] = ..., question: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
 
 class Citation(_message.Message):
     __slots__ = ("document_id", "chunk_id", "score", "marker", "text")

@@ -43,7 +43,7 @@ class PipelineServiceStub:
                 _registered_method=True)
         self.StreamRunPipeline = channel.unary_stream(
                 '/llmops.pipeline.v1.PipelineService/StreamRunPipeline',
-                request_serializer=llmops_dot_pipeline_dot_v1_dot_pipeline__pb2.RunPipelineRequest.SerializeToString,
+                request_serializer=llmops_dot_pipeline_dot_v1_dot_pipeline__pb2.StreamRunPipelineRequest.SerializeToString,
                 response_deserializer=llmops_dot_pipeline_dot_v1_dot_pipeline__pb2.StreamRunPipelineResponse.FromString,
                 _registered_method=True)
 
@@ -79,7 +79,7 @@ def add_PipelineServiceServicer_to_server(servicer, server):
             ),
             'StreamRunPipeline': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamRunPipeline,
-                    request_deserializer=llmops_dot_pipeline_dot_v1_dot_pipeline__pb2.RunPipelineRequest.FromString,
+                    request_deserializer=llmops_dot_pipeline_dot_v1_dot_pipeline__pb2.StreamRunPipelineRequest.FromString,
                     response_serializer=llmops_dot_pipeline_dot_v1_dot_pipeline__pb2.StreamRunPipelineResponse.SerializeToString,
             ),
     }
@@ -137,7 +137,7 @@ class PipelineService:
             request,
             target,
             '/llmops.pipeline.v1.PipelineService/StreamRunPipeline',
-            llmops_dot_pipeline_dot_v1_dot_pipeline__pb2.RunPipelineRequest.SerializeToString,
+            llmops_dot_pipeline_dot_v1_dot_pipeline__pb2.StreamRunPipelineRequest.SerializeToString,
             llmops_dot_pipeline_dot_v1_dot_pipeline__pb2.StreamRunPipelineResponse.FromString,
             options,
             channel_credentials,

@@ -1,5 +1,7 @@
 import datetime
 
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import resource_pb2 as _resource_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -241,20 +243,20 @@ class ListPromptTemplatesResponse(_message.Message):
     def __init__(self, templates: _Optional[_Iterable[_Union[PromptTemplate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreatePromptVersionRequest(_message.Message):
-    __slots__ = ("parent", "messages", "variables", "context", "retrieval", "request_id")
+    __slots__ = ("parent", "messages", "variables", "context", "retrieval", "idempotency_key")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     parent: str
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     variables: _containers.RepeatedCompositeFieldContainer[Variable]
     context: ContextSpec
     retrieval: RetrievalSpec
-    request_id: str
-    def __init__(self, parent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., context: _Optional[_Union[ContextSpec, _Mapping]] = ..., retrieval: _Optional[_Union[RetrievalSpec, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, parent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., context: _Optional[_Union[ContextSpec, _Mapping]] = ..., retrieval: _Optional[_Union[RetrievalSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class GetPromptVersionRequest(_message.Message):
     __slots__ = ("name",)

@@ -1,5 +1,7 @@
 import datetime
 
+from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.api import resource_pb2 as _resource_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -302,7 +304,7 @@ class DownloadArtifactResponse(_message.Message):
     def __init__(self, file: _Optional[_Union[ArtifactFile, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class CreateModelVersionRequest(_message.Message):
-    __slots__ = ("parent", "files", "format", "pipeline_spec", "lineage", "metrics", "description", "request_id")
+    __slots__ = ("parent", "files", "format", "pipeline_spec", "lineage", "metrics", "description", "idempotency_key")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -317,7 +319,7 @@ class CreateModelVersionRequest(_message.Message):
     LINEAGE_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     parent: str
     files: _containers.RepeatedCompositeFieldContainer[ArtifactFile]
     format: str
@@ -325,8 +327,8 @@ class CreateModelVersionRequest(_message.Message):
     lineage: Lineage
     metrics: _containers.ScalarMap[str, float]
     description: str
-    request_id: str
-    def __init__(self, parent: _Optional[str] = ..., files: _Optional[_Iterable[_Union[ArtifactFile, _Mapping]]] = ..., format: _Optional[str] = ..., pipeline_spec: _Optional[_Union[PipelineSpec, _Mapping]] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., description: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, parent: _Optional[str] = ..., files: _Optional[_Iterable[_Union[ArtifactFile, _Mapping]]] = ..., format: _Optional[str] = ..., pipeline_spec: _Optional[_Union[PipelineSpec, _Mapping]] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., metrics: _Optional[_Mapping[str, float]] = ..., description: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class GetModelVersionRequest(_message.Message):
     __slots__ = ("name",)

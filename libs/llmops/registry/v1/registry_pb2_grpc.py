@@ -175,7 +175,7 @@ class RegistryServiceServicer:
         """Creates an immutable model version from uploaded files (a model) or a bundle spec (a
         pipeline); NOT_FOUND for an unknown model or base version, FAILED_PRECONDITION when a listed
         file was not uploaded or the spec does not match the model's kind, INVALID_ARGUMENT for a
-        malformed file list or spec. Retrying with the same request_id returns the same version.
+        malformed file list or spec. Retrying with the same idempotency_key returns the same version.
         Role: editor.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -22,71 +22,87 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#llmops/retrieval/v1/retrieval.proto\x12\x13llmops.retrieval.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\x08\x43hunking\x12\x19\n\x11\x63hunk_size_tokens\x18\x01 \x01(\x05\x12\x1c\n\x14\x63hunk_overlap_tokens\x18\x02 \x01(\x05\"\x8b\x03\n\x05Index\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12/\n\x08\x63hunking\x18\x04 \x01(\x0b\x32\x1d.llmops.retrieval.v1.Chunking\x12+\n\x06metric\x18\x05 \x01(\x0e\x32\x1b.llmops.retrieval.v1.Metric\x12\x12\n\ncollection\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12\x16\n\x0e\x64ocument_count\x18\x08 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\t \x01(\x03\x12\x18\n\x10source_table_uri\x18\n \x01(\t\x12\x1c\n\x14source_table_version\x18\x0b \x01(\x03\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb4\x01\n\x12\x43reateIndexRequest\x12\x10\n\x08index_id\x18\x01 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12/\n\x08\x63hunking\x18\x03 \x01(\x0b\x32\x1d.llmops.retrieval.v1.Chunking\x12+\n\x06metric\x18\x04 \x01(\x0e\x32\x1b.llmops.retrieval.v1.Metric\x12\x15\n\renable_hybrid\x18\x05 \x01(\x08\"\x1f\n\x0fGetIndexRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x12ListIndexesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x13ListIndexesResponse\x12+\n\x07indexes\x18\x01 \x03(\x0b\x32\x1a.llmops.retrieval.v1.Index\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x12\x44\x65leteIndexRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x15\n\x13\x44\x65leteIndexResponse\"O\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"Y\n\x16UpsertDocumentsRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x30\n\tdocuments\x18\x02 \x03(\x0b\x32\x1d.llmops.retrieval.v1.Document\"]\n\x17UpsertDocumentsResponse\x12\x16\n\x0e\x64ocument_count\x18\x01 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x03\x12\x15\n\rindex_version\x18\x03 \x01(\x03\"Y\n\x16IngestDocumentsRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x30\n\tdocuments\x18\x02 \x03(\x0b\x32\x1d.llmops.retrieval.v1.Document\"]\n\x17IngestDocumentsResponse\x12\x16\n\x0e\x64ocuments_done\x18\x01 \x01(\x03\x12\x13\n\x0b\x63hunks_done\x18\x02 \x01(\x03\x12\x15\n\rindex_version\x18\x03 \x01(\x03\"j\n\x16\x44\x65leteDocumentsRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x02 \x03(\t\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.llmops.retrieval.v1.Filter\"H\n\x17\x44\x65leteDocumentsResponse\x12\x16\n\x0e\x64ocument_count\x18\x01 \x01(\x03\x12\x15\n\rindex_version\x18\x02 \x01(\x03\"x\n\x0f\x46ilterCondition\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12/\n\x02op\x18\x02 \x01(\x0e\x32#.llmops.retrieval.v1.FilterOperator\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\xab\x01\n\x06\x46ilter\x12\x39\n\tcondition\x18\x01 \x01(\x0b\x32$.llmops.retrieval.v1.FilterConditionH\x00\x12.\n\x03\x61ll\x18\x02 \x01(\x0b\x32\x1f.llmops.retrieval.v1.FilterListH\x00\x12.\n\x03\x61ny\x18\x03 \x01(\x0b\x32\x1f.llmops.retrieval.v1.FilterListH\x00\x42\x06\n\x04kind\":\n\nFilterList\x12,\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x1b.llmops.retrieval.v1.Filter\"\xb2\x01\n\rSearchRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12-\n\x06vector\x18\x03 \x01(\x0b\x32\x1b.llmops.retrieval.v1.VectorH\x00\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12+\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x1b.llmops.retrieval.v1.Filter\x12\x0e\n\x06hybrid\x18\x06 \x01(\x08\x42\x07\n\x05query\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"t\n\x03Hit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05score\x18\x05 \x01(\x02\"O\n\x0eSearchResponse\x12&\n\x04hits\x18\x01 \x03(\x0b\x32\x18.llmops.retrieval.v1.Hit\x12\x15\n\rindex_version\x18\x02 \x01(\x03\"\xa3\x01\n\x10SyncIndexRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x11\n\ttable_uri\x18\x02 \x01(\t\x12\x11\n\tid_column\x18\x03 \x01(\t\x12\x13\n\x0btext_column\x18\x04 \x01(\t\x12\x18\n\x10metadata_columns\x18\x05 \x03(\t\x12+\n\x04mode\x18\x06 \x01(\x0e\x32\x1d.llmops.retrieval.v1.SyncMode\"\x85\x01\n\x11SyncIndexResponse\x12\x15\n\rtable_version\x18\x01 \x01(\x03\x12\x15\n\rrows_upserted\x18\x02 \x01(\x03\x12\x14\n\x0crows_deleted\x18\x03 \x01(\x03\x12\x15\n\rpass_complete\x18\x04 \x01(\x08\x12\x15\n\rindex_version\x18\x05 \x01(\x03*\\\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x11\n\rMETRIC_COSINE\x10\x01\x12\x18\n\x14METRIC_INNER_PRODUCT\x10\x02\x12\r\n\tMETRIC_L2\x10\x03*\xd9\x01\n\x0e\x46ilterOperator\x12\x1f\n\x1b\x46ILTER_OPERATOR_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46ILTER_OPERATOR_EQ\x10\x01\x12\x16\n\x12\x46ILTER_OPERATOR_NE\x10\x02\x12\x16\n\x12\x46ILTER_OPERATOR_LT\x10\x03\x12\x16\n\x12\x46ILTER_OPERATOR_LE\x10\x04\x12\x16\n\x12\x46ILTER_OPERATOR_GT\x10\x05\x12\x16\n\x12\x46ILTER_OPERATOR_GE\x10\x06\x12\x16\n\x12\x46ILTER_OPERATOR_IN\x10\x07*X\n\x08SyncMode\x12\x19\n\x15SYNC_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13SYNC_MODE_TRIGGERED\x10\x01\x12\x18\n\x14SYNC_MODE_CONTINUOUS\x10\x02\x32\xf7\x06\n\x10RetrievalService\x12R\n\x0b\x43reateIndex\x12\'.llmops.retrieval.v1.CreateIndexRequest\x1a\x1a.llmops.retrieval.v1.Index\x12L\n\x08GetIndex\x12$.llmops.retrieval.v1.GetIndexRequest\x1a\x1a.llmops.retrieval.v1.Index\x12`\n\x0bListIndexes\x12\'.llmops.retrieval.v1.ListIndexesRequest\x1a(.llmops.retrieval.v1.ListIndexesResponse\x12`\n\x0b\x44\x65leteIndex\x12\'.llmops.retrieval.v1.DeleteIndexRequest\x1a(.llmops.retrieval.v1.DeleteIndexResponse\x12l\n\x0fUpsertDocuments\x12+.llmops.retrieval.v1.UpsertDocumentsRequest\x1a,.llmops.retrieval.v1.UpsertDocumentsResponse\x12p\n\x0fIngestDocuments\x12+.llmops.retrieval.v1.IngestDocumentsRequest\x1a,.llmops.retrieval.v1.IngestDocumentsResponse(\x01\x30\x01\x12l\n\x0f\x44\x65leteDocuments\x12+.llmops.retrieval.v1.DeleteDocumentsRequest\x1a,.llmops.retrieval.v1.DeleteDocumentsResponse\x12Q\n\x06Search\x12\".llmops.retrieval.v1.SearchRequest\x1a#.llmops.retrieval.v1.SearchResponse\x12\\\n\tSyncIndex\x12%.llmops.retrieval.v1.SyncIndexRequest\x1a&.llmops.retrieval.v1.SyncIndexResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#llmops/retrieval/v1/retrieval.proto\x12\x13llmops.retrieval.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\x08\x43hunking\x12\x19\n\x11\x63hunk_size_tokens\x18\x01 \x01(\x05\x12\x1c\n\x14\x63hunk_overlap_tokens\x18\x02 \x01(\x05\"\xc5\x03\n\x05Index\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12/\n\x08\x63hunking\x18\x04 \x01(\x0b\x32\x1d.llmops.retrieval.v1.Chunking\x12+\n\x06metric\x18\x05 \x01(\x0e\x32\x1b.llmops.retrieval.v1.Metric\x12\x12\n\ncollection\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12\x16\n\x0e\x64ocument_count\x18\x08 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\t \x01(\x03\x12\x18\n\x10source_table_uri\x18\n \x01(\t\x12\x1c\n\x14source_table_version\x18\x0b \x01(\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:&\xea\x41#\n\x10llmops.dev/Index\x12\x0findexes/{index}\"\xba\x01\n\x12\x43reateIndexRequest\x12\x16\n\x08index_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12/\n\x08\x63hunking\x18\x03 \x01(\x0b\x32\x1d.llmops.retrieval.v1.Chunking\x12+\n\x06metric\x18\x04 \x01(\x0e\x32\x1b.llmops.retrieval.v1.Metric\x12\x15\n\renable_hybrid\x18\x05 \x01(\x08\"%\n\x0fGetIndexRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\";\n\x12ListIndexesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x13ListIndexesResponse\x12+\n\x07indexes\x18\x01 \x03(\x0b\x32\x1a.llmops.retrieval.v1.Index\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x12\x44\x65leteIndexRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x15\n\x13\x44\x65leteIndexResponse\"O\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12)\n\x08metadata\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"Y\n\x16UpsertDocumentsRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x30\n\tdocuments\x18\x02 \x03(\x0b\x32\x1d.llmops.retrieval.v1.Document\"]\n\x17UpsertDocumentsResponse\x12\x16\n\x0e\x64ocument_count\x18\x01 \x01(\x03\x12\x13\n\x0b\x63hunk_count\x18\x02 \x01(\x03\x12\x15\n\rindex_version\x18\x03 \x01(\x03\"Y\n\x16IngestDocumentsRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x30\n\tdocuments\x18\x02 \x03(\x0b\x32\x1d.llmops.retrieval.v1.Document\"]\n\x17IngestDocumentsResponse\x12\x16\n\x0e\x64ocuments_done\x18\x01 \x01(\x03\x12\x13\n\x0b\x63hunks_done\x18\x02 \x01(\x03\x12\x15\n\rindex_version\x18\x03 \x01(\x03\"j\n\x16\x44\x65leteDocumentsRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x02 \x03(\t\x12+\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x1b.llmops.retrieval.v1.Filter\"H\n\x17\x44\x65leteDocumentsResponse\x12\x16\n\x0e\x64ocument_count\x18\x01 \x01(\x03\x12\x15\n\rindex_version\x18\x02 \x01(\x03\"x\n\x0f\x46ilterCondition\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12/\n\x02op\x18\x02 \x01(\x0e\x32#.llmops.retrieval.v1.FilterOperator\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\"\xab\x01\n\x06\x46ilter\x12\x39\n\tcondition\x18\x01 \x01(\x0b\x32$.llmops.retrieval.v1.FilterConditionH\x00\x12.\n\x03\x61ll\x18\x02 \x01(\x0b\x32\x1f.llmops.retrieval.v1.FilterListH\x00\x12.\n\x03\x61ny\x18\x03 \x01(\x0b\x32\x1f.llmops.retrieval.v1.FilterListH\x00\x42\x06\n\x04kind\":\n\nFilterList\x12,\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x1b.llmops.retrieval.v1.Filter\"\xb2\x01\n\rSearchRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x0e\n\x04text\x18\x02 \x01(\tH\x00\x12-\n\x06vector\x18\x03 \x01(\x0b\x32\x1b.llmops.retrieval.v1.VectorH\x00\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12+\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x1b.llmops.retrieval.v1.Filter\x12\x0e\n\x06hybrid\x18\x06 \x01(\x08\x42\x07\n\x05query\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"t\n\x03Hit\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05score\x18\x05 \x01(\x02\"O\n\x0eSearchResponse\x12&\n\x04hits\x18\x01 \x03(\x0b\x32\x18.llmops.retrieval.v1.Hit\x12\x15\n\rindex_version\x18\x02 \x01(\x03\"\xa3\x01\n\x10SyncIndexRequest\x12\r\n\x05index\x18\x01 \x01(\t\x12\x11\n\ttable_uri\x18\x02 \x01(\t\x12\x11\n\tid_column\x18\x03 \x01(\t\x12\x13\n\x0btext_column\x18\x04 \x01(\t\x12\x18\n\x10metadata_columns\x18\x05 \x03(\t\x12+\n\x04mode\x18\x06 \x01(\x0e\x32\x1d.llmops.retrieval.v1.SyncMode\"\x85\x01\n\x11SyncIndexResponse\x12\x15\n\rtable_version\x18\x01 \x01(\x03\x12\x15\n\rrows_upserted\x18\x02 \x01(\x03\x12\x14\n\x0crows_deleted\x18\x03 \x01(\x03\x12\x15\n\rpass_complete\x18\x04 \x01(\x08\x12\x15\n\rindex_version\x18\x05 \x01(\x03*\\\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x11\n\rMETRIC_COSINE\x10\x01\x12\x18\n\x14METRIC_INNER_PRODUCT\x10\x02\x12\r\n\tMETRIC_L2\x10\x03*\xd9\x01\n\x0e\x46ilterOperator\x12\x1f\n\x1b\x46ILTER_OPERATOR_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46ILTER_OPERATOR_EQ\x10\x01\x12\x16\n\x12\x46ILTER_OPERATOR_NE\x10\x02\x12\x16\n\x12\x46ILTER_OPERATOR_LT\x10\x03\x12\x16\n\x12\x46ILTER_OPERATOR_LE\x10\x04\x12\x16\n\x12\x46ILTER_OPERATOR_GT\x10\x05\x12\x16\n\x12\x46ILTER_OPERATOR_GE\x10\x06\x12\x16\n\x12\x46ILTER_OPERATOR_IN\x10\x07*X\n\x08SyncMode\x12\x19\n\x15SYNC_MODE_UNSPECIFIED\x10\x00\x12\x17\n\x13SYNC_MODE_TRIGGERED\x10\x01\x12\x18\n\x14SYNC_MODE_CONTINUOUS\x10\x02\x32\xf7\x06\n\x10RetrievalService\x12R\n\x0b\x43reateIndex\x12\'.llmops.retrieval.v1.CreateIndexRequest\x1a\x1a.llmops.retrieval.v1.Index\x12L\n\x08GetIndex\x12$.llmops.retrieval.v1.GetIndexRequest\x1a\x1a.llmops.retrieval.v1.Index\x12`\n\x0bListIndexes\x12\'.llmops.retrieval.v1.ListIndexesRequest\x1a(.llmops.retrieval.v1.ListIndexesResponse\x12`\n\x0b\x44\x65leteIndex\x12\'.llmops.retrieval.v1.DeleteIndexRequest\x1a(.llmops.retrieval.v1.DeleteIndexResponse\x12l\n\x0fUpsertDocuments\x12+.llmops.retrieval.v1.UpsertDocumentsRequest\x1a,.llmops.retrieval.v1.UpsertDocumentsResponse\x12p\n\x0fIngestDocuments\x12+.llmops.retrieval.v1.IngestDocumentsRequest\x1a,.llmops.retrieval.v1.IngestDocumentsResponse(\x01\x30\x01\x12l\n\x0f\x44\x65leteDocuments\x12+.llmops.retrieval.v1.DeleteDocumentsRequest\x1a,.llmops.retrieval.v1.DeleteDocumentsResponse\x12Q\n\x06Search\x12\".llmops.retrieval.v1.SearchRequest\x1a#.llmops.retrieval.v1.SearchResponse\x12\\\n\tSyncIndex\x12%.llmops.retrieval.v1.SyncIndexRequest\x1a&.llmops.retrieval.v1.SyncIndexResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmops.retrieval.v1.retrieval_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_METRIC']._serialized_start=2718
-  _globals['_METRIC']._serialized_end=2810
-  _globals['_FILTEROPERATOR']._serialized_start=2813
-  _globals['_FILTEROPERATOR']._serialized_end=3030
-  _globals['_SYNCMODE']._serialized_start=3032
-  _globals['_SYNCMODE']._serialized_end=3120
-  _globals['_CHUNKING']._serialized_start=123
-  _globals['_CHUNKING']._serialized_end=190
-  _globals['_INDEX']._serialized_start=193
-  _globals['_INDEX']._serialized_end=588
-  _globals['_CREATEINDEXREQUEST']._serialized_start=591
-  _globals['_CREATEINDEXREQUEST']._serialized_end=771
-  _globals['_GETINDEXREQUEST']._serialized_start=773
-  _globals['_GETINDEXREQUEST']._serialized_end=804
-  _globals['_LISTINDEXESREQUEST']._serialized_start=806
-  _globals['_LISTINDEXESREQUEST']._serialized_end=865
-  _globals['_LISTINDEXESRESPONSE']._serialized_start=867
-  _globals['_LISTINDEXESRESPONSE']._serialized_end=958
-  _globals['_DELETEINDEXREQUEST']._serialized_start=960
-  _globals['_DELETEINDEXREQUEST']._serialized_end=994
-  _globals['_DELETEINDEXRESPONSE']._serialized_start=996
-  _globals['_DELETEINDEXRESPONSE']._serialized_end=1017
-  _globals['_DOCUMENT']._serialized_start=1019
-  _globals['_DOCUMENT']._serialized_end=1098
-  _globals['_UPSERTDOCUMENTSREQUEST']._serialized_start=1100
-  _globals['_UPSERTDOCUMENTSREQUEST']._serialized_end=1189
-  _globals['_UPSERTDOCUMENTSRESPONSE']._serialized_start=1191
-  _globals['_UPSERTDOCUMENTSRESPONSE']._serialized_end=1284
-  _globals['_INGESTDOCUMENTSREQUEST']._serialized_start=1286
-  _globals['_INGESTDOCUMENTSREQUEST']._serialized_end=1375
-  _globals['_INGESTDOCUMENTSRESPONSE']._serialized_start=1377
-  _globals['_INGESTDOCUMENTSRESPONSE']._serialized_end=1470
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1472
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1578
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1580
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1652
-  _globals['_FILTERCONDITION']._serialized_start=1654
-  _globals['_FILTERCONDITION']._serialized_end=1774
-  _globals['_FILTER']._serialized_start=1777
-  _globals['_FILTER']._serialized_end=1948
-  _globals['_FILTERLIST']._serialized_start=1950
-  _globals['_FILTERLIST']._serialized_end=2008
-  _globals['_SEARCHREQUEST']._serialized_start=2011
-  _globals['_SEARCHREQUEST']._serialized_end=2189
-  _globals['_VECTOR']._serialized_start=2191
-  _globals['_VECTOR']._serialized_end=2215
-  _globals['_HIT']._serialized_start=2217
-  _globals['_HIT']._serialized_end=2333
-  _globals['_SEARCHRESPONSE']._serialized_start=2335
-  _globals['_SEARCHRESPONSE']._serialized_end=2414
-  _globals['_SYNCINDEXREQUEST']._serialized_start=2417
-  _globals['_SYNCINDEXREQUEST']._serialized_end=2580
-  _globals['_SYNCINDEXRESPONSE']._serialized_start=2583
-  _globals['_SYNCINDEXRESPONSE']._serialized_end=2716
-  _globals['_RETRIEVALSERVICE']._serialized_start=3123
-  _globals['_RETRIEVALSERVICE']._serialized_end=4010
+  _globals['_INDEX'].fields_by_name['name']._loaded_options = None
+  _globals['_INDEX'].fields_by_name['name']._serialized_options = b'\342A\001\010'
+  _globals['_INDEX'].fields_by_name['create_time']._loaded_options = None
+  _globals['_INDEX'].fields_by_name['create_time']._serialized_options = b'\342A\001\003'
+  _globals['_INDEX'].fields_by_name['update_time']._loaded_options = None
+  _globals['_INDEX'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_INDEX']._loaded_options = None
+  _globals['_INDEX']._serialized_options = b'\352A#\n\020llmops.dev/Index\022\017indexes/{index}'
+  _globals['_CREATEINDEXREQUEST'].fields_by_name['index_id']._loaded_options = None
+  _globals['_CREATEINDEXREQUEST'].fields_by_name['index_id']._serialized_options = b'\342A\001\002'
+  _globals['_GETINDEXREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETINDEXREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_DELETEINDEXREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_DELETEINDEXREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_METRIC']._serialized_start=2854
+  _globals['_METRIC']._serialized_end=2946
+  _globals['_FILTEROPERATOR']._serialized_start=2949
+  _globals['_FILTEROPERATOR']._serialized_end=3166
+  _globals['_SYNCMODE']._serialized_start=3168
+  _globals['_SYNCMODE']._serialized_end=3256
+  _globals['_CHUNKING']._serialized_start=183
+  _globals['_CHUNKING']._serialized_end=250
+  _globals['_INDEX']._serialized_start=253
+  _globals['_INDEX']._serialized_end=706
+  _globals['_CREATEINDEXREQUEST']._serialized_start=709
+  _globals['_CREATEINDEXREQUEST']._serialized_end=895
+  _globals['_GETINDEXREQUEST']._serialized_start=897
+  _globals['_GETINDEXREQUEST']._serialized_end=934
+  _globals['_LISTINDEXESREQUEST']._serialized_start=936
+  _globals['_LISTINDEXESREQUEST']._serialized_end=995
+  _globals['_LISTINDEXESRESPONSE']._serialized_start=997
+  _globals['_LISTINDEXESRESPONSE']._serialized_end=1088
+  _globals['_DELETEINDEXREQUEST']._serialized_start=1090
+  _globals['_DELETEINDEXREQUEST']._serialized_end=1130
+  _globals['_DELETEINDEXRESPONSE']._serialized_start=1132
+  _globals['_DELETEINDEXRESPONSE']._serialized_end=1153
+  _globals['_DOCUMENT']._serialized_start=1155
+  _globals['_DOCUMENT']._serialized_end=1234
+  _globals['_UPSERTDOCUMENTSREQUEST']._serialized_start=1236
+  _globals['_UPSERTDOCUMENTSREQUEST']._serialized_end=1325
+  _globals['_UPSERTDOCUMENTSRESPONSE']._serialized_start=1327
+  _globals['_UPSERTDOCUMENTSRESPONSE']._serialized_end=1420
+  _globals['_INGESTDOCUMENTSREQUEST']._serialized_start=1422
+  _globals['_INGESTDOCUMENTSREQUEST']._serialized_end=1511
+  _globals['_INGESTDOCUMENTSRESPONSE']._serialized_start=1513
+  _globals['_INGESTDOCUMENTSRESPONSE']._serialized_end=1606
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1608
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1714
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1716
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1788
+  _globals['_FILTERCONDITION']._serialized_start=1790
+  _globals['_FILTERCONDITION']._serialized_end=1910
+  _globals['_FILTER']._serialized_start=1913
+  _globals['_FILTER']._serialized_end=2084
+  _globals['_FILTERLIST']._serialized_start=2086
+  _globals['_FILTERLIST']._serialized_end=2144
+  _globals['_SEARCHREQUEST']._serialized_start=2147
+  _globals['_SEARCHREQUEST']._serialized_end=2325
+  _globals['_VECTOR']._serialized_start=2327
+  _globals['_VECTOR']._serialized_end=2351
+  _globals['_HIT']._serialized_start=2353
+  _globals['_HIT']._serialized_end=2469
+  _globals['_SEARCHRESPONSE']._serialized_start=2471
+  _globals['_SEARCHRESPONSE']._serialized_end=2550
+  _globals['_SYNCINDEXREQUEST']._serialized_start=2553
+  _globals['_SYNCINDEXREQUEST']._serialized_end=2716
+  _globals['_SYNCINDEXRESPONSE']._serialized_start=2719
+  _globals['_SYNCINDEXRESPONSE']._serialized_end=2852
+  _globals['_RETRIEVALSERVICE']._serialized_start=3259
+  _globals['_RETRIEVALSERVICE']._serialized_end=4146
 # @@protoc_insertion_point(module_scope)
