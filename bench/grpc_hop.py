@@ -24,11 +24,11 @@ from opentelemetry import trace
 from bench.echo_server import SERVICE as ECHO_SERVICE
 from bench.echo_server import echo
 from bench.harness import compare, write_report
+from llmops.api.registry.v1 import registry_pb2 as pb
 from llmops.client import Client
 from llmops.core import auth, channels, telemetry
 from llmops.core.blobstore import BlobStore
 from llmops.core.storage import Database
-from llmops.registry.v1 import registry_pb2 as pb
 from llmops.testing.services import ServiceProcess
 from services.registry.config import RegistryConfig
 from services.registry.feed import EventFeed

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from bench.harness import save
+from llmops.api.registry.v1 import registry_pb2 as pb
 from llmops.client import Client
 from llmops.core import auth
-from llmops.registry.v1 import registry_pb2 as pb
 from llmops.testing.services import ServiceProcess
 
 CHUNK = 1024 * 1024

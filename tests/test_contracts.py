@@ -167,7 +167,7 @@ def test_create_requests_name_their_idempotency_key_alike(f):
 
 def test_staleness_check_detects_missing_generated_code(monkeypatch, tmp_path):
     monkeypatch.setattr(gen_protos, "OUT_ROOT", tmp_path)
-    assert "llmops/registry/v1/registry_pb2.py" in gen_protos.stale_files()
+    assert "llmops/api/registry/v1/registry_pb2.py" in gen_protos.stale_files()
 
 
 def _options(msg: descriptor_pb2.DescriptorProto | descriptor_pb2.FieldDescriptorProto, extension):

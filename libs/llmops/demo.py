@@ -22,6 +22,8 @@ from pathlib import Path
 from opentelemetry import trace
 from tqdm import tqdm
 
+from llmops.api.prompt.v1 import prompt_pb2 as ppb
+from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.cli import stack, tracecmd
 from llmops.cli.models import import_gguf_with_progress
 from llmops.cli.pipelines import print_answer_details
@@ -30,8 +32,6 @@ from llmops.client.generation import registry_target
 from llmops.client.prompt import variable
 from llmops.client.retrieval import folder_documents
 from llmops.core import telemetry
-from llmops.prompt.v1 import prompt_pb2 as ppb
-from llmops.registry.v1 import registry_pb2 as rpb
 
 ROOT = Path(__file__).resolve().parents[2]
 INDEX = "docs"

@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from llmops.api.feedback.v1 import feedback_pb2 as pb
 from llmops.core import auth, http
 from llmops.core.errors import InvalidArgument
-from llmops.feedback.v1 import feedback_pb2 as pb
 from services.feedback.servicer import FeedbackServicer
 
 STATIC = Path(__file__).resolve().parent / "static"

@@ -6,11 +6,11 @@ import asyncio
 
 from opentelemetry import trace
 
+from llmops.api.feedback.v1 import feedback_pb2_grpc
 from llmops.core import auth, http
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
-from llmops.feedback.v1 import feedback_pb2_grpc
 from services.feedback.config import FeedbackConfig
 from services.feedback.review import ReviewApp
 from services.feedback.servicer import POLICY, SERVICE, FeedbackServicer

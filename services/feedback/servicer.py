@@ -10,15 +10,15 @@ from collections.abc import AsyncIterator
 
 from opentelemetry import trace
 
-from llmops.common.v1.chat_pb2 import ChatMessage
+from llmops.api.common.v1.chat_pb2 import ChatMessage
+from llmops.api.feedback.v1 import feedback_pb2 as pb
+from llmops.api.feedback.v1 import feedback_pb2_grpc
 from llmops.core import auth, feeds, names, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument, ResourceExhausted
 from llmops.core.feeds import ChangeSignal
 from llmops.core.ratelimit import RateLimiter
 from llmops.core.timeutil import now_us, timestamp
-from llmops.feedback.v1 import feedback_pb2 as pb
-from llmops.feedback.v1 import feedback_pb2_grpc
 from services.feedback import export
 from services.feedback.config import FeedbackConfig
 from services.feedback.store import FeedbackFilter, FeedbackRow, FeedbackStore, InferenceRow

@@ -287,8 +287,8 @@ class JobRunner:
         shutil.rmtree(d / "checkpoints", ignore_errors=True)  # the model is in the registry now
 
     def _upload(self, job: JobRecord, folder: Path, metrics: dict[str, float]) -> str:
+        from llmops.api.registry.v1 import registry_pb2 as rpb
         from llmops.client.base import CallError
-        from llmops.registry.v1 import registry_pb2 as rpb
 
         spec = job.spec
         model = spec["output_model"]

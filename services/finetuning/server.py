@@ -8,12 +8,12 @@ import asyncio
 
 from opentelemetry import trace
 
+from llmops.api.finetuning.v1 import finetuning_pb2_grpc
 from llmops.client.registry import RegistryClient
 from llmops.core import auth, channels
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
-from llmops.finetuning.v1 import finetuning_pb2_grpc
 from services.finetuning.config import FineTuningConfig
 from services.finetuning.jobs import JobRunner
 from services.finetuning.servicer import POLICY, SERVICE, FineTuningServicer

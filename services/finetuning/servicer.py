@@ -13,14 +13,14 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
+from llmops.api.finetuning.v1 import finetuning_pb2 as pb
+from llmops.api.finetuning.v1 import finetuning_pb2_grpc
 from llmops.client.base import CallError
 from llmops.core import auth, feeds, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from llmops.core.timeutil import timestamp
 from llmops.evaluation import datasets
-from llmops.finetuning.v1 import finetuning_pb2 as pb
-from llmops.finetuning.v1 import finetuning_pb2_grpc
 from services.finetuning.jobs import JobRunner
 from services.finetuning.store import QUEUED, TERMINAL, EventRecord, JobRecord, JobStore
 from services.finetuning.training import RunSpec

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import grpc
 import httpx
 
+from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.core.model_files import ModelFiles
-from llmops.registry.v1 import registry_pb2 as rpb
 from services.generation.backends import preload
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from urllib.parse import urlparse
 
 from google.protobuf import json_format
 
+from llmops.api.generation.v1 import generation_pb2 as pb
 from llmops.core import names
 from llmops.core.errors import InvalidArgument
-from llmops.generation.v1 import generation_pb2 as pb
 from services.generation.accounting import LimitSpec
 from services.generation.credentials import check_ref
 

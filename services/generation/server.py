@@ -9,14 +9,14 @@ import ssl
 import httpx
 from opentelemetry import trace
 
+from llmops.api.generation.v1 import generation_pb2_grpc
+from llmops.api.registry.v1 import registry_pb2_grpc
 from llmops.core import auth, channels, sandbox
 from llmops.core.config import from_env
 from llmops.core.model_files import ModelFiles
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
 from llmops.core.tls import client_from_env
-from llmops.generation.v1 import generation_pb2_grpc
-from llmops.registry.v1 import registry_pb2_grpc
 from services.generation.accounting import Accounting
 from services.generation.config import GenerationConfig
 from services.generation.credentials import Credentials

@@ -16,13 +16,13 @@ from google.protobuf import json_format
 from opentelemetry import trace
 from prometheus_client import Counter
 
+from llmops.api.generation.v1 import generation_pb2 as pb
+from llmops.api.generation.v1 import generation_pb2_grpc
 from llmops.core import auth, channels, names, pagination
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from llmops.core.model_files import ModelFiles, estimate_tokens
 from llmops.core.timeutil import duration, timestamp
-from llmops.generation.v1 import generation_pb2 as pb
-from llmops.generation.v1 import generation_pb2_grpc
 from llmops.modeling.folder import context_window
 from services.generation import routing
 from services.generation.accounting import Accounting, Reservation

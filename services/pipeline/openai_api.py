@@ -22,11 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from llmops.common.v1 import chat_pb2
+from llmops.api.common.v1 import chat_pb2
+from llmops.api.generation.v1 import generation_pb2 as gpb
+from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.core import auth, channels, http
 from llmops.core.errors import DeadlineExceeded, DomainError, InvalidArgument, Unavailable
-from llmops.generation.v1 import generation_pb2 as gpb
-from llmops.registry.v1 import registry_pb2 as rpb
 from services.pipeline.runner import FINISH, Deadline, Piece, PipelineRunner, Question, new_request_id
 
 log = logging.getLogger(__name__)

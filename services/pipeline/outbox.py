@@ -14,9 +14,9 @@ import logging
 import grpc
 import sqlalchemy as sa
 
+from llmops.api.feedback.v1 import feedback_pb2 as fpb
 from llmops.core.storage import Database, Migration
 from llmops.core.timeutil import now_us
-from llmops.feedback.v1 import feedback_pb2 as fpb
 
 log = logging.getLogger(__name__)
 meta = sa.MetaData()

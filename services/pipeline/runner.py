@@ -20,16 +20,16 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 from opentelemetry import trace
 
+from llmops.api.common.v1.chat_pb2 import ChatMessage
+from llmops.api.feedback.v1 import feedback_pb2 as fpb
+from llmops.api.generation.v1 import generation_pb2 as gpb
+from llmops.api.prompt.v1 import prompt_pb2 as ppb
+from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.client.pipeline import BundleParameters
-from llmops.common.v1.chat_pb2 import ChatMessage
 from llmops.core import auth, channels, names, telemetry
 from llmops.core.errors import DeadlineExceeded, DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from llmops.core.model_files import ModelFiles
 from llmops.core.timeutil import now_us, timestamp
-from llmops.feedback.v1 import feedback_pb2 as fpb
-from llmops.generation.v1 import generation_pb2 as gpb
-from llmops.prompt.v1 import prompt_pb2 as ppb
-from llmops.registry.v1 import registry_pb2 as rpb
 from services.pipeline.outbox import InferenceOutbox
 
 log = logging.getLogger(__name__)

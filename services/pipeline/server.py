@@ -9,16 +9,16 @@ import logging
 
 from opentelemetry import trace
 
+from llmops.api.feedback.v1 import feedback_pb2_grpc
+from llmops.api.generation.v1 import generation_pb2_grpc
+from llmops.api.pipeline.v1 import pipeline_pb2_grpc
+from llmops.api.prompt.v1 import prompt_pb2_grpc
+from llmops.api.registry.v1 import registry_pb2_grpc
 from llmops.core import auth, channels, http
 from llmops.core.config import from_env
 from llmops.core.model_files import ModelFiles
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
-from llmops.feedback.v1 import feedback_pb2_grpc
-from llmops.generation.v1 import generation_pb2_grpc
-from llmops.pipeline.v1 import pipeline_pb2_grpc
-from llmops.prompt.v1 import prompt_pb2_grpc
-from llmops.registry.v1 import registry_pb2_grpc
 from services.pipeline.config import PipelineConfig
 from services.pipeline.openai_api import OpenAIApi
 from services.pipeline.outbox import InferenceOutbox

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 from google.protobuf import json_format
 
+from llmops.api.pipeline.v1 import pipeline_pb2 as pb
+from llmops.api.pipeline.v1 import pipeline_pb2_grpc
 from llmops.core import auth, telemetry
 from llmops.core.auth import Role
-from llmops.pipeline.v1 import pipeline_pb2 as pb
-from llmops.pipeline.v1 import pipeline_pb2_grpc
 from services.pipeline.runner import Deadline, Piece, PipelineRunner, Question, new_request_id
 
 SERVICE = pb.DESCRIPTOR.services_by_name["PipelineService"].full_name

@@ -7,15 +7,15 @@ import asyncio
 
 from opentelemetry import trace
 
+from llmops.api.generation.v1 import generation_pb2_grpc
+from llmops.api.prompt.v1 import prompt_pb2_grpc
+from llmops.api.registry.v1 import registry_pb2_grpc
+from llmops.api.retrieval.v1 import retrieval_pb2_grpc
 from llmops.core import auth, channels, sandbox
 from llmops.core.config import from_env
 from llmops.core.model_files import ModelFiles
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
-from llmops.generation.v1 import generation_pb2_grpc
-from llmops.prompt.v1 import prompt_pb2_grpc
-from llmops.registry.v1 import registry_pb2_grpc
-from llmops.retrieval.v1 import retrieval_pb2_grpc
 from services.prompt.config import PromptConfig
 from services.prompt.servicer import POLICY, SERVICE, PromptServicer
 from services.prompt.store import TemplateStore

@@ -9,16 +9,16 @@ import re
 import grpc
 from google.protobuf import json_format
 
+from llmops.api.generation.v1 import generation_pb2 as gpb
+from llmops.api.prompt.v1 import prompt_pb2 as pb
+from llmops.api.prompt.v1 import prompt_pb2_grpc
+from llmops.api.retrieval.v1 import retrieval_pb2 as rpb
 from llmops.core import auth, channels, names, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument
 from llmops.core.gates import AliasGate, Approval
 from llmops.core.model_files import ModelFiles, estimate_tokens
 from llmops.core.timeutil import timestamp
-from llmops.generation.v1 import generation_pb2 as gpb
-from llmops.prompt.v1 import prompt_pb2 as pb
-from llmops.prompt.v1 import prompt_pb2_grpc
-from llmops.retrieval.v1 import retrieval_pb2 as rpb
 from services.prompt import assemble
 from services.prompt.config import PromptConfig
 from services.prompt.store import EventType, TemplateRecord, TemplateStore, VersionRecord

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from google.protobuf import json_format, struct_pb2
 
+from llmops.api.registry.v1 import registry_pb2 as pb
 from llmops.core.blobstore import check_digest
 from llmops.core.errors import InvalidArgument
 from llmops.core.timeutil import timestamp
-from llmops.registry.v1 import registry_pb2 as pb
 from services.registry import names
 from services.registry.domain import (
     EventRecord,

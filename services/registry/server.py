@@ -6,12 +6,12 @@ import asyncio
 
 from opentelemetry import trace
 
+from llmops.api.registry.v1 import registry_pb2_grpc
 from llmops.core import auth
 from llmops.core.blobstore import BlobStore
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
-from llmops.registry.v1 import registry_pb2_grpc
 from services.registry.config import RegistryConfig
 from services.registry.feed import EventFeed
 from services.registry.servicer import POLICY, SERVICE, RegistryServicer

@@ -7,13 +7,13 @@ import asyncio
 import logging
 from pathlib import Path
 
+from llmops.api.registry.v1 import registry_pb2 as pb
+from llmops.api.registry.v1 import registry_pb2_grpc
 from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.blobstore import BlobStore, check_digest
 from llmops.core.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from llmops.core.gates import AliasGate
-from llmops.registry.v1 import registry_pb2 as pb
-from llmops.registry.v1 import registry_pb2_grpc
 from services.registry import artifacts, convert, names
 from services.registry.config import RegistryConfig
 from services.registry.domain import Actor, FileEntry, Kind

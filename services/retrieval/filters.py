@@ -14,8 +14,8 @@ import re
 
 from google.protobuf import struct_pb2
 
+from llmops.api.retrieval.v1 import retrieval_pb2 as pb
 from llmops.core.errors import InvalidArgument
-from llmops.retrieval.v1 import retrieval_pb2 as pb
 
 FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_DEPTH = 8

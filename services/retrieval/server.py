@@ -7,11 +7,11 @@ import logging
 
 from opentelemetry import trace
 
+from llmops.api.retrieval.v1 import retrieval_pb2_grpc
 from llmops.core import auth
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
-from llmops.retrieval.v1 import retrieval_pb2_grpc
 from services.retrieval.config import RetrievalConfig
 from services.retrieval.servicer import POLICY, SERVICE, RetrievalServicer
 from services.retrieval.store import IndexStore

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 import numpy as np
 from google.protobuf import json_format
 
+from llmops.api.retrieval.v1 import retrieval_pb2 as pb
+from llmops.api.retrieval.v1 import retrieval_pb2_grpc
 from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from llmops.core.timeutil import now_us, timestamp
-from llmops.retrieval.v1 import retrieval_pb2 as pb
-from llmops.retrieval.v1 import retrieval_pb2_grpc
 from services.retrieval import embedding, filters, sync
 from services.retrieval.config import RetrievalConfig
 from services.retrieval.ingest import Doc, chunk_documents

@@ -7,10 +7,10 @@ import functools
 
 import pytest
 
+from llmops.api.common.v1.chat_pb2 import ChatMessage
+from llmops.api.feedback.v1 import feedback_pb2 as pb
 from llmops.client import Client
-from llmops.common.v1.chat_pb2 import ChatMessage
 from llmops.core import auth
-from llmops.feedback.v1 import feedback_pb2 as pb
 from llmops.testing.services import ServerThread, make_keys
 from services.feedback.config import FeedbackConfig
 from services.feedback.server import build

@@ -10,8 +10,8 @@ import grpc
 import pytest
 from deltalake import DeltaTable
 
+from llmops.api.feedback.v1 import feedback_pb2 as pb
 from llmops.core.timeutil import now_us
-from llmops.feedback.v1 import feedback_pb2 as pb
 from llmops.testing.services import code_of
 
 

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
+from llmops.api.finetuning.v1 import finetuning_pb2 as pb
 from llmops.client import CallError, Client
 from llmops.core import auth
 from llmops.core.errors import DomainError
 from llmops.evaluation import datasets
-from llmops.finetuning.v1 import finetuning_pb2 as pb
 from llmops.testing.services import ServerThread, ServiceProcess, code_of, make_keys
 from services.feedback.export import CHAT_SCHEMA
 from services.registry.config import RegistryConfig

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
+from llmops.api.finetuning.v1 import finetuning_pb2 as fpb
 from llmops.client.generation import registry_target
 from llmops.evaluation import exact
-from llmops.finetuning.v1 import finetuning_pb2 as fpb
 
 pytestmark = pytest.mark.slow  # trains a base model and fine-tunes it
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from llmops.api.prompt.v1 import prompt_pb2 as pb
 from llmops.client.prompt import variable
-from llmops.prompt.v1 import prompt_pb2 as pb
 from llmops.testing.services import code_of
 
 pytestmark = pytest.mark.slow  # each test indexes docs/ and trains a tokenizer

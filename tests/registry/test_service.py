@@ -12,8 +12,8 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
+from llmops.api.registry.v1 import registry_pb2 as pb
 from llmops.client import CallError, InvalidArgumentError, NotFoundError
-from llmops.registry.v1 import registry_pb2 as pb
 from llmops.testing.model_folders import folder_digests, make_model_folder, safetensors_bytes, sha256
 from llmops.testing.services import code_of
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from llmops.api.retrieval.v1 import retrieval_pb2 as pb
 from llmops.client.retrieval import condition as cond
 from llmops.core.errors import InvalidArgument
-from llmops.retrieval.v1 import retrieval_pb2 as pb
 from services.retrieval.filters import to_expression
 
 

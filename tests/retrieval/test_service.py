@@ -7,9 +7,9 @@ from pathlib import Path
 
 import grpc
 
+from llmops.api.retrieval.v1 import retrieval_pb2 as pb
 from llmops.client.retrieval import condition as cond
 from llmops.client.retrieval import document, folder_documents
-from llmops.retrieval.v1 import retrieval_pb2 as pb
 from llmops.testing.services import code_of
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from llmops.api.retrieval.v1 import retrieval_pb2 as pb
 from llmops.client import CallError
 from llmops.client.retrieval import condition as cond
-from llmops.retrieval.v1 import retrieval_pb2 as pb
 
 TOPICS = ["registry", "retrieval", "prompts", "generation", "feedback"]
 

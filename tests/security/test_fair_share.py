@@ -14,10 +14,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from llmops.api.registry.v1 import registry_pb2 as pb
+from llmops.api.registry.v1 import registry_pb2_grpc
 from llmops.core import status
 from llmops.core.server import ServerConfig
-from llmops.registry.v1 import registry_pb2 as pb
-from llmops.registry.v1 import registry_pb2_grpc
 from llmops.testing.services import ServerThread, code_of
 from services.registry.config import RegistryConfig
 from services.registry.server import build

@@ -9,10 +9,10 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from llmops.api.retrieval.v1 import retrieval_pb2 as rpb
 from llmops.client.generation import provider_target
 from llmops.client.retrieval import condition as cond
 from llmops.client.retrieval import document
-from llmops.retrieval.v1 import retrieval_pb2 as rpb
 from llmops.testing.services import code_of
 
 pytestmark = pytest.mark.slow  # the whole stack

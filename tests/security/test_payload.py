@@ -11,7 +11,7 @@ import uuid
 import grpc
 import pytest
 
-from llmops.registry.v1 import registry_pb2 as rpb
+from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.testing.services import code_of
 
 pytestmark = pytest.mark.slow  # the whole stack

@@ -27,7 +27,7 @@ REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 
 def _rpcs():
     for service in SERVICES:
-        pb = importlib.import_module(f"llmops.{service}.v1.{service}_pb2")
+        pb = importlib.import_module(f"llmops.api.{service}.v1.{service}_pb2")
         policy = importlib.import_module(f"services.{service}.servicer").POLICY.rules
         for svc in pb.DESCRIPTOR.services_by_name.values():
             for m in svc.methods:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from llmops.api.feedback.v1 import feedback_pb2 as pb
 from llmops.client import Client
-from llmops.feedback.v1 import feedback_pb2 as pb
 
 THUMB = {pb.THUMB_UP: "up", pb.THUMB_DOWN: "down"}
 

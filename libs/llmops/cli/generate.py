@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from llmops.api.generation.v1 import generation_pb2 as pb
 from llmops.client import Client
 from llmops.client.generation import provider_target, registry_target
-from llmops.generation.v1 import generation_pb2 as pb
 
 
 def _target(text: str) -> pb.Target:

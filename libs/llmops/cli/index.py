@@ -49,7 +49,7 @@ def cmd_search(client: Client, args) -> None:
 
 
 def cmd_sync(client: Client, args) -> None:
-    from llmops.retrieval.v1 import retrieval_pb2 as pb
+    from llmops.api.retrieval.v1 import retrieval_pb2 as pb
 
     mode = pb.SYNC_MODE_CONTINUOUS if args.continuous else pb.SYNC_MODE_TRIGGERED
     request = pb.SyncIndexRequest(index=args.index, table_uri=args.table_uri, id_column=args.id_column,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from llmops.api.registry.v1 import registry_pb2 as pb
 from llmops.cli import aliases
 from llmops.client import Client
-from llmops.registry.v1 import registry_pb2 as pb
 
 
 def _when(ts) -> str:

@@ -7,11 +7,11 @@ import argparse
 import json
 import sys
 
+from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.cli import tracecmd
 from llmops.client import Client
 from llmops.client.pipeline import BundleParameters
 from llmops.core import telemetry
-from llmops.registry.v1 import registry_pb2 as rpb
 
 DEFAULT_PIPELINE = "docs-qa@production"
 

@@ -6,10 +6,10 @@ import argparse
 import difflib
 import json
 
+from llmops.api.prompt.v1 import prompt_pb2 as pb
 from llmops.cli import aliases
 from llmops.client import Client
 from llmops.client.prompt import variable
-from llmops.prompt.v1 import prompt_pb2 as pb
 
 
 def _role(r: int) -> str:

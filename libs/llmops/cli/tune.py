@@ -7,8 +7,8 @@ import json
 
 from tqdm import tqdm
 
+from llmops.api.finetuning.v1 import finetuning_pb2 as pb
 from llmops.client import Client
-from llmops.finetuning.v1 import finetuning_pb2 as pb
 
 
 def _state(s: int) -> str:

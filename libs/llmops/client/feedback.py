@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from llmops.api.feedback.v1 import feedback_pb2 as pb
+from llmops.api.feedback.v1 import feedback_pb2_grpc
 from llmops.client.base import ServiceClient, operation, reopening
 from llmops.core.timeutil import timestamp
-from llmops.feedback.v1 import feedback_pb2 as pb
-from llmops.feedback.v1 import feedback_pb2_grpc
 
 THUMBS = {None: pb.THUMB_UNSPECIFIED, "up": pb.THUMB_UP, "down": pb.THUMB_DOWN}
 SOURCES = {"end_user": pb.FEEDBACK_SOURCE_END_USER, "reviewer": pb.FEEDBACK_SOURCE_REVIEWER,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from llmops.api.finetuning.v1 import finetuning_pb2 as pb
+from llmops.api.finetuning.v1 import finetuning_pb2_grpc
 from llmops.client.base import ServiceClient, operation, reopening, struct
-from llmops.finetuning.v1 import finetuning_pb2 as pb
-from llmops.finetuning.v1 import finetuning_pb2_grpc
 
 METHODS = {"lora": pb.METHOD_LORA, "full": pb.METHOD_FULL}
 

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import grpc
 
+from llmops.api.common.v1.chat_pb2 import ChatMessage
+from llmops.api.generation.v1 import generation_pb2 as pb
+from llmops.api.generation.v1 import generation_pb2_grpc
 from llmops.client.base import CallError, ServiceClient, operation
-from llmops.common.v1.chat_pb2 import ChatMessage
-from llmops.generation.v1 import generation_pb2 as pb
-from llmops.generation.v1 import generation_pb2_grpc
 
 
 def registry_target(ref: str, weight: int = 1) -> pb.Target:

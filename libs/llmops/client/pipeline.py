@@ -12,12 +12,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from llmops.api.common.v1.chat_pb2 import ChatMessage
+from llmops.api.pipeline.v1 import pipeline_pb2 as pb
+from llmops.api.pipeline.v1 import pipeline_pb2_grpc
 from llmops.client.base import CallError, ServiceClient, operation, struct
 from llmops.client.base import tracer as client_tracer
-from llmops.common.v1.chat_pb2 import ChatMessage
 from llmops.core.errors import InvalidArgument
-from llmops.pipeline.v1 import pipeline_pb2 as pb
-from llmops.pipeline.v1 import pipeline_pb2_grpc
 
 
 @dataclass(frozen=True)

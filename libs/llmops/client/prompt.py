@@ -6,9 +6,9 @@ import uuid
 
 from google.protobuf import json_format
 
+from llmops.api.prompt.v1 import prompt_pb2 as pb
+from llmops.api.prompt.v1 import prompt_pb2_grpc
 from llmops.client.base import ServiceClient, operation, struct
-from llmops.prompt.v1 import prompt_pb2 as pb
-from llmops.prompt.v1 import prompt_pb2_grpc
 
 ROLES = {"system": pb.ROLE_SYSTEM, "user": pb.ROLE_USER, "assistant": pb.ROLE_ASSISTANT}
 TYPES = {"string": pb.VARIABLE_TYPE_STRING, "number": pb.VARIABLE_TYPE_NUMBER, "bool": pb.VARIABLE_TYPE_BOOL,

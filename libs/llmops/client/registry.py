@@ -11,10 +11,10 @@ from pathlib import Path
 import grpc
 from google.protobuf import json_format, struct_pb2
 
+from llmops.api.registry.v1 import registry_pb2 as pb
+from llmops.api.registry.v1 import registry_pb2_grpc
 from llmops.client.base import CallError, ServiceClient, operation, reopening
 from llmops.core.paths import confined
-from llmops.registry.v1 import registry_pb2 as pb
-from llmops.registry.v1 import registry_pb2_grpc
 
 CHUNK = 1024 * 1024
 Progress = Callable[[int], None]  # called with the number of bytes just transferred

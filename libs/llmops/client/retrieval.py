@@ -7,9 +7,9 @@ from pathlib import Path
 
 from google.protobuf import json_format, struct_pb2
 
+from llmops.api.retrieval.v1 import retrieval_pb2 as pb
+from llmops.api.retrieval.v1 import retrieval_pb2_grpc
 from llmops.client.base import ServiceClient, operation
-from llmops.retrieval.v1 import retrieval_pb2 as pb
-from llmops.retrieval.v1 import retrieval_pb2_grpc
 
 METRICS = {"cosine": pb.METRIC_COSINE, "inner_product": pb.METRIC_INNER_PRODUCT, "l2": pb.METRIC_L2}
 INGEST_SUFFIXES = (".md", ".txt", ".html", ".htm")

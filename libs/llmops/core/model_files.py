@@ -10,8 +10,8 @@ import math
 import time
 from collections.abc import Callable
 
+from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.core.errors import FailedPrecondition
-from llmops.registry.v1 import registry_pb2 as rpb
 
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "config.json"

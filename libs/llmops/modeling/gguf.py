@@ -176,7 +176,7 @@ def convert_gguf(info: GgufInfo, dest: Path, dtype: str = "float32") -> None:
 
 
 def source_of(info: GgufInfo, uri: str = ""):
-    from llmops.registry.v1 import registry_pb2 as pb
+    from llmops.api.registry.v1 import registry_pb2 as pb
 
     return pb.ImportSource(uri=uri or package_uri(info.path), sha256=info.sha256, size_bytes=info.size_bytes,
                            format=FORMAT, quantization=info.quantization)
@@ -186,7 +186,7 @@ def import_gguf(registry, model: str, path: Path | str, *, description: str = ""
                 dtype: str = "float32", progress: Progress | None = None):
     """Convert a GGUF file and upload it as a new version of `model` (created when new); returns
     the version (pending approval). `registry` is a RegistryClient."""
-    from llmops.registry.v1 import registry_pb2 as pb
+    from llmops.api.registry.v1 import registry_pb2 as pb
 
     info = inspect_gguf(path, progress)
     scratch = Path(tempfile.mkdtemp(prefix="llmops-gguf-"))
