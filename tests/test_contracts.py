@@ -165,6 +165,23 @@ def test_create_requests_name_their_idempotency_key_alike(f):
                 assert "idempotency_key" in fields, m.name
 
 
+@pytest.mark.parametrize("f", [f for f in FILES if f.service], ids=lambda f: f.package)
+def test_every_create_takes_the_resource_it_creates(f):
+    """One Create shape (AIP-133): the resource as a message field, beside its id or parent and
+    the idempotency key; never the resource's fields spread over the request."""
+    messages = {m.name: m for m in f.message_type}
+    for s in f.service:
+        for rpc in s.method:
+            if rpc.name.startswith("Create"):
+                request = messages[f"{rpc.name}Request"]
+                resource = rpc.output_type
+                embedded = [x for x in request.field if x.type_name == resource]
+                assert len(embedded) == 1, f"{rpc.name}Request does not take a {resource.rsplit('.', 1)[-1]}"
+                others = {x.name for x in request.field} - {embedded[0].name, "parent", "idempotency_key",
+                                                             "enable_hybrid"}
+                assert all(n.endswith("_id") for n in others), f"{rpc.name}Request spreads {others}"
+
+
 def test_staleness_check_detects_missing_generated_code(monkeypatch, tmp_path):
     monkeypatch.setattr(gen_protos, "OUT_ROOT", tmp_path)
     assert "llmops/api/registry/v1/registry_pb2.py" in gen_protos.stale_files()

@@ -88,9 +88,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def CreateRoute(self, request, context) -> pb.Route:
         name = names.check_id("route", request.route_id)
         # resolves provider host names: off the event loop (a slow resolver must not stall it)
-        await asyncio.to_thread(routing.check_targets, request.targets, self._provider_policy)
-        routing.check_limits(request.limits)
-        body = json_format.MessageToDict(pb.Route(targets=request.targets, limits=request.limits))
+        route = request.route
+        await asyncio.to_thread(routing.check_targets, route.targets, self._provider_policy)
+        routing.check_limits(route.limits)
+        body = json_format.MessageToDict(pb.Route(targets=route.targets, limits=route.limits))
         record = await self._db.run(self._store.create_route, name, body, auth.caller().name)
         spec = self._routes[name] = routing.spec_from_body(name, record.body)
         task = asyncio.get_running_loop().create_task(self._preload(spec))  # first requests find it loaded

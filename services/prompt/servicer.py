@@ -86,7 +86,7 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
 
     async def CreatePromptTemplate(self, request, context) -> pb.PromptTemplate:
         name = names.check_id("prompt template", request.template_id)
-        return template_to_pb(await self._db.run(self._store.create, name, request.description[:10_000]))
+        return template_to_pb(await self._db.run(self._store.create, name, request.template.description[:10_000]))
 
     async def GetPromptTemplate(self, request, context) -> pb.PromptTemplate:
         return template_to_pb(await self._db.run_read(self._store.get, template_id(request.name)))
@@ -97,12 +97,14 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
                                   lambda t: t.name)
         return pb.ListPromptTemplatesResponse(templates=[template_to_pb(t) for t in rows], next_page_token=token)
 
-    def _check_body(self, request: pb.CreatePromptVersionRequest) -> dict:
+    def _check_body(self, given: pb.PromptVersion) -> dict:
+        """The version's body (messages, variables, context, retrieval) checked; the rest of
+        `given` is the service's and ignored."""
         body = json_format.MessageToDict(
-            pb.PromptVersion(messages=request.messages, variables=request.variables, context=request.context,
-                             retrieval=request.retrieval), preserving_proto_field_name=True)
+            pb.PromptVersion(messages=given.messages, variables=given.variables, context=given.context,
+                             retrieval=given.retrieval), preserving_proto_field_name=True)
         seen = set()
-        for v in request.variables:
+        for v in given.variables:
             if not VARIABLE.match(v.name) or v.name in seen:
                 raise InvalidArgument(f"variable name {v.name!r} must be a unique identifier")
             seen.add(v.name)
@@ -110,7 +112,7 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
         if version.context_variable in seen:
             raise InvalidArgument(f"variable {version.context_variable!r} is filled with the retrieved context; "
                                   "do not declare it")
-        r = request.retrieval
+        r = given.retrieval
         if r.index:
             names.check_id("index", r.index.removeprefix("indexes/"))
             if not 1 <= (r.top_k or 5) <= self._config.max_top_k:
@@ -125,9 +127,10 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
     async def CreatePromptVersion(self, request, context) -> pb.PromptVersion:
         name = template_id(request.parent)
         if request.idempotency_key and not names.REQUEST_ID.match(request.idempotency_key):
-            raise InvalidArgument("idempotency_key must be 1-128 characters of letters, digits, '.', '_', ':' or '-'", field="idempotency_key")
+            raise InvalidArgument("idempotency_key must be 1-128 characters of letters, digits, '.', '_', ':' or '-'",
+                                  field="idempotency_key")
         try:
-            body = self._check_body(request)
+            body = self._check_body(request.version)
         except json_format.ParseError as exc:
             raise InvalidArgument(f"retrieval.filter is not a valid filter: {exc}") from None
         record = await self._db.run(self._store.add_version, name, body, auth.caller().name, request.idempotency_key or None)

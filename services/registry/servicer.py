@@ -76,10 +76,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
 
     async def CreateModel(self, request: pb.CreateModelRequest, context) -> pb.Model:
         model_id = names.check_model_id(request.model_id)
-        kind = convert.KIND_FROM_PB.get(request.kind, Kind.MODEL)
+        model = request.model
+        kind = convert.KIND_FROM_PB.get(model.kind, Kind.MODEL)
         telemetry.annotate(model=model_id)
         record = await self._db.run(self._store.create_model, _actor(), model_id, kind,
-                                    _check_text("description", request.description), _check_labels(request.labels))
+                                    _check_text("description", model.description), _check_labels(model.labels))
         self._feed.notify()
         return convert.model_to_pb(record)
 
@@ -186,27 +187,30 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def CreateModelVersion(self, request: pb.CreateModelVersionRequest, context) -> pb.ModelVersion:
         model_id = names.model_id(request.parent)
         if request.idempotency_key and not names.REQUEST_ID.match(request.idempotency_key):
-            raise InvalidArgument("idempotency_key must be 1-128 characters of letters, digits, '.', '_', ':' or '-'", field="idempotency_key")
+            raise InvalidArgument("idempotency_key must be 1-128 characters of letters, digits, '.', '_', ':' or '-'",
+                                  field="idempotency_key")
         telemetry.annotate(model=model_id)
-        has_spec = request.HasField("pipeline_spec")
+        version = request.version
+        has_spec = version.HasField("pipeline_spec")
         kind = Kind.PIPELINE if has_spec else Kind.MODEL
         files, spec, digest, size, fmt = [], None, "", 0, ""
         if has_spec:
-            if request.files:
-                raise InvalidArgument("a version holds either files (a model) or a pipeline_spec (a pipeline), not both")
-            spec = self._check_spec(request.pipeline_spec)
+            if version.artifact.files:
+                raise InvalidArgument("a version holds either artifact files (a model) or a pipeline_spec (a pipeline), "
+                                      "not both", field="version.artifact.files")
+            spec = self._check_spec(version.pipeline_spec)
         else:
-            files = await self._check_files(request.files)
+            files = await self._check_files(version.artifact.files)
             digest = artifacts.manifest_digest((f.path, f.sha256, f.size_bytes) for f in files)
             size = sum(f.size_bytes for f in files)
-            fmt = request.format or artifacts.guess_format(f.path for f in files)
-        lineage = convert.lineage_from_pb(request.lineage)
+            fmt = version.artifact.format or artifacts.guess_format(f.path for f in files)
+        lineage = convert.lineage_from_pb(version.lineage)
         if lineage.base_version:
             names.parse_version_ref(lineage.base_version)
         record = await self._db.run(lambda: self._store.create_version(
             _actor(), model_id, kind=kind, files=files, artifact_digest=digest, size_bytes=size, format_=fmt,
-            pipeline_spec=spec, lineage=lineage, metrics=dict(request.metrics),
-            description=_check_text("description", request.description), request_id=request.idempotency_key or None,
+            pipeline_spec=spec, lineage=lineage, metrics=dict(version.metrics),
+            description=_check_text("description", version.description), request_id=request.idempotency_key or None,
         ))
         self._feed.notify()
         telemetry.annotate(version=record.version)

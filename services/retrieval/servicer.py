@@ -89,21 +89,22 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         name = index_id(request.index_id)
         if request.enable_hybrid:
             raise InvalidArgument("hybrid (BM25) search is not available on this Milvus engine; create the index without it")
-        model_name = request.embedding_model or self._config.default_embedding_model
+        given = request.index
+        model_name = given.embedding_model or self._config.default_embedding_model
         if not embedding.is_packaged(model_name):  # a folder: only inside the model roots
             model_name = self._models.resolve(model_name, "embedding_model")
         embedder = await asyncio.to_thread(embedding.load, model_name)
         limit = embedder.max_chunk_tokens
-        size = request.chunking.chunk_size_tokens or min(256, limit)
-        overlap = request.chunking.chunk_overlap_tokens if request.HasField("chunking") else 32
+        size = given.chunking.chunk_size_tokens or min(256, limit)
+        overlap = given.chunking.chunk_overlap_tokens if given.HasField("chunking") else 32
         if not 16 <= size <= min(8192, limit):
             raise InvalidArgument(f"chunk_size_tokens must be 16-{limit} for {model_name} (it reads {embedder.max_tokens} "
                                   f"tokens at most, two of them special), got {size}")
         if not 0 <= overlap < size:
             raise InvalidArgument(f"chunk_overlap_tokens must be >= 0 and below chunk_size_tokens ({size}), got {overlap}")
-        metric = METRIC_NAMES.get(request.metric)
+        metric = METRIC_NAMES.get(given.metric)
         if metric is None:
-            raise InvalidArgument(f"unknown metric {request.metric}")
+            raise InvalidArgument(f"unknown metric {given.metric}", field="index.metric")
         telemetry.annotate(index=name)
         await self._db.run_read(self._store_absent, name)
         collection = "llmops_" + name.replace("-", "_")

@@ -37,8 +37,8 @@ class GenerationClient(ServiceClient):
 
     @operation("create_route")
     def create_route(self, route_id: str, targets: list[pb.Target], **limits) -> pb.Route:
-        return self._unary(self.stub.CreateRoute, pb.CreateRouteRequest(route_id=route_id, targets=targets,
-                                                                         limits=pb.Limits(**limits)))
+        return self._unary(self.stub.CreateRoute, pb.CreateRouteRequest(
+            route_id=route_id, route=pb.Route(targets=targets, limits=pb.Limits(**limits))))
 
     @operation("get_route")
     def get_route(self, name: str) -> pb.Route:

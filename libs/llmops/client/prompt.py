@@ -32,7 +32,7 @@ class PromptClient(ServiceClient):
     @operation("create_template")
     def create_template(self, template_id: str, description: str = "") -> pb.PromptTemplate:
         return self._unary(self.stub.CreatePromptTemplate, pb.CreatePromptTemplateRequest(
-            template_id=template_id, description=description))
+            template_id=template_id, template=pb.PromptTemplate(description=description)))
 
     @operation("get_template")
     def get_template(self, name: str) -> pb.PromptTemplate:
@@ -51,11 +51,12 @@ class PromptClient(ServiceClient):
         retrieval = pb.RetrievalSpec(index=index, top_k=top_k if index else 0, query_variable=query_variable)
         if filter:
             retrieval.filter.CopyFrom(struct(filter))
+        version = pb.PromptVersion(
+            messages=[pb.Message(role=ROLES[r], content=c) for r, c in messages], variables=variables or [],
+            retrieval=retrieval,
+            context=pb.ContextSpec(chunk_template=chunk_template, separator=separator, variable=context_variable))
         return self._unary(self.stub.CreatePromptVersion, pb.CreatePromptVersionRequest(
-            parent=template, messages=[pb.Message(role=ROLES[r], content=c) for r, c in messages],
-            variables=variables or [], retrieval=retrieval,
-            context=pb.ContextSpec(chunk_template=chunk_template, separator=separator, variable=context_variable),
-            idempotency_key=idempotency_key or uuid.uuid4().hex))
+            parent=template, version=version, idempotency_key=idempotency_key or uuid.uuid4().hex))
 
     @operation("get_version")
     def get_version(self, ref: str) -> pb.PromptVersion:

@@ -54,7 +54,7 @@ class RegistryClient(ServiceClient):
     def create_model(self, model_id: str, *, kind: str = "model", description: str = "",
                      labels: dict[str, str] | None = None) -> pb.Model:
         return self._unary(self.stub.CreateModel, pb.CreateModelRequest(
-            model_id=model_id, kind=KINDS[kind], description=description, labels=labels or {}))
+            model_id=model_id, model=pb.Model(kind=KINDS[kind], description=description, labels=labels or {})))
 
     def ensure_model(self, model_id: str, *, kind: str = "model", description: str = "") -> None:
         """Create the model unless it exists (then it is left as it is)."""
@@ -87,8 +87,9 @@ class RegistryClient(ServiceClient):
                        lineage: pb.Lineage | None = None, metrics: dict[str, float] | None = None,
                        description: str = "", idempotency_key: str | None = None) -> pb.ModelVersion:
         return self._unary(self.stub.CreateModelVersion, pb.CreateModelVersionRequest(
-            parent=model, files=files, format=format, lineage=lineage, metrics=metrics or {},
-            description=description, idempotency_key=idempotency_key or uuid.uuid4().hex))
+            parent=model, version=pb.ModelVersion(artifact=pb.Artifact(files=files, format=format), lineage=lineage,
+                                                  metrics=metrics or {}, description=description),
+            idempotency_key=idempotency_key or uuid.uuid4().hex))
 
     @operation("create_pipeline_version")
     def create_pipeline_version(self, pipeline: str, *, prompt_template: str, index: str, route: str,
@@ -98,7 +99,8 @@ class RegistryClient(ServiceClient):
         json_format.ParseDict(parameters or {}, params)
         spec = pb.PipelineSpec(prompt_template=prompt_template, index=index, route=route, parameters=params)
         return self._unary(self.stub.CreateModelVersion, pb.CreateModelVersionRequest(
-            parent=pipeline, pipeline_spec=spec, description=description, idempotency_key=idempotency_key or uuid.uuid4().hex))
+            parent=pipeline, version=pb.ModelVersion(pipeline_spec=spec, description=description),
+            idempotency_key=idempotency_key or uuid.uuid4().hex))
 
     @operation("get_version")
     def get_version(self, ref: str) -> pb.ModelVersion:

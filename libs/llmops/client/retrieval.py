@@ -58,9 +58,9 @@ class RetrievalClient(ServiceClient):
     @operation("create_index")
     def create_index(self, index_id: str, *, embedding_model: str = "", chunk_size: int = 0, chunk_overlap: int = 32,
                      metric: str = "cosine") -> pb.Index:
-        return self._unary(self.stub.CreateIndex, pb.CreateIndexRequest(
-            index_id=index_id, embedding_model=embedding_model, metric=METRICS[metric],
-            chunking=pb.Chunking(chunk_size_tokens=chunk_size, chunk_overlap_tokens=chunk_overlap)))  # 0: the model's
+        chunking = pb.Chunking(chunk_size_tokens=chunk_size, chunk_overlap_tokens=chunk_overlap)  # 0: the model's
+        return self._unary(self.stub.CreateIndex, pb.CreateIndexRequest(index_id=index_id, index=pb.Index(
+            embedding_model=embedding_model, metric=METRICS[metric], chunking=chunking)))
 
     @operation("get_index")
     def get_index(self, name: str) -> pb.Index:

@@ -68,14 +68,12 @@ class Route(_message.Message):
     def __init__(self, name: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[Target, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateRouteRequest(_message.Message):
-    __slots__ = ("route_id", "targets", "limits")
+    __slots__ = ("route_id", "route")
     ROUTE_ID_FIELD_NUMBER: _ClassVar[int]
-    TARGETS_FIELD_NUMBER: _ClassVar[int]
-    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
     route_id: str
-    targets: _containers.RepeatedCompositeFieldContainer[Target]
-    limits: Limits
-    def __init__(self, route_id: _Optional[str] = ..., targets: _Optional[_Iterable[_Union[Target, _Mapping]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    route: Route
+    def __init__(self, route_id: _Optional[str] = ..., route: _Optional[_Union[Route, _Mapping]] = ...) -> None: ...
 
 class GetRouteRequest(_message.Message):
     __slots__ = ("name",)

@@ -213,12 +213,12 @@ class ListPromptEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[PromptEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreatePromptTemplateRequest(_message.Message):
-    __slots__ = ("template_id", "description")
+    __slots__ = ("template_id", "template")
     TEMPLATE_ID_FIELD_NUMBER: _ClassVar[int]
-    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     template_id: str
-    description: str
-    def __init__(self, template_id: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    template: PromptTemplate
+    def __init__(self, template_id: _Optional[str] = ..., template: _Optional[_Union[PromptTemplate, _Mapping]] = ...) -> None: ...
 
 class GetPromptTemplateRequest(_message.Message):
     __slots__ = ("name",)
@@ -243,20 +243,14 @@ class ListPromptTemplatesResponse(_message.Message):
     def __init__(self, templates: _Optional[_Iterable[_Union[PromptTemplate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreatePromptVersionRequest(_message.Message):
-    __slots__ = ("parent", "messages", "variables", "context", "retrieval", "idempotency_key")
+    __slots__ = ("parent", "version", "idempotency_key")
     PARENT_FIELD_NUMBER: _ClassVar[int]
-    MESSAGES_FIELD_NUMBER: _ClassVar[int]
-    VARIABLES_FIELD_NUMBER: _ClassVar[int]
-    CONTEXT_FIELD_NUMBER: _ClassVar[int]
-    RETRIEVAL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     parent: str
-    messages: _containers.RepeatedCompositeFieldContainer[Message]
-    variables: _containers.RepeatedCompositeFieldContainer[Variable]
-    context: ContextSpec
-    retrieval: RetrievalSpec
+    version: PromptVersion
     idempotency_key: str
-    def __init__(self, parent: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., variables: _Optional[_Iterable[_Union[Variable, _Mapping]]] = ..., context: _Optional[_Union[ContextSpec, _Mapping]] = ..., retrieval: _Optional[_Union[RetrievalSpec, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, parent: _Optional[str] = ..., version: _Optional[_Union[PromptVersion, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class GetPromptVersionRequest(_message.Message):
     __slots__ = ("name",)

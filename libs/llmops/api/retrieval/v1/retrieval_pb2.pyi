@@ -91,18 +91,14 @@ class Index(_message.Message):
     def __init__(self, name: _Optional[str] = ..., embedding_model: _Optional[str] = ..., dimension: _Optional[int] = ..., chunking: _Optional[_Union[Chunking, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., collection: _Optional[str] = ..., version: _Optional[int] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ..., source_table_uri: _Optional[str] = ..., source_table_version: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateIndexRequest(_message.Message):
-    __slots__ = ("index_id", "embedding_model", "chunking", "metric", "enable_hybrid")
+    __slots__ = ("index_id", "index", "enable_hybrid")
     INDEX_ID_FIELD_NUMBER: _ClassVar[int]
-    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
-    CHUNKING_FIELD_NUMBER: _ClassVar[int]
-    METRIC_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
     ENABLE_HYBRID_FIELD_NUMBER: _ClassVar[int]
     index_id: str
-    embedding_model: str
-    chunking: Chunking
-    metric: Metric
+    index: Index
     enable_hybrid: bool
-    def __init__(self, index_id: _Optional[str] = ..., embedding_model: _Optional[str] = ..., chunking: _Optional[_Union[Chunking, _Mapping]] = ..., metric: _Optional[_Union[Metric, str]] = ..., enable_hybrid: _Optional[bool] = ...) -> None: ...
+    def __init__(self, index_id: _Optional[str] = ..., index: _Optional[_Union[Index, _Mapping]] = ..., enable_hybrid: _Optional[bool] = ...) -> None: ...
 
 class GetIndexRequest(_message.Message):
     __slots__ = ("name",)
