@@ -106,12 +106,11 @@ def test_moving_the_alias_under_load_fails_no_request(gen):
     workers = [threading.Thread(target=client, args=(i % 2 == 0,)) for i in range(4)]
     for w in workers:
         w.start()
-    time.sleep(1.0)
+    wait_until(lambda: len(served) >= 16, timeout=60, what="requests served by version 1 under load")
     admin.registry.set_alias("demo", "live", 2)
-    deadline = time.monotonic() + 60
-    while "registry:models/demo/versions/2" not in served[-5:] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)
+    wait_until(lambda: "registry:models/demo/versions/2" in served[-5:], timeout=60, what="version 2 serving")
+    moved = len(served)
+    wait_until(lambda: len(served) >= moved + 4, timeout=60, what="more requests after the move")
     stop.set()
     for w in workers:
         w.join(30)
