@@ -224,6 +224,9 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             names.check_id("pipeline", request.pipeline)
         payload = auth.sees_payload()  # readers watch the metadata of the traffic, not its content
         inference_seq, feedback_seq = await self._db.run_read(self._store.last_seqs)
+        # The headers say the watch has begun: everything committed from now on will be sent
+        # (a caller that must not miss a record waits for them before writing).
+        await context.send_initial_metadata(())
 
         async def read() -> list[pb.WatchFeedbackResponse]:
             nonlocal inference_seq, feedback_seq

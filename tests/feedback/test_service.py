@@ -4,7 +4,6 @@ the review queue, summaries, the live watch, quarantine and Delta exports."""
 from __future__ import annotations
 
 import threading
-import time
 
 import grpc
 import pytest
@@ -134,7 +133,8 @@ def test_summary_per_pipeline_and_model_version(fb):
 
 def test_watch_streams_new_inferences_and_feedback(fb):
     got: list[pb.WatchFeedbackResponse] = []
-    stream = fb.client("reader").watch("qa")
+    stream = fb.client("reader").stub.WatchFeedback(pb.WatchFeedbackRequest(pipeline="qa"), timeout=30)
+    stream.initial_metadata()  # the watch has begun: it starts from "now"
 
     def consume():
         for item in stream:
@@ -144,12 +144,11 @@ def test_watch_streams_new_inferences_and_feedback(fb):
 
     t = threading.Thread(target=consume, daemon=True)
     t.start()
-    time.sleep(0.5)  # the watch starts from "now"
     fb.log("other", pipeline_version="models/other/versions/1")  # filtered out
     fb.log("w-1")
     fb.client().give(request_id="w-1", thumb="up")
     t.join(10)
-    stream.close()
+    stream.cancel()
     assert [i.WhichOneof("item") for i in got] == ["inference", "feedback"]
     assert got[0].inference.request_id == "w-1" and got[1].feedback.request_id == "w-1"
 
