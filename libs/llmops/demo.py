@@ -139,7 +139,7 @@ def register_template(client: Client) -> int:
     exists_ok(p.create_template, TEMPLATE, "answers questions about llmops from its docs")
     key = hashlib.sha256(f"{SYSTEM}\0{USER}\0{CHUNK}\0{INDEX}\0{TOP_K}".encode()).hexdigest()[:16]
     v = p.create_version(TEMPLATE, [("system", SYSTEM), ("user", USER)], variables=[variable("question")],
-                         chunk_template=CHUNK, index=INDEX, top_k=TOP_K, request_id=f"demo-{TEMPLATE}-{key}")
+                         chunk_template=CHUNK, index=INDEX, top_k=TOP_K, idempotency_key=f"demo-{TEMPLATE}-{key}")
     if v.approval != ppb.APPROVAL_STATE_APPROVED:
         p.approve(f"{TEMPLATE}@{v.version}", "the demo's reviewed template")
     p.set_alias(TEMPLATE, "production", v.version)
@@ -154,7 +154,7 @@ def register_pipeline(client: Client, prompt_version: int, route: str, pipeline:
     reg.ensure_model(pipeline, kind="pipeline", description="answers questions about llmops")
     v = reg.create_pipeline_version(pipeline, prompt_template=f"{TEMPLATE}@{prompt_version}", index=INDEX, route=route,
                                     parameters={"max_tokens": ANSWER_TOKENS, "temperature": 0.0},
-                                    request_id=f"demo-{pipeline}-{route}-v{prompt_version}")
+                                    idempotency_key=f"demo-{pipeline}-{route}-v{prompt_version}")
     if v.status != rpb.VERSION_STATUS_APPROVED:
         reg.approve(v.name, "the demo bundle")
     reg.set_alias(pipeline, "production", v.version)

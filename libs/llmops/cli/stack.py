@@ -95,7 +95,10 @@ def service_health(name: str, address: str) -> str:
 
 
 def _port_free(port: int) -> bool:
+    """Whether a service could listen on `port` now. SO_REUSEADDR as the servers themselves
+    bind: connections of a just-stopped service lingering in TIME_WAIT do not hold the port."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
