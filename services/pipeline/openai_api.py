@@ -160,7 +160,7 @@ class OpenAIApi:
             if not token:
                 return out
 
-    async def chat_completions(self, call: http.HttpCall) -> dict | Response:
+    async def chat_completions(self, call: http.HttpCall) -> Response:
         chat = ChatRequest(call.body)
         rc = call.rc
         rc.span.set_attribute("llmops.model", chat.model)

@@ -276,7 +276,6 @@ class HttpEdge:
 
         async def endpoint(request: Request) -> Response:
             span, ctx = self._spans.start(method, path, request.headers)
-            call = None
             try:
                 principal, key = authenticate(request.headers, self._keys, role, action or path)
                 span.set_attribute("enduser.id", principal.name)
@@ -288,7 +287,7 @@ class HttpEdge:
             except DomainError as exc:
                 return self.error(span, exc)
             if isinstance(result, Response):
-                if not (call and call.detached):
+                if not call.detached:
                     ServerSpans.finish(span, result.status_code)
                 result.headers.update({**self._headers, **trace_headers(span)})
                 return result
