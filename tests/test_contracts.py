@@ -50,8 +50,11 @@ def test_one_chat_message_type():
     """Generation's messages, a pipeline's history and the logged prompt are one shared type (a
     prompt template's Message, with a typed role and Jinja content, is not yet)."""
     chat = [(f.package, m.name) for f in FILES for m in f.message_type
-            if {x.name for x in m.field} == {"role", "content"} and m.field[0].type == m.field[0].TYPE_STRING]
+            if {"role", "content"} <= {x.name for x in m.field} and m.field[0].type == m.field[0].TYPE_STRING]
     assert chat == [(SHARED, "ChatMessage")]
+    sampling = [(f.package, m.name) for f in FILES for m in f.message_type
+                if {"temperature", "top_p", "max_tokens"} <= {x.name for x in m.field}]
+    assert sampling == [(SHARED, "SamplingParams")]  # generation and pipelines share one
 
 
 def _documented_paths(f: descriptor_pb2.FileDescriptorProto) -> set[tuple[int, ...]]:

@@ -72,7 +72,7 @@ class ReviewApp:
             edge.route("GET", "/api/queue", self.queue, action="reviewing answers"),
             edge.route("POST", "/api/feedback", self.feedback, body=FeedbackBody, action="reviewing answers"),
             edge.healthz(),
-        ])
+        ], exception_handlers=edge.exception_handlers())
 
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "review.html", headers=SECURITY_HEADERS)

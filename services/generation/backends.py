@@ -2,7 +2,9 @@
 (our BentoML service, newline-delimited JSON stream) and an external OpenAI-compatible provider
 (chat completions, server-sent events). Failures become domain errors: UNAVAILABLE (the next
 target may be tried), RESOURCE_EXHAUSTED (a provider's 429, with its retry delay),
-INVALID_ARGUMENT, FAILED_PRECONDITION (a target misconfigured by an admin)."""
+INVALID_ARGUMENT (the target refused the request), BAD_GATEWAY-class INTERNAL (the target
+refused our credential or does not know the model: an admin's to fix, HTTP 502) and
+FAILED_PRECONDITION (a model version the server cannot serve)."""
 
 from __future__ import annotations
 
@@ -14,24 +16,56 @@ from dataclasses import dataclass, field
 import httpx
 from opentelemetry import propagate
 
-from llmops.core.errors import DomainError, FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
+from llmops.api.generation.v1 import generation_pb2 as pb
+from llmops.core.errors import (
+    BadGateway,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+from llmops.core.openai_format import finish_code, finish_name, logprobs_from_json, tool_call_from_json
 
 
 @dataclass(frozen=True)
 class GenRequest:
+    """A checked request. Messages and the provider-only options are OpenAI JSON already;
+    `sampling` holds only the fields the caller set."""
+
     messages: list[dict]
     prompt: str
-    max_tokens: int
-    temperature: float
-    top_p: float
-    stop: list[str]
-    seed: int
+    max_tokens: int  # what accounting reserved per choice
+    sampling: dict  # temperature, top_p, seed, stop, penalties: only those set
+    send_max_tokens: bool = True  # False: the caller left it to the target's default
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0
+    tools: list[dict] = field(default_factory=list)
+    tool_choice: str | dict | None = None
+    response_format: dict | None = None
+    user: str = ""
+    provider_options: dict = field(default_factory=dict)
     capture_content: bool = False
+
+    def provider_only(self) -> str:
+        """The first request field only a provider target can honour ('' when none)."""
+        if self.tools or self.tool_choice is not None:
+            return "tools"
+        if self.response_format and self.response_format.get("type") != "text":
+            return "response_format"
+        if self.provider_options:
+            return sorted(self.provider_options)[0]
+        for i, m in enumerate(self.messages):
+            if m["role"] == "tool" or m.get("tool_calls"):
+                return f"messages[{i}]"  # a tool call round trip
+        return ""
 
 
 @dataclass
 class Outcome:
-    """What a finished generation reports (text only for unary calls)."""
+    """What a finished generation reports: usage and timing, and for unary calls the choices
+    (`text`/`finish_reason` are the first choice's)."""
 
     served_by: str
     text: str = ""
@@ -42,13 +76,20 @@ class Outcome:
     ttft_s: float = 0.0
     total_s: float = 0.0
     extra: dict = field(default_factory=dict)
+    choices: list = field(default_factory=list)  # generation_pb2.Choice
 
 
 @dataclass
 class Event:
-    """A streamed event: a text `delta`, or the final `outcome`."""
+    """A streamed event of choice `index`: a text `delta`, tool call fragments or log
+    probabilities; `finish` when that choice ended (not for choice 0: its finish comes with the
+    `outcome`, the last event)."""
 
     delta: str = ""
+    index: int = 0
+    tool_calls: list = field(default_factory=list)  # generation_pb2.ToolCallDelta
+    logprobs: list = field(default_factory=list)  # generation_pb2.TokenLogprob
+    finish: str = ""
     outcome: Outcome | None = None
 
 
@@ -74,7 +115,7 @@ class ModelServerTarget:
 
     def _body(self, req: GenRequest) -> dict:
         return {"model": self.version, "prompt": req.prompt, "messages": req.messages, "max_tokens": req.max_tokens,
-                "temperature": req.temperature, "top_p": req.top_p, "stop": req.stop, "seed": req.seed,
+                **req.sampling, "n": req.n, "logprobs": req.logprobs, "top_logprobs": req.top_logprobs,
                 "content_capture": req.capture_content}
 
     def _error(self, status: int, message: str) -> DomainError:
@@ -84,8 +125,8 @@ class ModelServerTarget:
         if status == 404:
             return FailedPrecondition(f"{where}: {message}")
         if status in (401, 403):
-            return FailedPrecondition(f"{where} refused the generation service's token; an admin must fix "
-                                      "LLMOPS_GENERATION_MODEL_SERVER_TOKEN")
+            return BadGateway(f"{where} refused the generation service's token; an admin must fix "
+                              "LLMOPS_GENERATION_MODEL_SERVER_TOKEN", reason="UPSTREAM_CREDENTIAL_REJECTED")
         return Unavailable(f"{where} failed ({status}); retry shortly", service="modelserver")
 
     @staticmethod
@@ -102,7 +143,13 @@ class ModelServerTarget:
         if resp.status_code != 200:
             raise self._error(resp.status_code, _message(resp))
         data = resp.json()
-        return self._outcome(self.served_by, data.get("usage", {}), data.get("text", ""))
+        outcome = self._outcome(self.served_by, data.get("usage", {}), data.get("text", ""))
+        outcome.choices = [pb.Choice(index=c.get("index", 0), text=c.get("text", ""),
+                                     finish_reason=finish_code(c.get("finish_reason")),
+                                     logprobs=logprobs_from_json(c.get("logprobs")))
+                           for c in data.get("choices") or [{"text": outcome.text,
+                                                            "finish_reason": outcome.finish_reason}]]
+        return outcome
 
     async def stream(self, req: GenRequest) -> AsyncIterator[Event]:
         try:
@@ -115,8 +162,11 @@ class ModelServerTarget:
                     if not line:
                         continue
                     msg = json.loads(line)
-                    if "delta" in msg:
-                        yield Event(delta=msg["delta"])
+                    if "delta" in msg or "logprobs" in msg:
+                        yield Event(delta=msg.get("delta", ""), index=msg.get("index", 0),
+                                    logprobs=logprobs_from_json(msg.get("logprobs")))
+                    elif "finish" in msg:
+                        yield Event(index=msg["index"], finish=msg["finish"])
                     elif "done" in msg:
                         yield Event(outcome=self._outcome(self.served_by, msg["done"]))
                         return
@@ -152,15 +202,28 @@ class ProviderTarget:
         self.served_by = f"provider:{model}"
 
     def _body(self, req: GenRequest, stream: bool) -> dict:
-        messages = req.messages or [{"role": "user", "content": req.prompt}]
-        body = {"model": self.model, "messages": messages, "max_tokens": req.max_tokens,
-                "temperature": req.temperature, "top_p": req.top_p, "stream": stream}
-        if req.stop:
-            body["stop"] = req.stop
-        if req.seed:
-            body["seed"] = req.seed
+        """The request as the caller made it: only the fields that are set go to the provider."""
+        body: dict = {"model": self.model, "messages": req.messages or [{"role": "user", "content": req.prompt}],
+                      **req.sampling, **req.provider_options}
+        if req.send_max_tokens:
+            body["max_tokens"] = req.max_tokens
+        if req.n > 1:
+            body["n"] = req.n
+        if req.logprobs:
+            body["logprobs"] = True
+            if req.top_logprobs:
+                body["top_logprobs"] = req.top_logprobs
+        if req.tools:
+            body["tools"] = req.tools
+        if req.tool_choice is not None:
+            body["tool_choice"] = req.tool_choice
+        if req.response_format:
+            body["response_format"] = req.response_format
+        if req.user:
+            body["user"] = req.user
         if stream:
-            body["stream_options"] = {"include_usage": True}
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}  # usage is accounted for every caller
         return body
 
     def _error(self, resp: httpx.Response) -> DomainError:
@@ -175,10 +238,11 @@ class ProviderTarget:
             return ResourceExhausted(f"{where} is rate limiting requests: {detail}", retry_after_s=delay)
         if status in (400, 422):
             return InvalidArgument(f"{where} refused the request: {detail}")
-        if status in (401, 403):
-            return FailedPrecondition(f"{where} refused the route's credential ({status}); an admin must update it")
+        if status in (401, 403):  # our credential, not the caller's request: a gateway fault
+            return BadGateway(f"{where} refused the route's credential ({status}); an admin must update it",
+                              reason="UPSTREAM_CREDENTIAL_REJECTED")
         if status == 404:
-            return FailedPrecondition(f"{where} was not found at the provider: {detail}")
+            return BadGateway(f"{where} was not found at the provider: {detail}", reason="UPSTREAM_NOT_FOUND")
         return Unavailable(f"{where} failed ({status}); retry shortly", service="provider")
 
     async def generate(self, req: GenRequest) -> Outcome:
@@ -190,12 +254,12 @@ class ProviderTarget:
         if resp.status_code != 200:
             raise self._error(resp)
         data = resp.json()
-        choice = (data.get("choices") or [{}])[0]
+        choices = [_choice(c) for c in data.get("choices") or [{}]]
         usage = data.get("usage") or {}
         elapsed = time.monotonic() - started
-        return Outcome(self.served_by, (choice.get("message") or {}).get("content") or "",
-                       "length" if choice.get("finish_reason") == "length" else "stop",
-                       usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), 0.0, elapsed, elapsed)
+        first = choices[0]
+        return Outcome(self.served_by, first.text, finish_name(first.finish_reason), usage.get("prompt_tokens", 0),
+                       usage.get("completion_tokens", 0), 0.0, elapsed, elapsed, choices=choices)
 
     async def stream(self, req: GenRequest) -> AsyncIterator[Event]:
         started = time.monotonic()
@@ -216,17 +280,40 @@ class ProviderTarget:
                     chunk = json.loads(payload)
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content") or ""
-                        if choice.get("finish_reason"):
-                            finish = "length" if choice["finish_reason"] == "length" else "stop"
-                        if text:
+                        event = _stream_event(choice)
+                        if event.delta or event.tool_calls or event.logprobs:
                             first = first or time.monotonic()
-                            yield Event(delta=text)
+                            yield event
+                        reason = choice.get("finish_reason")
+                        if reason:
+                            name = finish_name(finish_code(reason))
+                            if event.index == 0:
+                                finish = name
+                            else:
+                                yield Event(index=event.index, finish=name)
         except httpx.HTTPError as exc:
             raise _transport_error(f"provider model {self.model!r}", exc, "provider") from None
         total = time.monotonic() - started
         yield Event(outcome=Outcome(self.served_by, "", finish, usage.get("prompt_tokens", 0),
                                     usage.get("completion_tokens", 0), 0.0, (first - started) if first else total, total))
+
+
+def _choice(c: dict) -> pb.Choice:
+    message = c.get("message") or {}
+    return pb.Choice(index=c.get("index", 0), text=message.get("content") or "",
+                     finish_reason=finish_code(c.get("finish_reason")),
+                     tool_calls=[tool_call_from_json(t) for t in message.get("tool_calls") or ()],
+                     logprobs=logprobs_from_json((c.get("logprobs") or {}).get("content")))
+
+
+def _stream_event(choice: dict) -> Event:
+    delta = choice.get("delta") or {}
+    calls = [pb.ToolCallDelta(index=t.get("index", 0), id=t.get("id") or "", type=t.get("type") or "",
+                              name=(t.get("function") or {}).get("name") or "",
+                              arguments=(t.get("function") or {}).get("arguments") or "")
+             for t in delta.get("tool_calls") or ()]
+    return Event(delta=delta.get("content") or "", index=choice.get("index", 0), tool_calls=calls,
+                 logprobs=logprobs_from_json((choice.get("logprobs") or {}).get("content")))
 
 
 def _message(resp: httpx.Response) -> str:

@@ -10,7 +10,7 @@ import re
 import threading
 from pathlib import Path
 
-from llmops.core.errors import FailedPrecondition, InvalidArgument
+from llmops.core.errors import BadGateway, InvalidArgument
 
 REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|secret:[a-z0-9][a-z0-9._-]{0,62})$")
 
@@ -44,8 +44,9 @@ class Credentials:
             except OSError:
                 value = ""
         if not value:
-            raise FailedPrecondition(f"credential {ref} is not set on the generation service; an admin must "
-                                     f"provide it ({'the environment variable' if kind == 'env' else 'the secret file'})")
+            raise BadGateway(f"credential {ref} is not set on the generation service; an admin must "
+                             f"provide it ({'the environment variable' if kind == 'env' else 'the secret file'})",
+                             reason="UPSTREAM_CREDENTIAL_MISSING")
         with self._lock:
             self._seen.add(value)
         return value

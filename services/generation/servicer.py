@@ -4,6 +4,7 @@ fallback on UNAVAILABLE), CountTokens and GetUsage, with limits and usage per ca
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -22,9 +23,10 @@ from llmops.core import auth, channels, names, pagination
 from llmops.core.auth import Role
 from llmops.core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from llmops.core.model_files import ModelFiles, estimate_tokens
+from llmops.core.openai_format import finish_code
 from llmops.core.timeutil import duration, timestamp
 from llmops.modeling.folder import context_window
-from services.generation import routing
+from services.generation import requests, routing
 from services.generation.accounting import Accounting, Reservation
 from services.generation.backends import GenRequest, ModelServerTarget, Outcome, ProviderTarget, preload
 from services.generation.config import GenerationConfig
@@ -38,8 +40,6 @@ POLICY = auth.Policy.for_service(SERVICE, {
     "CreateRoute": Role.ADMIN, "GetRoute": Role.READER, "ListRoutes": Role.READER, "Generate": Role.READER,
     "StreamGenerate": Role.READER, "CountTokens": Role.READER, "GetUsage": Role.READER,
 })
-ROLES = {"system", "user", "assistant"}
-FINISH = {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH}
 
 
 TOKENS = Counter("llmops_generation_tokens_total", "Tokens generated and read, by route", ["route", "kind"])
@@ -158,31 +158,21 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     # -- requests ------------------------------------------------------------------------------
 
     def _request(self, request: pb.GenerateRequest | pb.StreamGenerateRequest) -> GenRequest:
-        if bool(request.messages) == bool(request.prompt):
-            raise InvalidArgument("send either messages or a prompt (exactly one)")
-        for i, m in enumerate(request.messages):
-            if m.role not in ROLES:
-                raise InvalidArgument(f"messages[{i}].role {m.role[:20]!r} must be system, user or assistant")
-        s = request.sampling
-        temperature = s.temperature
-        top_p = s.top_p or 1.0
-        if not 0 <= temperature <= 2:
-            raise InvalidArgument(f"temperature {temperature:g} must be between 0 and 2")
-        if not 0 < top_p <= 1:
-            raise InvalidArgument(f"top_p {top_p:g} must be in (0, 1]")
-        if s.max_tokens < 0:
-            raise InvalidArgument("max_tokens must be >= 1 (0: the route's default)")
-        if len(s.stop) > 4 or any(not x or len(x) > 64 for x in s.stop):
-            raise InvalidArgument("stop takes up to 4 sequences of 1-64 characters")
-        return GenRequest([{"role": m.role, "content": m.content} for m in request.messages], request.prompt,
-                          s.max_tokens, temperature, top_p, list(s.stop), s.seed, self._config.capture_content)
+        """The request checked field by field (INVALID_ARGUMENT names the field)."""
+        return requests.check(request, self._config.capture_content)
 
     async def _prepare(self, request: pb.GenerateRequest | pb.StreamGenerateRequest) -> Prepared:
         spec = await self.route(request.route)
         req = self._request(request)
         plan = spec.plan(self._rng)
+        needs = req.provider_only()
+        if needs:  # a registry model cannot honour it: only providers are tried
+            plan = [t for t in plan if t.kind == "provider"]
+            if not plan:
+                raise InvalidArgument(f"{needs} needs a provider target, and route {spec.name!r} sends requests to "
+                                      "registry models only; use a route with a provider or leave it out", field=needs)
         first = plan[0]
-        text = req.prompt or "\n".join(m["content"] for m in req.messages)
+        text = req.prompt or "\n".join(m.get("content") or "" for m in req.messages)
         if first.kind == "registry":
             _, window, count, request_count = await self._model(first)
             try:
@@ -195,22 +185,31 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         limit = spec.max_output_tokens or (window - input_tokens if window else 0)
         if req.max_tokens and spec.max_output_tokens and req.max_tokens > spec.max_output_tokens:
             raise InvalidArgument(f"max_tokens {req.max_tokens} is above route {spec.name!r}'s limit of "
-                                  f"{spec.max_output_tokens}")
+                                  f"{spec.max_output_tokens}", field="max_tokens")
         if window and input_tokens >= window:
             raise InvalidArgument(f"the prompt has about {input_tokens} tokens; the context window of "
-                                  f"{first.ref} is {window}")
+                                  f"{first.ref} is {window}", field="messages")
         if window and req.max_tokens and input_tokens + req.max_tokens > window:
             raise InvalidArgument(f"the prompt has about {input_tokens} tokens and max_tokens is {req.max_tokens}: "
                                   f"{input_tokens + req.max_tokens} exceeds the context window of {window} "
-                                  f"({first.ref}); lower max_tokens to {window - input_tokens} or shorten the prompt")
+                                  f"({first.ref}); lower max_tokens to {window - input_tokens} or shorten the prompt",
+                                  field="max_tokens")
+        # A caller that leaves max_tokens unset leaves it to a provider (and to the route's limit,
+        # which is always sent); accounting reserves the default meanwhile.
+        send = bool(req.max_tokens or spec.max_output_tokens or first.kind == "registry")
         max_tokens = req.max_tokens or min(self._config.default_max_tokens, limit or self._config.default_max_tokens)
-        reservation = await self._accounting.admit(auth.caller().name, spec.name, spec.limits, input_tokens, max_tokens)
-        req = GenRequest(req.messages, req.prompt, reservation.max_tokens, req.temperature, req.top_p, req.stop,
-                         req.seed, req.capture_content)
+        reservation = await self._accounting.admit(auth.caller().name, spec.name, spec.limits, input_tokens,
+                                                   max_tokens * req.n)
+        req = dataclasses.replace(req, max_tokens=max(1, reservation.max_tokens // req.n), send_max_tokens=send)
         span = trace.get_current_span()
         span.set_attribute("llmops.route", spec.name)
         span.set_attribute("gen_ai.request.max_tokens", req.max_tokens)
-        span.set_attribute("gen_ai.request.temperature", req.temperature)
+        for name, value in req.sampling.items():
+            span.set_attribute(f"gen_ai.request.{name}" if name != "stop" else "gen_ai.request.stop_sequences", value)
+        if req.n > 1:
+            span.set_attribute("gen_ai.request.choice.count", req.n)
+        if req.user:
+            span.set_attribute("enduser.pseudo.id", req.user[:256])
         if self._config.capture_content:
             span.set_attribute("gen_ai.prompt", text)
         return Prepared(spec, plan, req, input_tokens, count, reservation)
@@ -264,8 +263,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         finally:
             self._settle(p, outcome)
         trace.get_current_span().set_attribute("llmops.served_by", outcome.served_by)
-        return pb.GenerateResponse(text=outcome.text, finish_reason=FINISH[outcome.finish_reason],
-                                   usage=self._usage(outcome), served_by=outcome.served_by)
+        choices = outcome.choices or [pb.Choice(text=outcome.text, finish_reason=finish_code(outcome.finish_reason))]
+        return pb.GenerateResponse(text=choices[0].text, finish_reason=choices[0].finish_reason,
+                                   usage=self._usage(outcome), served_by=outcome.served_by, choices=choices)
 
     async def StreamGenerate(self, request, context) -> AsyncIterator[pb.StreamGenerateResponse]:
         p = await self._prepare(request)
@@ -286,9 +286,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                                 break
                             if not delivered:
                                 trace.get_current_span().set_attribute("llmops.served_by", backend.served_by)
-                            yield pb.StreamGenerateResponse(delta=event.delta,
-                                                            served_by="" if delivered else backend.served_by)
-                            delivered.append(event.delta)
+                            yield pb.StreamGenerateResponse(
+                                delta=event.delta, served_by="" if delivered else backend.served_by,
+                                index=event.index, tool_calls=event.tool_calls, logprobs=event.logprobs,
+                                finish_reason=finish_code(event.finish) if event.finish else 0)
+                            delivered.append(event.delta or "".join(c.arguments for c in event.tool_calls))
                     finally:
                         await events.aclose()
                     break
@@ -304,7 +306,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             outcome.ttft_s = outcome.ttft_s or (time.monotonic() - started)
         finally:
             self._settle(p, outcome, "".join(delivered))
-        yield pb.StreamGenerateResponse(finish_reason=FINISH[outcome.finish_reason], usage=self._usage(outcome),
+        yield pb.StreamGenerateResponse(finish_reason=finish_code(outcome.finish_reason), usage=self._usage(outcome),
                                         served_by="" if delivered else outcome.served_by)
 
     async def CountTokens(self, request, context) -> pb.CountTokensResponse:

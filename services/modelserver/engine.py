@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from llmops.modeling.folder import inspect_folder
-from services.modelserver.sampling import Sampling, TextStream, sample
+from services.modelserver.sampling import Sampling, TextStream, logprobs, penalize, sample
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ class Result:
 @dataclass
 class Job:
     """One request. `emit(kind, payload)` is called from the engine thread: ("delta", str) for
-    text, then ("done", Result) or ("error", str) once."""
+    text, ("logprob", dict) per token when asked for, then ("done", Result) or ("error", str)
+    once."""
 
     prompt_ids: list[int]
     sampling: Sampling
@@ -234,8 +235,11 @@ class Engine:
                     self._finish(job, streams[i], done[i], started, first[i], gaps[i])
                     nxt.append(self.pad_id)
                     continue
-                token = sample(logits[i], job.sampling, generators[i])
+                row = penalize(logits[i], job.sampling, streams[i].ids)
+                token = sample(row, job.sampling, generators[i])
                 nxt.append(token)
+                if job.sampling.top_logprobs >= 0:
+                    job.emit("logprob", self._logprob(row, token, job.sampling.top_logprobs))
                 if first[i] == 0.0:
                     first[i] = now
                 else:
@@ -259,6 +263,15 @@ class Engine:
             mask = torch.cat([mask, torch.ones((len(jobs), 1), dtype=torch.long, device=dev)], dim=1)
             positions = positions[:, -1:] + 1
             logits, cache = self._forward(step, mask, positions, cache)
+
+    def _logprob(self, row: torch.Tensor, token: int, top: int) -> dict:
+        chosen, best = logprobs(row, token, top)
+
+        def entry(tid: int, value: float) -> dict:
+            text = self.tokenizer.decode([tid])
+            return {"token": text, "logprob": value, "bytes": list(text.encode())}
+
+        return {**entry(token, chosen), "top_logprobs": [entry(t, v) for t, v in best]}
 
     def _finish(self, job: Job, stream: TextStream, reason: str, started: float, first: float,
                 gaps: list[float]) -> None:

@@ -12,14 +12,34 @@ import torch
 class Sampling:
     max_tokens: int = 64
     temperature: float = 0.0  # 0: greedy
-    top_p: float = 1.0
+    top_p: float = 1.0  # 0: greedy
     stop: tuple[str, ...] = ()
     seed: int = 0  # 0: not seeded
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    top_logprobs: int = -1  # -1: no log probabilities; 0: the chosen token's only
+
+
+def penalize(logits: torch.Tensor, params: Sampling, generated: list[int]) -> torch.Tensor:
+    """OpenAI's presence and frequency penalties over the tokens generated so far."""
+    if not generated or not (params.presence_penalty or params.frequency_penalty):
+        return logits
+    ids, counts = torch.tensor(generated).unique(return_counts=True)
+    logits = logits.clone()
+    logits[ids] -= params.presence_penalty + params.frequency_penalty * counts.to(logits.dtype)
+    return logits
+
+
+def logprobs(logits: torch.Tensor, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
+    """The chosen token's log probability and the `top` most likely tokens with theirs."""
+    lp = torch.log_softmax(logits.float(), dim=-1)
+    best = lp.topk(top) if top else None
+    return float(lp[token]), ([] if best is None else [(int(i), float(v)) for v, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)])
 
 
 def sample(logits: torch.Tensor, params: Sampling, generator: torch.Generator | None) -> int:
     """One token id from a row of logits."""
-    if params.temperature <= 0:
+    if params.temperature <= 0 or params.top_p <= 0:
         return int(logits.argmax())
     probs = torch.softmax(logits.float() / params.temperature, dim=-1)
     if params.top_p < 1.0:

@@ -13,6 +13,7 @@ records a span in the model server's own trace store or OTLP endpoint."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import logging
@@ -24,7 +25,7 @@ from typing import Any
 import bentoml
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from llmops.client import CallError
 from llmops.core import sandbox, telemetry, templating
@@ -43,10 +44,12 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 class Message(BaseModel):
     role: str
-    content: str
+    content: str | None = None
 
 
 class GenerateItem(BaseModel):
+    """A request. Sampling fields left out take the defaults here (greedy decoding)."""
+
     model: str
     prompt: str = ""
     messages: list[Message] = Field(default_factory=list)
@@ -55,7 +58,59 @@ class GenerateItem(BaseModel):
     top_p: float = 1.0
     stop: list[str] = Field(default_factory=list)
     seed: int = 0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    n: int = Field(1, ge=1, le=8)  # choices, decoded as rows of one batch
+    logprobs: bool = False
+    top_logprobs: int = Field(0, ge=0, le=20)
     content_capture: bool = False
+
+    def sampling(self) -> Sampling:
+        return Sampling(self.max_tokens, self.temperature, self.top_p, tuple(s for s in self.stop if s), self.seed,
+                        self.presence_penalty, self.frequency_penalty, self.top_logprobs if self.logprobs else -1)
+
+
+class Choices:
+    """The n jobs of one request, their events merged into one queue as (index, kind, payload);
+    choice i > 0 with a seed samples with seed + i, so choices differ yet stay reproducible."""
+
+    def __init__(self, loaded, ids: list[int], sampling: Sampling, n: int):
+        loop = asyncio.get_running_loop()
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.jobs = []
+        for i in range(n):
+            params = dataclasses.replace(sampling, seed=sampling.seed + i) if sampling.seed and i else sampling
+            emit = (lambda index: lambda kind, payload: loop.call_soon_threadsafe(
+                self.events.put_nowait, (index, kind, payload)))(i)
+            self.jobs.append(Job(ids, params, emit))
+        for job in self.jobs:
+            loaded.batcher.submit(job)
+
+    def cancel(self) -> bool:
+        """Stop every row still running; whether any was."""
+        running = [j for j in self.jobs if not j.cancelled.is_set()]
+        for job in running:
+            job.cancel()
+        return bool(running)
+
+
+def merged_usage(results: list[Result]) -> dict:
+    """One usage for n choices: the prompt once, the outputs summed, choice 0's finish reason
+    and the slowest row's timings."""
+    out = results[0].as_dict()
+    out["output_tokens"] = sum(r.output_tokens for r in results)
+    for key in ("total_ms", "ttft_ms"):
+        out[key] = max(r.as_dict()[key] for r in results)
+    return out
+
+
+def _item(args: dict) -> GenerateItem:
+    """The request of an API method's arguments (a bad one is the caller's 400)."""
+    fields = {k: v for k, v in args.items() if k in GenerateItem.model_fields and v is not None}
+    try:
+        return GenerateItem(**fields)
+    except ValidationError as exc:
+        raise _error(HTTPStatus.BAD_REQUEST, str(exc.errors(include_url=False)[0]["msg"])) from None
 
 
 def _error(status: HTTPStatus, message: str) -> bentoml.exceptions.BentoMLException:
@@ -132,23 +187,19 @@ class ModelServer:
         except (OSError, ValueError) as exc:  # a folder transformers cannot load
             log.warning("cannot load %s: %s", item.model, exc)
             raise _error(HTTPStatus.SERVICE_UNAVAILABLE, f"model {item.model!r} cannot be loaded now; retry") from None
-        if not 0 <= item.temperature <= 2 or not 0 < item.top_p <= 1:
-            raise _error(HTTPStatus.BAD_REQUEST, "temperature must be 0-2 and top_p in (0, 1]")
-        sampling = Sampling(item.max_tokens, item.temperature, item.top_p, tuple(s for s in item.stop if s), item.seed)
+        if not 0 <= item.temperature <= 2 or not 0 <= item.top_p <= 1:
+            raise _error(HTTPStatus.BAD_REQUEST, "temperature must be 0-2 and top_p 0-1")
+        if not (-2 <= item.presence_penalty <= 2 and -2 <= item.frequency_penalty <= 2):
+            raise _error(HTTPStatus.BAD_REQUEST, "presence_penalty and frequency_penalty must be between -2 and 2")
+        sampling = item.sampling()
         try:
-            messages = [m.model_dump() for m in item.messages]
+            messages = [{"role": m.role, "content": m.content or ""} for m in item.messages]
             ids = await asyncio.to_thread(loaded.engine.encode, item.prompt, messages, self._render_chat)
             loaded.engine.check(ids, sampling)
         except (RequestError, DomainError) as exc:  # a chat template the sandbox refused is the request's
             raise _error(HTTPStatus.BAD_REQUEST, getattr(exc, "message", str(exc))) from None
         return loaded, ids, sampling
 
-    def _submit(self, loaded, ids, sampling) -> tuple[Job, asyncio.Queue]:
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-        job = Job(ids, sampling, lambda kind, payload: loop.call_soon_threadsafe(events.put_nowait, (kind, payload)))
-        loaded.batcher.submit(job)
-        return job, events
 
     @staticmethod
     def _record(span, item: GenerateItem, loaded, result: Result, text: str) -> None:
@@ -164,70 +215,83 @@ class ModelServer:
 
     async def _complete(self, item: GenerateItem) -> dict[str, Any]:
         loaded, ids, sampling = await self._prepare(item)
-        job, events = self._submit(loaded, ids, sampling)
-        parts = []
+        run = Choices(loaded, ids, sampling, item.n)
+        parts: list[list[str]] = [[] for _ in range(item.n)]
+        probs: list[list[dict]] = [[] for _ in range(item.n)]
+        results: list[Result | None] = [None] * item.n
         try:
-            while True:
-                kind, payload = await events.get()
+            while any(r is None for r in results):
+                index, kind, payload = await run.events.get()
                 if kind == "delta":
-                    parts.append(payload)
+                    parts[index].append(payload)
+                elif kind == "logprob":
+                    probs[index].append(payload)
                 elif kind == "error":
                     raise _error(HTTPStatus.INTERNAL_SERVER_ERROR, payload)
                 else:
-                    text = "".join(parts)
-                    self._record(trace.get_current_span(), item, loaded, payload, text)
-                    return {"text": text, "model": loaded.version, "backend": loaded.engine.backend,
-                            "usage": payload.as_dict()}
+                    results[index] = payload
         finally:
-            job.cancel()  # a caller that went away stops its row at the next token
+            run.cancel()  # a caller that went away stops its rows at the next token
+        texts = ["".join(p) for p in parts]
+        self._record(trace.get_current_span(), item, loaded, results[0], texts[0])
+        choices = [{"index": i, "text": texts[i], "finish_reason": r.finish_reason,
+                    **({"logprobs": probs[i]} if item.logprobs else {})} for i, r in enumerate(results)]
+        return {"text": texts[0], "model": loaded.version, "backend": loaded.engine.backend,
+                "usage": merged_usage(results), "choices": choices}
 
     # -- API -----------------------------------------------------------------------------------
 
     @bentoml.api
     async def generate(self, ctx: bentoml.Context, model: str, prompt: str = "", messages: list[Message] | None = None,
                        max_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
-                       stop: list[str] | None = None, seed: int = 0, content_capture: bool = False) -> dict[str, Any]:
-        item = GenerateItem(model=model, prompt=prompt, messages=messages or [], max_tokens=max_tokens,
-                            temperature=temperature, top_p=top_p, stop=stop or [], seed=seed,
-                            content_capture=content_capture)
+                       stop: list[str] | None = None, seed: int = 0, presence_penalty: float = 0.0,
+                       frequency_penalty: float = 0.0, n: int = 1, logprobs: bool = False, top_logprobs: int = 0,
+                       content_capture: bool = False) -> dict[str, Any]:
+        item = _item(locals())
         with self._span("modelserver.generate", ctx, item):
             return await self._complete(item)
 
     @bentoml.api
     async def stream(self, ctx: bentoml.Context, model: str, prompt: str = "", messages: list[Message] | None = None,
                      max_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
-                     stop: list[str] | None = None, seed: int = 0,
+                     stop: list[str] | None = None, seed: int = 0, presence_penalty: float = 0.0,
+                     frequency_penalty: float = 0.0, n: int = 1, logprobs: bool = False, top_logprobs: int = 0,
                      content_capture: bool = False) -> AsyncGenerator[str, None]:
-        item = GenerateItem(model=model, prompt=prompt, messages=messages or [], max_tokens=max_tokens,
-                            temperature=temperature, top_p=top_p, stop=stop or [], seed=seed,
-                            content_capture=content_capture)
+        item = _item(locals())
         # The body of a streamed response starts before this generator runs, so failures travel
         # in-band as an `error` event with the HTTP status they would have had.
+        # Events of choice i carry `index` i; a choice other than 0 that ends says so with `finish`,
+        # and `done` (usage, choice 0's finish reason) comes once every choice has ended.
         span = self._span("modelserver.stream", ctx, item, current=False)
-        job = None
+        run = None
         try:
             loaded, ids, sampling = await self._prepare(item)
-            job, events = self._submit(loaded, ids, sampling)
+            run = Choices(loaded, ids, sampling, item.n)
             yield json.dumps({"model": loaded.version, "backend": loaded.engine.backend}) + "\n"
-            parts = []
-            while True:
-                kind, payload = await events.get()
+            parts: list[str] = []
+            results: list[Result | None] = [None] * item.n
+            while any(r is None for r in results):
+                index, kind, payload = await run.events.get()
                 if kind == "delta":
-                    parts.append(payload)
-                    yield json.dumps({"delta": payload}) + "\n"
+                    if index == 0:
+                        parts.append(payload)
+                    yield json.dumps({"delta": payload, "index": index}) + "\n"
+                elif kind == "logprob":
+                    yield json.dumps({"logprobs": [payload], "index": index}) + "\n"
                 elif kind == "error":
                     yield json.dumps({"error": payload, "status": 500}) + "\n"
                     return
                 else:
-                    self._record(span, item, loaded, payload, "".join(parts))
-                    yield json.dumps({"done": payload.as_dict()}) + "\n"
-                    return
+                    results[index] = payload
+                    if index:
+                        yield json.dumps({"finish": payload.finish_reason, "index": index}) + "\n"
+            self._record(span, item, loaded, results[0], "".join(parts))
+            yield json.dumps({"done": merged_usage(results)}) + "\n"
         except bentoml.exceptions.BentoMLException as exc:
             span.set_status(Status(StatusCode.ERROR, exc.message))
             yield json.dumps({"error": exc.message, "status": int(exc.error_code)}) + "\n"
         finally:
-            if job is not None and not job.cancelled.is_set():
-                job.cancel()
+            if run is not None and run.cancel():
                 span.set_attribute("llmops.cancelled", True)
             span.end()
 

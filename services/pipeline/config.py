@@ -1,6 +1,6 @@
 """Pipeline settings, from `LLMOPS_PIPELINE_*` variables; the services it calls are found through
-`LLMOPS_REGISTRY_ADDRESS`, `LLMOPS_PROMPT_ADDRESS`, `LLMOPS_GENERATION_ADDRESS` and
-`LLMOPS_FEEDBACK_ADDRESS` (loopback defaults)."""
+`LLMOPS_REGISTRY_ADDRESS`, `LLMOPS_PROMPT_ADDRESS`, `LLMOPS_GENERATION_ADDRESS`,
+`LLMOPS_RETRIEVAL_ADDRESS` and `LLMOPS_FEEDBACK_ADDRESS` (loopback defaults)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ class PipelineConfig:
     registry_address: str = ""
     prompt_address: str = ""
     generation_address: str = ""
+    retrieval_address: str = ""  # embeddings for POST /v1/embeddings
     feedback_address: str = ""
     api_key: str = ""  # the pipeline's own key (role editor): logs answers to the feedback service
     outbox_url: str = ""  # the inference outbox; default SQLite under $LLMOPS_HOME/data/pipeline

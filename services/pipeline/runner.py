@@ -20,7 +20,7 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 from opentelemetry import trace
 
-from llmops.api.common.v1.chat_pb2 import ChatMessage
+from llmops.api.common.v1.chat_pb2 import ChatMessage, SamplingParams
 from llmops.api.feedback.v1 import feedback_pb2 as fpb
 from llmops.api.generation.v1 import generation_pb2 as gpb
 from llmops.api.prompt.v1 import prompt_pb2 as ppb
@@ -29,14 +29,15 @@ from llmops.client.pipeline import BundleParameters
 from llmops.core import auth, channels, names, telemetry
 from llmops.core.errors import DeadlineExceeded, DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from llmops.core.model_files import ModelFiles
+from llmops.core.openai_format import finish_name
 from llmops.core.timeutil import now_us, timestamp
 from services.pipeline.outbox import InferenceOutbox
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 32_000
+MAX_INSTRUCTIONS_CHARS = 16_000
 MAX_HISTORY = 64
 ROLES = {"user": ppb.ROLE_USER, "assistant": ppb.ROLE_ASSISTANT}
-FINISH = {gpb.FINISH_REASON_STOP: "stop", gpb.FINISH_REASON_LENGTH: "length"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,9 @@ class Question:
     text: str
     history: list[tuple[str, str]] = field(default_factory=list)
     variables: dict[str, Any] = field(default_factory=dict)
-    max_tokens: int = 0
+    instructions: str = ""  # the caller's system message
+    sampling: SamplingParams | None = None  # overrides of the bundle's
+    prefix: str = ""  # where the sampling fields sit in the caller's request (`sampling.` over gRPC)
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Piece:
     output_tokens: int = 0
     finish_reason: str = ""
     last: bool = False
+    sampling: SamplingParams | None = None  # first piece: the parameters used
 
 
 def new_request_id() -> str:
@@ -154,8 +158,11 @@ class PipelineRunner:
         for i, (role, _) in enumerate(q.history):
             if role not in ROLES:
                 raise InvalidArgument(f"history[{i}].role {role[:20]!r} must be user or assistant")
-        if q.max_tokens < 0:
-            raise InvalidArgument("max_tokens must be >= 1 (0: the bundle's)")
+        if len(q.instructions) > MAX_INSTRUCTIONS_CHARS:
+            raise InvalidArgument(f"instructions are {len(q.instructions)} characters; the limit is "
+                                  f"{MAX_INSTRUCTIONS_CHARS}", field="instructions")
+        if q.sampling is not None and q.sampling.max_tokens < 0:
+            raise InvalidArgument("max_tokens must be >= 1 (0: the bundle's)", field=f"{q.prefix}max_tokens")
 
     @staticmethod
     def _downstream(exc: grpc.aio.AioRpcError, service: str, deadline: Deadline) -> DomainError:
@@ -170,7 +177,7 @@ class PipelineRunner:
         request = ppb.AssemblePromptRequest(
             template=b.prompt_template, variables=variables, index=b.index, top_k=b.params.top_k, route=b.route,
             context_window_tokens=b.params.context_window_tokens, reserve_output_tokens=max_tokens,
-            history=[ppb.Message(role=ROLES[r], content=c) for r, c in q.history])
+            history=[ppb.Message(role=ROLES[r], content=c) for r, c in q.history], instructions=q.instructions)
         try:
             return await self._prompt.AssemblePrompt(request, timeout=deadline.remaining())
         except grpc.aio.AioRpcError as exc:
@@ -202,7 +209,8 @@ class PipelineRunner:
         started = time.monotonic()
         self.check(q)
         b = await self.bundle(q.pipeline, deadline)
-        max_tokens = min(q.max_tokens or b.params.max_tokens, b.params.max_tokens)
+        sampling = b.params.sampling(q.sampling, q.prefix)
+        max_tokens = sampling.max_tokens
         span = trace.get_current_span()
         span.set_attribute("llmops.pipeline", b.version)
         assembled = await self._assemble(b, q, max_tokens, deadline)
@@ -213,8 +221,7 @@ class PipelineRunner:
         request = gpb.StreamGenerateRequest(
             route=b.route, messages=[ChatMessage(role=ppb.Role.Name(m.role).removeprefix("ROLE_").lower(),
                                                      content=m.content) for m in assembled.messages],
-            sampling=gpb.SamplingParams(max_tokens=max_tokens, temperature=b.params.temperature,
-                                        top_p=b.params.top_p, stop=list(b.params.stop), seed=b.params.seed))
+            sampling=sampling)
         call = self._generation.StreamGenerate(request, timeout=deadline.remaining())
         first = True
         parts: list[str] = []
@@ -227,12 +234,13 @@ class PipelineRunner:
                 if msg.HasField("usage"):
                     last = Piece(msg.delta, citations if first else None, versions if first else None,
                                  msg.usage.input_tokens, msg.usage.output_tokens,
-                                 FINISH.get(msg.finish_reason, "stop"), last=True)
+                                 finish_name(msg.finish_reason), last=True, sampling=sampling if first else None)
                     await self._log(request_id, q, b, versions, citations, request.messages, "".join(parts), last,
                                     started)
                     yield last
                     return
-                yield Piece(msg.delta, citations if first else None, versions if first else None)
+                yield Piece(msg.delta, citations if first else None, versions if first else None,
+                            sampling=sampling if first else None)
                 first = False
         except grpc.aio.AioRpcError as exc:
             raise self._downstream(exc, "generation", deadline) from None

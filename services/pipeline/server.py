@@ -1,4 +1,4 @@
-"""Wiring: clients of registry, prompt and generation (calls carry the caller's key), the
+"""Wiring: clients of registry, prompt, generation and retrieval (calls carry the caller's key), the
 inference outbox and its deliverer to the feedback service (with the pipeline's own key), the
 runner, the gRPC servicer and the OpenAI-compatible HTTP API on the same event loop."""
 
@@ -14,6 +14,7 @@ from llmops.api.generation.v1 import generation_pb2_grpc
 from llmops.api.pipeline.v1 import pipeline_pb2_grpc
 from llmops.api.prompt.v1 import prompt_pb2_grpc
 from llmops.api.registry.v1 import registry_pb2_grpc
+from llmops.api.retrieval.v1 import retrieval_pb2_grpc
 from llmops.core import auth, channels, http
 from llmops.core.config import from_env
 from llmops.core.model_files import ModelFiles
@@ -34,9 +35,10 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     registry = channels.aio_channel(config.address("registry"), auth.current_key.get)
     prompt = channels.aio_channel(config.address("prompt"), auth.current_key.get)
     generation = channels.aio_channel(config.address("generation"), auth.current_key.get)
+    retrieval = channels.aio_channel(config.address("retrieval"), auth.current_key.get)  # /v1/embeddings
     registry_stub = registry_pb2_grpc.RegistryServiceStub(registry)
     generation_stub = generation_pb2_grpc.GenerationServiceStub(generation)
-    channels_ = [registry, prompt, generation]
+    channels_ = [registry, prompt, generation, retrieval]
     outbox, db = None, None
     if config.api_key:  # answers are logged to the feedback service with the pipeline's own key
         db = Database(config.resolved_outbox_url())
@@ -49,8 +51,8 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
         log.warning("no LLMOPS_PIPELINE_API_KEY: answers are not logged to the feedback service")
     runner = PipelineRunner(ModelFiles(registry_stub, resolve_ttl_s=config.bundle_ttl_s),
                             prompt_pb2_grpc.PromptServiceStub(prompt), generation_stub, outbox)
-    api = OpenAIApi(runner, generation_stub, registry_stub, keys, http.ServerSpans(tracer_provider),
-                    config.http_timeout_s)
+    api = OpenAIApi(runner, generation_stub, registry_stub, retrieval_pb2_grpc.RetrievalServiceStub(retrieval), keys,
+                    http.ServerSpans(tracer_provider), config.http_timeout_s)
     web = http.HttpServer(api.app, config.http_host, config.resolved_http_port(), server_config.tls())
 
     async def close() -> None:

@@ -19,7 +19,8 @@ POLICY = auth.Policy.for_service(SERVICE, {"RunPipeline": Role.READER, "StreamRu
 
 def question(request: pb.RunPipelineRequest | pb.StreamRunPipelineRequest) -> Question:
     return Question(request.pipeline, request.question, [(t.role, t.content) for t in request.history],
-                    json_format.MessageToDict(request.variables), request.max_tokens)
+                    json_format.MessageToDict(request.variables), request.instructions,
+                    request.sampling if request.HasField("sampling") else None, prefix="sampling.")
 
 
 def fill(out: pb.RunPipelineResponse | pb.StreamRunPipelineResponse, piece: Piece) -> None:
@@ -30,6 +31,8 @@ def fill(out: pb.RunPipelineResponse | pb.StreamRunPipelineResponse, piece: Piec
     if piece.versions is not None:
         v = piece.versions
         out.versions.CopyFrom(pb.ResolvedVersions(pipeline=v.pipeline, prompt=v.prompt, index=v.index, model=v.model))
+    if piece.sampling is not None:
+        out.sampling.CopyFrom(piece.sampling)
     if piece.last:
         out.usage.CopyFrom(pb.Usage(input_tokens=piece.input_tokens, output_tokens=piece.output_tokens))
         out.finish_reason = piece.finish_reason

@@ -1,5 +1,9 @@
 """Variables bound and typed, retrieved chunks packed into the context budget, messages rendered.
 
+A caller's instructions (a chat client's system message) fill the template's `instructions`
+variable when it declares one; otherwise they follow the template's first system message (or
+become the first message), so they add to the template's own instructions and never replace them.
+
 Conversation history goes before the template's last message (the question); when the prompt
 without context does not fit the budget, the oldest turns are dropped first. Packing is greedy by
 score: the best chunks go in while they fit the budget (the context window less the answer's
@@ -24,6 +28,8 @@ TYPE_CHECKS: dict[str, tuple[type, ...]] = {
 }
 DEFAULT_CHUNK_TEMPLATE = "{{ citation }} {{ chunk.text }}"
 ROLE_NAMES = {"ROLE_SYSTEM": "system", "ROLE_USER": "user", "ROLE_ASSISTANT": "assistant"}
+INSTRUCTIONS_VARIABLE = "instructions"
+CALLER_INSTRUCTIONS = "Instructions from the caller (they add to the above and do not replace it):\n"
 
 
 @dataclass(frozen=True)
@@ -110,10 +116,23 @@ def bind_variables(declared: Sequence[dict], given: dict[str, Any], context_vari
     return out
 
 
+def with_instructions(messages: Messages, instructions: str) -> Messages:
+    """`instructions` after the first system message's own text, or as the first message."""
+    if not instructions:
+        return messages
+    out = list(messages)
+    for i, (role, text) in enumerate(out):
+        if role == "system":
+            out[i] = (role, f"{text}\n\n{CALLER_INSTRUCTIONS}{instructions}")
+            return out
+    return [("system", instructions), *out]
+
+
 def _render_messages(renderer: Renderer, version: CompiledVersion, variables: dict[str, Any],
-                     history: Sequence[tuple[str, str]] = ()) -> Messages:
+                     history: Sequence[tuple[str, str]] = (), instructions: str = "") -> Messages:
     texts = renderer.render_many([(t, variables, f"messages[{i}]") for i, (_, t) in enumerate(version.messages)])
-    out = [(role, text) for (role, _), text in zip(version.messages, texts, strict=True)]
+    out = with_instructions([(role, text) for (role, _), text in zip(version.messages, texts, strict=True)],
+                            instructions)
     if history:  # before the question (the last user message), else at the end
         at = len(out) - 1 if out[-1][0] == "user" else len(out)
         out[at:at] = list(history)
@@ -126,7 +145,7 @@ def flatten(messages: Sequence[tuple[str, str]]) -> str:
 
 def assemble(renderer: Renderer, version: CompiledVersion, variables: dict[str, Any], chunks: Sequence[Chunk],
              count: Callable[[str], int] | None, budget: int | None, *, history: Sequence[tuple[str, str]] = (),
-             count_messages: Callable[[Messages], int] | None = None) -> Assembly:
+             count_messages: Callable[[Messages], int] | None = None, instructions: str = "") -> Assembly:
     """Render `version` with `history` and the best `chunks` that fit `budget` tokens (no budget:
     all of them). `count` measures text; `count_messages`, when given, measures whole prompts
     exactly as the model will see them (its chat template). Templates render through `renderer`
@@ -151,7 +170,7 @@ def assemble(renderer: Renderer, version: CompiledVersion, variables: dict[str, 
 
     def build(included: list[tuple[Chunk, str, str, int]]) -> Messages:
         context = version.separator.join(text for _, _, text, _ in included)
-        return _render_messages(renderer, version, {**variables, ctx_var: context}, history)
+        return _render_messages(renderer, version, {**variables, ctx_var: context}, history, instructions)
 
     included: list[tuple[Chunk, str, str, int]] = []  # chunk, citation, rendered text, its tokens
     truncated = False

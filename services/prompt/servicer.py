@@ -240,8 +240,11 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
         record = await self._db.run_read(self._store.get_version, ref)
         body = record.body
         version = self._compiled(record)
-        variables = assemble.bind_variables(body.get("variables", []), json_format.MessageToDict(request.variables),
-                                            version.context_variable)
+        given = json_format.MessageToDict(request.variables)
+        instructions = request.instructions
+        if instructions and any(d["name"] == assemble.INSTRUCTIONS_VARIABLE for d in body.get("variables", [])):
+            given[assemble.INSTRUCTIONS_VARIABLE], instructions = instructions, ""  # where the template puts them
+        variables = assemble.bind_variables(body.get("variables", []), given, version.context_variable)
         history = self._history(request)
         count, count_messages, route_window = await self._counters(request)
         window = request.context_window_tokens or route_window
@@ -261,7 +264,7 @@ class PromptServicer(prompt_pb2_grpc.PromptServiceServicer):
             spec["top_k"] = request.top_k
         chunks, index_version = await self._retrieve(spec, request, variables)
         result = await asyncio.to_thread(assemble.assemble, self._renderer, version, variables, chunks, count, budget,
-                                         history=history, count_messages=count_messages)
+                                         history=history, count_messages=count_messages, instructions=instructions)
         telemetry.annotate(template=ref.id, version=record.version, reference=str(ref),
                            prompt_tokens=result.prompt_tokens, truncated=result.truncated,
                            chunk_ids=[c.chunk_id for c, _, _ in result.included])

@@ -30,8 +30,9 @@ SERVICE = pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name
 POLICY = auth.Policy.for_service(SERVICE, {
     "CreateIndex": Role.EDITOR, "GetIndex": Role.READER, "ListIndexes": Role.READER, "DeleteIndex": Role.EDITOR,
     "UpsertDocuments": Role.EDITOR, "IngestDocuments": Role.EDITOR, "DeleteDocuments": Role.EDITOR,
-    "Search": Role.READER, "SyncIndex": Role.EDITOR,
+    "Search": Role.READER, "SyncIndex": Role.EDITOR, "EmbedTexts": Role.READER,
 })
+MAX_EMBED_TEXTS = 2048
 INDEX_CACHE_S = 1.0
 INDEX_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DOC_ID = re.compile(r"^[^\x00-\x1f#]{1,256}$")
@@ -275,6 +276,32 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             upserted += embedded
             yield pb.SyncIndexResponse(table_version=until, rows_upserted=upserted, rows_deleted=deleted,
                                        index_version=record.version)
+
+    # -- embeddings ----------------------------------------------------------------------------
+
+    async def EmbedTexts(self, request: pb.EmbedTextsRequest, context) -> pb.EmbedTextsResponse:
+        """Texts embedded by an index's model (or the packaged one, by name) in batches of
+        embed_batch_size; a text longer than the model reads is refused, never cut silently."""
+        if not request.model:
+            raise InvalidArgument("model is required: an index name or the embedding model's name", field="model")
+        if not 1 <= len(request.texts) <= MAX_EMBED_TEXTS:
+            raise InvalidArgument(f"send 1-{MAX_EMBED_TEXTS} texts", field="texts")
+        if embedding.is_packaged(request.model):
+            model_name = request.model
+        else:
+            model_name = (await self._index(index_id(request.model))).embedding_model
+        embedder = await asyncio.to_thread(embedding.load, model_name)
+        counts = await asyncio.to_thread(lambda: [embedder.count_tokens(t) for t in request.texts])
+        for i, (text, n) in enumerate(zip(request.texts, counts, strict=True)):
+            if not text.strip():
+                raise InvalidArgument(f"texts[{i}] is empty", field=f"texts[{i}]")
+            if n > embedder.max_chunk_tokens:
+                raise InvalidArgument(f"texts[{i}] has {n} tokens; {model_name} reads at most "
+                                      f"{embedder.max_chunk_tokens}: split it", field=f"texts[{i}]")
+        vectors = await asyncio.to_thread(embedder.encode, list(request.texts), self._config.embed_batch_size)
+        telemetry.annotate(embedding_model=model_name, texts=len(request.texts), tokens=sum(counts))
+        return pb.EmbedTextsResponse(embeddings=[pb.Embedding(values=v.tolist()) for v in vectors],
+                                     embedding_model=model_name, input_tokens=sum(counts))
 
     # -- search --------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import time
 import grpc
 import pytest
 
+from llmops.api.generation.v1 import generation_pb2 as pb
 from llmops.client import ResourceExhaustedError
 from llmops.client.generation import provider_target, registry_target
 from llmops.core import status
@@ -50,6 +51,58 @@ def test_provider_route_unary_and_stream(gen):
     parts = list(g.stream("external", [("user", "hello provider")], max_tokens=8))
     assert "".join(p.delta for p in parts) == "echo: hello provider"
     assert parts[-1].usage.output_tokens == 3 and parts[0].served_by == "provider:gpt-test"
+
+
+def test_a_faithful_gateway_tools_unset_fields_and_provider_options(gen):
+    g = gen.admin().generation
+    g.create_route("faithful", [provider_target(gen.fake.base_url, "gpt-test", f"env:{KEY_VAR}")])
+    g.generate("faithful", [("user", "hi")])
+    assert not {"temperature", "top_p", "seed", "stop", "max_tokens", "n", "tools"} & set(gen.fake.requests[-1]["body"])
+    weather = pb.Tool(type="function", function=pb.FunctionDefinition(name="get_weather"))
+    weather.function.parameters.update({"type": "object", "properties": {"city": {"type": "string"}}})
+    request = g.request("faithful", [("user", "Paris")], temperature=0.25)
+    request.tools.append(weather)
+    request.tool_choice.mode = "required"
+    request.provider_options.update({"parallel_tool_calls": False})
+    out = g.stub.Generate(request)
+    call = out.choices[0].tool_calls[0]
+    assert out.finish_reason == pb.FINISH_REASON_TOOL_CALLS and call.function.name == "get_weather"
+    assert call.function.arguments == '{"city": "Paris"}'
+    body = gen.fake.requests[-1]["body"]
+    assert body["temperature"] == 0.25 and body["tool_choice"] == "required" and body["parallel_tool_calls"] is False
+    stream_request = pb.StreamGenerateRequest()
+    stream_request.CopyFrom(pb.StreamGenerateRequest.FromString(request.SerializeToString()))
+    parts = list(g.stub.StreamGenerate(stream_request))
+    fragments = [c for p in parts for c in p.tool_calls]
+    assert fragments[0].name == "get_weather" and "".join(f.arguments for f in fragments) == call.function.arguments
+    assert parts[-1].finish_reason == pb.FINISH_REASON_TOOL_CALLS
+    # a provider option outside the allow-list, and tools to a route of registry models only
+    request.provider_options.update({"frobnicate": 1})
+    code, msg = code_of(g.stub.Generate, request)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "frobnicate" in msg
+    g.create_route("models-only", [registry_target("demo@production")])
+    request = g.request("models-only", [("user", "Paris")])
+    request.tools.append(weather)
+    with pytest.raises(grpc.RpcError) as info:
+        g.stub.Generate(request)
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert status.details_of(info.value).field_violations[0].field == "tools"
+
+
+def test_model_server_choices_and_log_probabilities(gen):
+    g = gen.admin().generation
+    g.create_route("choices", [registry_target("demo@production")])
+    out = g.generate("choices", Q, max_tokens=5, temperature=1.0, seed=3, n=3, logprobs=True, top_logprobs=2)
+    assert [c.index for c in out.choices] == [0, 1, 2] and out.text == out.choices[0].text
+    assert len({c.text for c in out.choices}) > 1  # seeded per choice: different, yet reproducible
+    assert all(c.logprobs and all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in c.logprobs)
+               for c in out.choices)
+    again = g.generate("choices", Q, max_tokens=5, temperature=1.0, seed=3, n=3)
+    assert [c.text for c in again.choices] == [c.text for c in out.choices]
+    assert out.usage.output_tokens == sum(1 for c in out.choices for _ in c.logprobs)
+    parts = list(g.stream("choices", Q, max_tokens=5, temperature=1.0, seed=3, n=3))
+    assert ["".join(p.delta for p in parts if p.index == i) for i in range(3)] == [c.text for c in out.choices]
+    assert sorted(p.index for p in parts if p.finish_reason) == [0, 1, 2] and parts[-1].HasField("usage")
 
 
 def test_weighted_split_between_two_versions(gen):
@@ -155,7 +208,10 @@ def test_bad_input_gets_clear_codes(gen):
     admin.create_route("ghost", [registry_target("ghost@production")])
     assert code_of(admin.generate, "ghost", Q)[0] is grpc.StatusCode.NOT_FOUND
     admin.create_route("unset-key", [provider_target(gen.fake.base_url, "m", "env:LLMOPS_PROVIDER_TEST_NOT_SET")])
-    assert code_of(admin.generate, "unset-key", Q)[0] is grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.RpcError) as info:  # the gateway's fault, not the caller's: INTERNAL (HTTP 502)
+        admin.stub.Generate(admin.request("unset-key", Q))
+    assert info.value.code() is grpc.StatusCode.INTERNAL
+    assert status.details_of(info.value).reason == "UPSTREAM_CREDENTIAL_MISSING"
 
 
 def test_provider_429_is_resource_exhausted_with_retry_delay(gen):

@@ -32,3 +32,24 @@ def test_bad_parameters_are_refused_by_name(raw, named):
     with pytest.raises(InvalidArgument) as info:
         BundleParameters.parse(raw)
     assert named in info.value.message
+
+
+def test_a_caller_overrides_sampling_within_the_bounds_and_pins_of_the_bundle():
+    from llmops.api.common.v1.chat_pb2 import SamplingParams
+
+    p = BundleParameters.parse({"max_tokens": 100, "temperature": 0.2, "seed": 7, "stop": ["##"],
+                                "bounds": {"temperature": [0, 0.5]}, "pinned": ["seed"]})
+    used = p.sampling()
+    assert (used.max_tokens, round(used.temperature, 6), used.seed, list(used.stop)) == (100, 0.2, 7, ["##"])
+    assert not used.HasField("presence_penalty")  # unset stays unset: the target's default holds
+    used = p.sampling(SamplingParams(temperature=0.4, seed=7, max_tokens=50, stop=["END"]))
+    assert (round(used.temperature, 6), used.seed, used.max_tokens, list(used.stop)) == (0.4, 7, 50, ["END"])
+    for overrides, field in [(SamplingParams(temperature=0.6), "sampling.temperature"),
+                             (SamplingParams(seed=8), "sampling.seed"),
+                             (SamplingParams(max_tokens=101), "sampling.max_tokens")]:
+        with pytest.raises(InvalidArgument) as info:
+            p.sampling(overrides, "sampling.")
+        assert info.value.field_violations[0].field == field
+    for raw in ({"bounds": {"temperature": [0, 3]}}, {"bounds": {"seed": [0, 1]}}, {"pinned": ["top_k"]}):
+        with pytest.raises(InvalidArgument):
+            BundleParameters.parse(raw)

@@ -68,3 +68,19 @@ def test_a_prompt_that_cannot_fit_names_the_budget():
     with pytest.raises(InvalidArgument) as info:
         run(2, history=[])
     assert "over the budget of 2" in info.value.message
+
+
+def test_caller_instructions_follow_the_templates_system_message_and_count_in_the_budget():
+    version = assemble.compile_version(BODY)
+    out = assemble.assemble(RENDERER, version, {"question": "what now", "context": ""}, CHUNKS, words, None,
+                            instructions="Answer in French.")
+    system = out.messages[0][1]
+    assert system.startswith("ctx: [1] alpha beta gamma") and system.endswith(
+        assemble.CALLER_INSTRUCTIONS + "Answer in French.")
+    plain = run(None, history=())
+    assert out.prompt_tokens == plain.prompt_tokens + words(assemble.CALLER_INSTRUCTIONS + "Answer in French.")
+    # no system message in the template: the instructions become the first message
+    no_system = assemble.compile_version({"messages": [{"role": "ROLE_USER", "content": "{{ question }}"}]})
+    out = assemble.assemble(RENDERER, no_system, {"question": "q", "context": ""}, [], None, None,
+                            instructions="Be brief.")
+    assert out.messages == [("system", "Be brief."), ("user", "q")]

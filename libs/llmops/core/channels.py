@@ -186,7 +186,7 @@ def downstream_error(exc: grpc.aio.AioRpcError, service: str) -> Exception:
                                       service=down)
         return errors.Unavailable(f"the {service} service is unavailable ({code.name}); retry shortly",
                                   service=service)
-    if code in PASSING:
+    if code in PASSING or status.details_of(exc).reason in errors.HTTP_STATUS_BY_REASON:
         return status.to_domain(exc, f"{service}: {exc.details()}")
     return errors.Unavailable(f"the {service} service failed ({code.name}): {exc.details()}", service=service)
 

@@ -20,6 +20,10 @@ HTTP_STATUS = {
     "RESOURCE_EXHAUSTED": 429, "CANCELLED": 499, "UNKNOWN": 500, "INTERNAL": 500, "DATA_LOSS": 500,
     "UNIMPLEMENTED": 501, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
 }
+# Reasons whose HTTP status is not their code's: a target that refuses the gateway's own credential
+# is the gateway's fault (502), not the caller's.
+HTTP_STATUS_BY_REASON = {"UPSTREAM_CREDENTIAL_REJECTED": 502, "UPSTREAM_CREDENTIAL_MISSING": 502, "UPSTREAM_NOT_FOUND": 502, "PAYLOAD_TOO_LARGE": 413,
+                         "UNSUPPORTED_MEDIA_TYPE": 415, "METHOD_NOT_ALLOWED": 405}
 DOMAIN = "llmops"  # google.rpc.ErrorInfo.domain of every error this platform raises
 
 
@@ -40,7 +44,8 @@ class DomainError(Exception):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        DomainError._by_code.setdefault(cls.code, cls)
+        if cls.__dict__.get("canonical", True):  # the class `error_for` returns for its code
+            DomainError._by_code.setdefault(cls.code, cls)
 
     def __init__(self, message: str, *, retry_after_s: float | None = None, reason: str = "",
                  metadata: Mapping[str, str] | None = None, field_violations: Sequence[FieldViolation] = ()):
@@ -53,7 +58,7 @@ class DomainError(Exception):
 
     @property
     def http_status(self) -> int:
-        return HTTP_STATUS.get(self.code, 500)
+        return HTTP_STATUS_BY_REASON.get(self.reason) or HTTP_STATUS.get(self.code, 500)
 
 
 def error_for(code: str, message: str, **details) -> DomainError:
@@ -114,6 +119,17 @@ class Unavailable(DomainError):
     @property
     def service(self) -> str:
         return self.metadata.get("service", "")
+
+
+class BadGateway(DomainError):
+    """A target behind a gateway refused the gateway itself (its credential, its model name): the
+    caller can do nothing but report it. gRPC INTERNAL; HTTP 502 by its reason."""
+
+    code = "INTERNAL"
+    canonical = False
+
+    def __init__(self, message: str, *, reason: str = "UPSTREAM_CREDENTIAL_REJECTED", **details):
+        super().__init__(message, reason=reason, **details)
 
 
 class Aborted(DomainError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,26 +20,29 @@ import uvicorn
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from llmops.core import auth
 from llmops.core.config import ConfigError
-from llmops.core.errors import DomainError, FieldViolation, InvalidArgument, ResourceExhausted
+from llmops.core.errors import DomainError, FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from llmops.core.interceptors import TRACE_ID_HEADER
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
 # The error `type` an HTTP status maps to (OpenAI's error shape, which its clients parse).
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-               404: "not_found_error", 409: "conflict_error", 429: "rate_limit_error"}
+               404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
+               413: "invalid_request_error", 415: "invalid_request_error", 429: "rate_limit_error"}
 
 
-def error_body(error: DomainError) -> dict:
+def error_body(error: DomainError, status: int = 0) -> dict:
     """One JSON error shape for every HTTP API: `message`, `type` (by HTTP status), `code` (the
     gRPC status, lowercase), `param` (the first request field at fault) and `reason`."""
     param = error.field_violations[0].field if error.field_violations else None
-    return {"error": {"message": error.message, "type": ERROR_TYPES.get(error.http_status, "api_error"),
+    return {"error": {"message": error.message, "type": ERROR_TYPES.get(status or error.http_status, "api_error"),
                       "param": param, "code": error.code.lower(), "reason": error.reason}}
 
 
@@ -220,11 +224,38 @@ def field_path(loc: tuple) -> str:
     return out
 
 
+def too_large(limit: int) -> InvalidArgument:
+    return InvalidArgument(f"the body is larger than the limit of {limit} bytes", reason="PAYLOAD_TOO_LARGE")
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused (413) as soon as it passes `limit` (never read whole first), and refused
+    (415) when it says it is not JSON."""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise InvalidArgument(f"the body must be JSON (content-type application/json), not {kind[:60]!r}",
+                              reason="UNSUPPORTED_MEDIA_TYPE")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise too_large(limit)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _describe(error: dict) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field: this API refuses what it would otherwise ignore"
+    return error["msg"]
+
+
 def parse_body(raw: bytes, model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     """A request body checked against its declared model: INVALID_ARGUMENT naming each field at
     fault (BadRequest field violations; the message names the first three)."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidArgument(f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
         return model.model_validate_json(raw)
     except pydantic.ValidationError as exc:
@@ -233,7 +264,7 @@ def parse_body(raw: bytes, model: type[pydantic.BaseModel]) -> pydantic.BaseMode
             raise InvalidArgument("the body is not valid JSON") from None
         if errors and not errors[0]["loc"]:
             raise InvalidArgument("the body must be a JSON object") from None
-        violations = list({field_path(e["loc"]): FieldViolation(field_path(e["loc"]), e["msg"])
+        violations = list({field_path(e["loc"]): FieldViolation(field_path(e["loc"]), _describe(e))
                            for e in reversed(errors)}.values())[::-1]  # the first error per field
         text = "; ".join(f"{v.field}: {v.description}" for v in violations[:3])
         raise InvalidArgument(text, field_violations=violations) from None
@@ -271,7 +302,7 @@ class HttpEdge:
         self._headers = dict(headers or {})
 
     def route(self, method: str, path: str, handler: Handler, *, body: type[pydantic.BaseModel] | None = None,
-              action: str = "") -> Route:
+              action: str = "", max_body: int = MAX_BODY_BYTES) -> Route:
         role = self._policy[method, path]  # every endpoint is in the policy table (KeyError otherwise)
 
         async def endpoint(request: Request) -> Response:
@@ -282,10 +313,14 @@ class HttpEdge:
                 call = HttpCall(request, RequestContext(principal, key, ctx, span))
                 with call.rc.active():
                     if body is not None:
-                        call.body = parse_body(await request.body(), body)
+                        call.body = parse_body(await read_body(request, max_body), body)
                     result = await handler(call)
             except DomainError as exc:
                 return self.error(span, exc)
+            except Exception:  # a bug: logged here, the caller gets the trace id and no internals
+                log.exception("%s %s failed", method, path)
+                ctx = span.get_span_context()
+                return self.error(span, DomainError(f"internal error; report trace id {ctx.trace_id:032x}"))
             if isinstance(result, Response):
                 if not call.detached:
                     ServerSpans.finish(span, result.status_code)
@@ -301,6 +336,20 @@ class HttpEdge:
         ServerSpans.finish(span, exc.http_status, exc.message)
         return JSONResponse(error_body(exc), status_code=exc.http_status,
                             headers={**self._headers, **trace_headers(span), **error_headers(exc)})
+
+    def exception_handlers(self) -> dict:
+        """Starlette's own refusals (no such path 404, wrong method 405) in the JSON error shape."""
+        async def refused(request: Request, exc: HTTPException) -> Response:
+            if exc.status_code == 404:
+                error: DomainError = NotFound(f"no endpoint {request.method} {request.url.path[:200]}",
+                                              reason="NO_SUCH_ENDPOINT")
+            else:
+                error = InvalidArgument(f"{request.method} is not allowed on {request.url.path[:200]}",
+                                        reason="METHOD_NOT_ALLOWED")
+            return JSONResponse(error_body(error, exc.status_code), status_code=exc.status_code,
+                                headers={**self._headers, **dict(exc.headers or {})})
+
+        return {HTTPException: refused}
 
     @staticmethod
     def healthz() -> Route:

@@ -1,14 +1,70 @@
 """A stand-in for an external OpenAI-compatible provider: a real HTTP server on loopback that
 speaks `POST /v1/chat/completions`, streaming (server-sent events) included. It answers
 "echo: <last user message>", checks the bearer key, and can be told to answer 429 or to put the
-key it received into an error (a careless provider), so tests can see it never leaks further."""
+key it received into an error (a careless provider), so tests can see it never leaks further.
+
+Like a real provider it calls tools: given `tools` (and a tool_choice other than `none`) it
+calls the chosen or first function with arguments made from its JSON schema, and answers a
+`tool` message with "tool said: <content>"; given a `json_schema` response format it answers a
+JSON object of that schema; `n` choices, `logprobs` and `top_logprobs` are honoured."""
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def instance(schema: dict, text: str):
+    """A value of a JSON schema (enough of it for tests): strings are `text`."""
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        return instance(schema["anyOf"][0], text)
+    if kind == "object" or "properties" in schema:
+        return {k: instance(v, text) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [instance(schema.get("items") or {"type": "string"}, text)]
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, text)
+
+
+def _text(content) -> str:
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content)
+    return content or ""
+
+
+def answer(body: dict) -> tuple[str, dict | None]:
+    """(text, tool call or None) for a request."""
+    messages = body["messages"]
+    last = messages[-1]
+    question = _text(last.get("content"))
+    if last["role"] == "tool":
+        return f"tool said: {question}", None
+    tools, choice = body.get("tools") or [], body.get("tool_choice", "auto")
+    if tools and choice != "none":
+        fn = tools[0]["function"]
+        if isinstance(choice, dict):
+            fn = next(t["function"] for t in tools if t["function"]["name"] == choice["function"]["name"])
+        args = instance(fn.get("parameters") or {}, question)
+        return "", {"id": f"call_{len(messages)}", "type": "function",
+                    "function": {"name": fn["name"], "arguments": json.dumps(args)}}
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return json.dumps(instance(fmt["json_schema"].get("schema") or {}, question)), None
+    if fmt.get("type") == "json_object":
+        return json.dumps({"answer": question}), None
+    words = f"echo: {question}".split(" ")[: body.get("max_tokens") or 16]
+    return " ".join(words), None
+
+
+def logprobs(text: str, top: int) -> dict:
+    return {"content": [{"token": w, "logprob": -0.25, "bytes": list(w.encode()),
+                         "top_logprobs": [{"token": w, "logprob": -0.25, "bytes": list(w.encode())}][:top]}
+                        for w in text.split(" ")]}
 
 
 class FakeProvider:
@@ -52,16 +108,22 @@ class FakeProvider:
                     return self._json(429, {"error": {"message": "rate limit reached"}}, {"retry-after": "7"})
                 if provider.mode == "down":
                     return self._json(503, {"error": {"message": "overloaded"}})
-                question = body["messages"][-1]["content"]
-                words = f"echo: {question}".split(" ")[: body.get("max_tokens") or 16]
-                usage = {"prompt_tokens": sum(len(m["content"].split()) for m in body["messages"]),
-                         "completion_tokens": len(words)}
+                text, call = answer(body)
+                n = body.get("n") or 1
+                usage = {"prompt_tokens": sum(len(_text(m.get("content")).split()) for m in body["messages"]),
+                         "completion_tokens": n * max(1, len(text.split()))}
                 usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+                finish = "tool_calls" if call else "stop"
+                top = body.get("top_logprobs") or 0
                 if not body.get("stream"):
-                    return self._json(200, {"id": "cmpl-1", "object": "chat.completion", "model": body["model"],
-                                            "choices": [{"index": 0, "finish_reason": "stop",
-                                                         "message": {"role": "assistant", "content": " ".join(words)}}],
-                                            "usage": usage})
+                    message = {"role": "assistant", "content": text or None, "refusal": None}
+                    if call:
+                        message["tool_calls"] = [call]
+                    return self._json(200, {"id": "cmpl-1", "object": "chat.completion", "created": int(time.time()),
+                                            "model": body["model"], "usage": usage,
+                                            "choices": [{"index": i, "finish_reason": finish, "message": message,
+                                                         "logprobs": logprobs(text, top) if body.get("logprobs")
+                                                         else None} for i in range(n)]})
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("transfer-encoding", "chunked")
@@ -72,15 +134,29 @@ class FakeProvider:
                     self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                     self.wfile.flush()
 
+                def chunk(i: int, delta: dict, finish_reason=None, lp=None) -> dict:
+                    return {"id": "cmpl-1", "object": "chat.completion.chunk", "created": int(time.time()),
+                            "model": body["model"], "choices": [{"index": i, "delta": delta, "logprobs": lp,
+                                                                 "finish_reason": finish_reason}]}
+
                 provider.open_streams += 1
                 try:
-                    for i, w in enumerate(words):
-                        time.sleep(provider.token_delay_s)
-                        send({"id": "cmpl-1", "object": "chat.completion.chunk", "model": body["model"],
-                              "choices": [{"index": 0, "delta": {"content": (" " if i else "") + w},
-                                           "finish_reason": None}]})
-                    send({"id": "cmpl-1", "object": "chat.completion.chunk", "model": body["model"],
-                          "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                    for i in range(n):
+                        send(chunk(i, {"role": "assistant", "content": ""}))
+                        if call:
+                            args = call["function"]["arguments"]
+                            half = math.ceil(len(args) / 2)
+                            send(chunk(i, {"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+                                                           "function": {"name": call["function"]["name"],
+                                                                        "arguments": ""}}]}))
+                            for part in (args[:half], args[half:]):
+                                send(chunk(i, {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
+                        for j, w in enumerate(text.split(" ") if text else []):
+                            time.sleep(provider.token_delay_s)
+                            piece = (" " if j else "") + w
+                            send(chunk(i, {"content": piece},
+                                       lp=logprobs(w, top) if body.get("logprobs") else None))
+                        send(chunk(i, {}, finish))
                     if (body.get("stream_options") or {}).get("include_usage"):
                         send({"id": "cmpl-1", "object": "chat.completion.chunk", "choices": [], "usage": usage})
                     send("[DONE]")

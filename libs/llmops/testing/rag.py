@@ -39,7 +39,7 @@ class RagStack:
         self.ports = {s: free_port() for s in SERVICES}
         self.fake = FakeProvider(CANARY).start()
         common = {"LLMOPS_HOME": str(home), "LLMOPS_TRACE_DB": str(home / "traces.db"),
-                  "LLMOPS_PROVIDER_TEST_KEY": CANARY, "LLMOPS_GENERATION_PROVIDER_ALLOWED_HOSTS": "127.0.0.1",
+                  "LLMOPS_PROVIDER_TEST_KEY": CANARY, "LLMOPS_PROVIDER_STALE_KEY": "sk-stale-revoked", "LLMOPS_GENERATION_PROVIDER_ALLOWED_HOSTS": "127.0.0.1",
                   "LLMOPS_PIPELINE_HTTP_PORT": "0", "LLMOPS_FEEDBACK_HTTP_PORT": "0",
                   "LLMOPS_PIPELINE_BUNDLE_TTL_S": "0.5", "LLMOPS_MODELSERVER_CACHE_DIR": str(home / "model-cache"),
                   **{f"LLMOPS_{s.upper()}_ADDRESS": f"127.0.0.1:{p}" for s, p in self.ports.items()},

@@ -25,11 +25,12 @@ _sym_db = _symbol_database.Default()
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from llmops.api.common.v1 import chat_pb2 as llmops_dot_common_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%llmops/generation/v1/generation.proto\x12\x14llmops.generation.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bllmops/common/v1/chat.proto\"t\n\x06Target\x12\x18\n\x0eregistry_model\x18\x01 \x01(\tH\x00\x12\x38\n\x08provider\x18\x02 \x01(\x0b\x32$.llmops.generation.v1.ProviderTargetH\x00\x12\x0e\n\x06weight\x18\x03 \x01(\x05\x42\x06\n\x04kind\"I\n\x0eProviderTarget\x12\x10\n\x08\x62\x61se_url\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x16\n\x0e\x63redential_ref\x18\x03 \x01(\t\"q\n\x06Limits\x12\x1b\n\x13requests_per_minute\x18\x01 \x01(\x05\x12\x19\n\x11tokens_per_minute\x18\x02 \x01(\x03\x12\x14\n\x0ctoken_budget\x18\x03 \x01(\x03\x12\x19\n\x11max_output_tokens\x18\x04 \x01(\x05\"\xd6\x01\n\x05Route\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12-\n\x07targets\x18\x02 \x03(\x0b\x32\x1c.llmops.generation.v1.Target\x12,\n\x06limits\x18\x03 \x01(\x0b\x32\x1c.llmops.generation.v1.Limits\x12\x35\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:%\xea\x41\"\n\x10llmops.dev/Route\x12\x0eroutes/{route}\"{\n\x12\x43reateRouteRequest\x12\x16\n\x08route_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\x05route\x18\x04 \x01(\x0b\x32\x1b.llmops.generation.v1.RouteB\x04\xe2\x41\x01\x02J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x07targetsR\x06limits\"%\n\x0fGetRouteRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\":\n\x11ListRoutesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x12ListRoutesResponse\x12+\n\x06routes\x18\x01 \x03(\x0b\x32\x1b.llmops.generation.v1.Route\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"d\n\x0eSamplingParams\x12\x12\n\nmax_tokens\x18\x01 \x01(\x05\x12\x13\n\x0btemperature\x18\x02 \x01(\x02\x12\r\n\x05top_p\x18\x03 \x01(\x02\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"\x99\x01\n\x0fGenerateRequest\x12\r\n\x05route\x18\x01 \x01(\t\x12/\n\x08messages\x18\x02 \x03(\x0b\x32\x1d.llmops.common.v1.ChatMessage\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x36\n\x08sampling\x18\x04 \x01(\x0b\x32$.llmops.generation.v1.SamplingParams\"\x9f\x01\n\x15StreamGenerateRequest\x12\r\n\x05route\x18\x01 \x01(\t\x12/\n\x08messages\x18\x02 \x03(\x0b\x32\x1d.llmops.common.v1.ChatMessage\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x36\n\x08sampling\x18\x04 \x01(\x0b\x32$.llmops.generation.v1.SamplingParams\"\xca\x01\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12-\n\nqueue_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13time_to_first_token\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\ntotal_time\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9a\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x39\n\rfinish_reason\x18\x02 \x01(\x0e\x32\".llmops.generation.v1.FinishReason\x12*\n\x05usage\x18\x03 \x01(\x0b\x32\x1b.llmops.generation.v1.Usage\x12\x11\n\tserved_by\x18\x04 \x01(\t\"\xa1\x01\n\x16StreamGenerateResponse\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x39\n\rfinish_reason\x18\x02 \x01(\x0e\x32\".llmops.generation.v1.FinishReason\x12*\n\x05usage\x18\x03 \x01(\x0b\x32\x1b.llmops.generation.v1.Usage\x12\x11\n\tserved_by\x18\x04 \x01(\t\"2\n\x12\x43ountTokensRequest\x12\r\n\x05route\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\"V\n\x13\x43ountTokensResponse\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\x05\x12\x16\n\x0e\x63ontext_window\x18\x02 \x01(\x05\x12\x17\n\x0ftokenizer_model\x18\x03 \x01(\t\"\x8e\x01\n\x0fGetUsageRequest\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\t\x12\r\n\x05route\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x0bUsageRecord\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\t\x12\r\n\x05route\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x03\x12\x15\n\routput_tokens\x18\x05 \x01(\x03\"F\n\x10GetUsageResponse\x12\x32\n\x07records\x18\x01 \x03(\x0b\x32!.llmops.generation.v1.UsageRecord*_\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x32\xa3\x05\n\x11GenerationService\x12T\n\x0b\x43reateRoute\x12(.llmops.generation.v1.CreateRouteRequest\x1a\x1b.llmops.generation.v1.Route\x12N\n\x08GetRoute\x12%.llmops.generation.v1.GetRouteRequest\x1a\x1b.llmops.generation.v1.Route\x12_\n\nListRoutes\x12\'.llmops.generation.v1.ListRoutesRequest\x1a(.llmops.generation.v1.ListRoutesResponse\x12Y\n\x08Generate\x12%.llmops.generation.v1.GenerateRequest\x1a&.llmops.generation.v1.GenerateResponse\x12m\n\x0eStreamGenerate\x12+.llmops.generation.v1.StreamGenerateRequest\x1a,.llmops.generation.v1.StreamGenerateResponse0\x01\x12\x62\n\x0b\x43ountTokens\x12(.llmops.generation.v1.CountTokensRequest\x1a).llmops.generation.v1.CountTokensResponse\x12Y\n\x08GetUsage\x12%.llmops.generation.v1.GetUsageRequest\x1a&.llmops.generation.v1.GetUsageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%llmops/generation/v1/generation.proto\x12\x14llmops.generation.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bllmops/common/v1/chat.proto\"t\n\x06Target\x12\x18\n\x0eregistry_model\x18\x01 \x01(\tH\x00\x12\x38\n\x08provider\x18\x02 \x01(\x0b\x32$.llmops.generation.v1.ProviderTargetH\x00\x12\x0e\n\x06weight\x18\x03 \x01(\x05\x42\x06\n\x04kind\"I\n\x0eProviderTarget\x12\x10\n\x08\x62\x61se_url\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x16\n\x0e\x63redential_ref\x18\x03 \x01(\t\"q\n\x06Limits\x12\x1b\n\x13requests_per_minute\x18\x01 \x01(\x05\x12\x19\n\x11tokens_per_minute\x18\x02 \x01(\x03\x12\x14\n\x0ctoken_budget\x18\x03 \x01(\x03\x12\x19\n\x11max_output_tokens\x18\x04 \x01(\x05\"\xd6\x01\n\x05Route\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12-\n\x07targets\x18\x02 \x03(\x0b\x32\x1c.llmops.generation.v1.Target\x12,\n\x06limits\x18\x03 \x01(\x0b\x32\x1c.llmops.generation.v1.Limits\x12\x35\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03:%\xea\x41\"\n\x10llmops.dev/Route\x12\x0eroutes/{route}\"{\n\x12\x43reateRouteRequest\x12\x16\n\x08route_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x30\n\x05route\x18\x04 \x01(\x0b\x32\x1b.llmops.generation.v1.RouteB\x04\xe2\x41\x01\x02J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x07targetsR\x06limits\"%\n\x0fGetRouteRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\":\n\x11ListRoutesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x12ListRoutesResponse\x12+\n\x06routes\x18\x01 \x03(\x0b\x32\x1b.llmops.generation.v1.Route\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xaa\x03\n\x0fGenerateRequest\x12\r\n\x05route\x18\x01 \x01(\t\x12/\n\x08messages\x18\x02 \x03(\x0b\x32\x1d.llmops.common.v1.ChatMessage\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x32\n\x08sampling\x18\x04 \x01(\x0b\x32 .llmops.common.v1.SamplingParams\x12\t\n\x01n\x18\x05 \x01(\x05\x12\x10\n\x08logprobs\x18\x06 \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x07 \x01(\x05\x12)\n\x05tools\x18\x08 \x03(\x0b\x32\x1a.llmops.generation.v1.Tool\x12\x35\n\x0btool_choice\x18\t \x01(\x0b\x32 .llmops.generation.v1.ToolChoice\x12=\n\x0fresponse_format\x18\n \x01(\x0b\x32$.llmops.generation.v1.ResponseFormat\x12\x0c\n\x04user\x18\x0b \x01(\t\x12\x31\n\x10provider_options\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb0\x03\n\x15StreamGenerateRequest\x12\r\n\x05route\x18\x01 \x01(\t\x12/\n\x08messages\x18\x02 \x03(\x0b\x32\x1d.llmops.common.v1.ChatMessage\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x32\n\x08sampling\x18\x04 \x01(\x0b\x32 .llmops.common.v1.SamplingParams\x12\t\n\x01n\x18\x05 \x01(\x05\x12\x10\n\x08logprobs\x18\x06 \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x07 \x01(\x05\x12)\n\x05tools\x18\x08 \x03(\x0b\x32\x1a.llmops.generation.v1.Tool\x12\x35\n\x0btool_choice\x18\t \x01(\x0b\x32 .llmops.generation.v1.ToolChoice\x12=\n\x0fresponse_format\x18\n \x01(\x0b\x32$.llmops.generation.v1.ResponseFormat\x12\x0c\n\x04user\x18\x0b \x01(\t\x12\x31\n\x10provider_options\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\"\xca\x01\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12-\n\nqueue_time\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13time_to_first_token\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\ntotal_time\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"P\n\x04Tool\x12\x0c\n\x04type\x18\x01 \x01(\t\x12:\n\x08\x66unction\x18\x02 \x01(\x0b\x32(.llmops.generation.v1.FunctionDefinition\"\x84\x01\n\x12\x46unctionDefinition\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06strict\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_strict\":\n\nToolChoice\x12\x0e\n\x04mode\x18\x01 \x01(\tH\x00\x12\x12\n\x08\x66unction\x18\x02 \x01(\tH\x00\x42\x08\n\x06\x63hoice\"U\n\x0eResponseFormat\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x35\n\x0bjson_schema\x18\x02 \x01(\x0b\x32 .llmops.generation.v1.JsonSchema\"x\n\nJsonSchema\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\'\n\x06schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06strict\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_strict\"{\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\x13\n\x0btoken_bytes\x18\x03 \x01(\x0c\x12\x36\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32 .llmops.generation.v1.TopLogprob\"A\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\x13\n\x0btoken_bytes\x18\x03 \x01(\x0c\"\xc6\x01\n\x06\x43hoice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x39\n\rfinish_reason\x18\x03 \x01(\x0e\x32\".llmops.generation.v1.FinishReason\x12.\n\ntool_calls\x18\x04 \x03(\x0b\x32\x1a.llmops.common.v1.ToolCall\x12\x34\n\x08logprobs\x18\x05 \x03(\x0b\x32\".llmops.generation.v1.TokenLogprob\"\xc9\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x39\n\rfinish_reason\x18\x02 \x01(\x0e\x32\".llmops.generation.v1.FinishReason\x12*\n\x05usage\x18\x03 \x01(\x0b\x32\x1b.llmops.generation.v1.Usage\x12\x11\n\tserved_by\x18\x04 \x01(\t\x12-\n\x07\x63hoices\x18\x05 \x03(\x0b\x32\x1c.llmops.generation.v1.Choice\"Y\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x11\n\targuments\x18\x05 \x01(\t\"\x9f\x02\n\x16StreamGenerateResponse\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x39\n\rfinish_reason\x18\x02 \x01(\x0e\x32\".llmops.generation.v1.FinishReason\x12*\n\x05usage\x18\x03 \x01(\x0b\x32\x1b.llmops.generation.v1.Usage\x12\x11\n\tserved_by\x18\x04 \x01(\t\x12\r\n\x05index\x18\x05 \x01(\x05\x12\x37\n\ntool_calls\x18\x06 \x03(\x0b\x32#.llmops.generation.v1.ToolCallDelta\x12\x34\n\x08logprobs\x18\x07 \x03(\x0b\x32\".llmops.generation.v1.TokenLogprob\"2\n\x12\x43ountTokensRequest\x12\r\n\x05route\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\"V\n\x13\x43ountTokensResponse\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\x05\x12\x16\n\x0e\x63ontext_window\x18\x02 \x01(\x05\x12\x17\n\x0ftokenizer_model\x18\x03 \x01(\t\"\x8e\x01\n\x0fGetUsageRequest\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\t\x12\r\n\x05route\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x0bUsageRecord\x12\x0e\n\x06\x63\x61ller\x18\x01 \x01(\t\x12\r\n\x05route\x18\x02 \x01(\t\x12\x10\n\x08requests\x18\x03 \x01(\x03\x12\x14\n\x0cinput_tokens\x18\x04 \x01(\x03\x12\x15\n\routput_tokens\x18\x05 \x01(\x03\"F\n\x10GetUsageResponse\x12\x32\n\x07records\x18\x01 \x03(\x0b\x32!.llmops.generation.v1.UsageRecord*\x9f\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x04\x32\xa3\x05\n\x11GenerationService\x12T\n\x0b\x43reateRoute\x12(.llmops.generation.v1.CreateRouteRequest\x1a\x1b.llmops.generation.v1.Route\x12N\n\x08GetRoute\x12%.llmops.generation.v1.GetRouteRequest\x1a\x1b.llmops.generation.v1.Route\x12_\n\nListRoutes\x12\'.llmops.generation.v1.ListRoutesRequest\x1a(.llmops.generation.v1.ListRoutesResponse\x12Y\n\x08Generate\x12%.llmops.generation.v1.GenerateRequest\x1a&.llmops.generation.v1.GenerateResponse\x12m\n\x0eStreamGenerate\x12+.llmops.generation.v1.StreamGenerateRequest\x1a,.llmops.generation.v1.StreamGenerateResponse0\x01\x12\x62\n\x0b\x43ountTokens\x12(.llmops.generation.v1.CountTokensRequest\x1a).llmops.generation.v1.CountTokensResponse\x12Y\n\x08GetUsage\x12%.llmops.generation.v1.GetUsageRequest\x1a&.llmops.generation.v1.GetUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,46 +49,62 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEROUTEREQUEST'].fields_by_name['route']._serialized_options = b'\342A\001\002'
   _globals['_GETROUTEREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_GETROUTEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
-  _globals['_FINISHREASON']._serialized_start=2470
-  _globals['_FINISHREASON']._serialized_end=2565
-  _globals['_TARGET']._serialized_start=217
-  _globals['_TARGET']._serialized_end=333
-  _globals['_PROVIDERTARGET']._serialized_start=335
-  _globals['_PROVIDERTARGET']._serialized_end=408
-  _globals['_LIMITS']._serialized_start=410
-  _globals['_LIMITS']._serialized_end=523
-  _globals['_ROUTE']._serialized_start=526
-  _globals['_ROUTE']._serialized_end=740
-  _globals['_CREATEROUTEREQUEST']._serialized_start=742
-  _globals['_CREATEROUTEREQUEST']._serialized_end=865
-  _globals['_GETROUTEREQUEST']._serialized_start=867
-  _globals['_GETROUTEREQUEST']._serialized_end=904
-  _globals['_LISTROUTESREQUEST']._serialized_start=906
-  _globals['_LISTROUTESREQUEST']._serialized_end=964
-  _globals['_LISTROUTESRESPONSE']._serialized_start=966
-  _globals['_LISTROUTESRESPONSE']._serialized_end=1056
-  _globals['_SAMPLINGPARAMS']._serialized_start=1058
-  _globals['_SAMPLINGPARAMS']._serialized_end=1158
-  _globals['_GENERATEREQUEST']._serialized_start=1161
-  _globals['_GENERATEREQUEST']._serialized_end=1314
-  _globals['_STREAMGENERATEREQUEST']._serialized_start=1317
-  _globals['_STREAMGENERATEREQUEST']._serialized_end=1476
-  _globals['_USAGE']._serialized_start=1479
-  _globals['_USAGE']._serialized_end=1681
-  _globals['_GENERATERESPONSE']._serialized_start=1684
-  _globals['_GENERATERESPONSE']._serialized_end=1838
-  _globals['_STREAMGENERATERESPONSE']._serialized_start=1841
-  _globals['_STREAMGENERATERESPONSE']._serialized_end=2002
-  _globals['_COUNTTOKENSREQUEST']._serialized_start=2004
-  _globals['_COUNTTOKENSREQUEST']._serialized_end=2054
-  _globals['_COUNTTOKENSRESPONSE']._serialized_start=2056
-  _globals['_COUNTTOKENSRESPONSE']._serialized_end=2142
-  _globals['_GETUSAGEREQUEST']._serialized_start=2145
-  _globals['_GETUSAGEREQUEST']._serialized_end=2287
-  _globals['_USAGERECORD']._serialized_start=2289
-  _globals['_USAGERECORD']._serialized_end=2396
-  _globals['_GETUSAGERESPONSE']._serialized_start=2398
-  _globals['_GETUSAGERESPONSE']._serialized_end=2468
-  _globals['_GENERATIONSERVICE']._serialized_start=2568
-  _globals['_GENERATIONSERVICE']._serialized_end=3243
+  _globals['_FINISHREASON']._serialized_start=4088
+  _globals['_FINISHREASON']._serialized_end=4247
+  _globals['_TARGET']._serialized_start=247
+  _globals['_TARGET']._serialized_end=363
+  _globals['_PROVIDERTARGET']._serialized_start=365
+  _globals['_PROVIDERTARGET']._serialized_end=438
+  _globals['_LIMITS']._serialized_start=440
+  _globals['_LIMITS']._serialized_end=553
+  _globals['_ROUTE']._serialized_start=556
+  _globals['_ROUTE']._serialized_end=770
+  _globals['_CREATEROUTEREQUEST']._serialized_start=772
+  _globals['_CREATEROUTEREQUEST']._serialized_end=895
+  _globals['_GETROUTEREQUEST']._serialized_start=897
+  _globals['_GETROUTEREQUEST']._serialized_end=934
+  _globals['_LISTROUTESREQUEST']._serialized_start=936
+  _globals['_LISTROUTESREQUEST']._serialized_end=994
+  _globals['_LISTROUTESRESPONSE']._serialized_start=996
+  _globals['_LISTROUTESRESPONSE']._serialized_end=1086
+  _globals['_GENERATEREQUEST']._serialized_start=1089
+  _globals['_GENERATEREQUEST']._serialized_end=1515
+  _globals['_STREAMGENERATEREQUEST']._serialized_start=1518
+  _globals['_STREAMGENERATEREQUEST']._serialized_end=1950
+  _globals['_USAGE']._serialized_start=1953
+  _globals['_USAGE']._serialized_end=2155
+  _globals['_TOOL']._serialized_start=2157
+  _globals['_TOOL']._serialized_end=2237
+  _globals['_FUNCTIONDEFINITION']._serialized_start=2240
+  _globals['_FUNCTIONDEFINITION']._serialized_end=2372
+  _globals['_TOOLCHOICE']._serialized_start=2374
+  _globals['_TOOLCHOICE']._serialized_end=2432
+  _globals['_RESPONSEFORMAT']._serialized_start=2434
+  _globals['_RESPONSEFORMAT']._serialized_end=2519
+  _globals['_JSONSCHEMA']._serialized_start=2521
+  _globals['_JSONSCHEMA']._serialized_end=2641
+  _globals['_TOKENLOGPROB']._serialized_start=2643
+  _globals['_TOKENLOGPROB']._serialized_end=2766
+  _globals['_TOPLOGPROB']._serialized_start=2768
+  _globals['_TOPLOGPROB']._serialized_end=2833
+  _globals['_CHOICE']._serialized_start=2836
+  _globals['_CHOICE']._serialized_end=3034
+  _globals['_GENERATERESPONSE']._serialized_start=3037
+  _globals['_GENERATERESPONSE']._serialized_end=3238
+  _globals['_TOOLCALLDELTA']._serialized_start=3240
+  _globals['_TOOLCALLDELTA']._serialized_end=3329
+  _globals['_STREAMGENERATERESPONSE']._serialized_start=3332
+  _globals['_STREAMGENERATERESPONSE']._serialized_end=3619
+  _globals['_COUNTTOKENSREQUEST']._serialized_start=3621
+  _globals['_COUNTTOKENSREQUEST']._serialized_end=3671
+  _globals['_COUNTTOKENSRESPONSE']._serialized_start=3673
+  _globals['_COUNTTOKENSRESPONSE']._serialized_end=3759
+  _globals['_GETUSAGEREQUEST']._serialized_start=3762
+  _globals['_GETUSAGEREQUEST']._serialized_end=3904
+  _globals['_USAGERECORD']._serialized_start=3906
+  _globals['_USAGERECORD']._serialized_end=4013
+  _globals['_GETUSAGERESPONSE']._serialized_start=4015
+  _globals['_GETUSAGERESPONSE']._serialized_end=4085
+  _globals['_GENERATIONSERVICE']._serialized_start=4250
+  _globals['_GENERATIONSERVICE']._serialized_end=4925
 # @@protoc_insertion_point(module_scope)

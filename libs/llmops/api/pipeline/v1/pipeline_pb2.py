@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from llmops.api.common.v1 import chat_pb2 as llmops_dot_common_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!llmops/pipeline/v1/pipeline.proto\x12\x12llmops.pipeline.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1bllmops/common/v1/chat.proto\"\xa8\x01\n\x12RunPipelineRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12.\n\x07history\x18\x03 \x03(\x0b\x32\x1d.llmops.common.v1.ChatMessage\x12*\n\tvariables\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\"\xae\x01\n\x18StreamRunPipelineRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12.\n\x07history\x18\x03 \x03(\x0b\x32\x1d.llmops.common.v1.ChatMessage\x12*\n\tvariables\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\"^\n\x08\x43itation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0e\n\x06marker\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\"R\n\x10ResolvedVersions\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\"4\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\"\xf5\x01\n\x13RunPipelineResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12/\n\tcitations\x18\x02 \x03(\x0b\x32\x1c.llmops.pipeline.v1.Citation\x12\x36\n\x08versions\x18\x03 \x01(\x0b\x32$.llmops.pipeline.v1.ResolvedVersions\x12(\n\x05usage\x18\x04 \x01(\x0b\x32\x19.llmops.pipeline.v1.Usage\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12\x15\n\rfinish_reason\x18\x07 \x01(\t\"\xfa\x01\n\x19StreamRunPipelineResponse\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12/\n\tcitations\x18\x02 \x03(\x0b\x32\x1c.llmops.pipeline.v1.Citation\x12\x36\n\x08versions\x18\x03 \x01(\x0b\x32$.llmops.pipeline.v1.ResolvedVersions\x12(\n\x05usage\x18\x04 \x01(\x0b\x32\x19.llmops.pipeline.v1.Usage\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12\x15\n\rfinish_reason\x18\x07 \x01(\t2\xe5\x01\n\x0fPipelineService\x12^\n\x0bRunPipeline\x12&.llmops.pipeline.v1.RunPipelineRequest\x1a\'.llmops.pipeline.v1.RunPipelineResponse\x12r\n\x11StreamRunPipeline\x12,.llmops.pipeline.v1.StreamRunPipelineRequest\x1a-.llmops.pipeline.v1.StreamRunPipelineResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!llmops/pipeline/v1/pipeline.proto\x12\x12llmops.pipeline.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1bllmops/common/v1/chat.proto\"\xf0\x01\n\x12RunPipelineRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12.\n\x07history\x18\x03 \x03(\x0b\x32\x1d.llmops.common.v1.ChatMessage\x12*\n\tvariables\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cinstructions\x18\x06 \x01(\t\x12\x32\n\x08sampling\x18\x07 \x01(\x0b\x32 .llmops.common.v1.SamplingParamsJ\x04\x08\x05\x10\x06R\nmax_tokens\"\xf6\x01\n\x18StreamRunPipelineRequest\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12.\n\x07history\x18\x03 \x03(\x0b\x32\x1d.llmops.common.v1.ChatMessage\x12*\n\tvariables\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0cinstructions\x18\x06 \x01(\t\x12\x32\n\x08sampling\x18\x07 \x01(\x0b\x32 .llmops.common.v1.SamplingParamsJ\x04\x08\x05\x10\x06R\nmax_tokens\"^\n\x08\x43itation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0e\n\x06marker\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\"R\n\x10ResolvedVersions\x12\x10\n\x08pipeline\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\"4\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\"\xa9\x02\n\x13RunPipelineResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12/\n\tcitations\x18\x02 \x03(\x0b\x32\x1c.llmops.pipeline.v1.Citation\x12\x36\n\x08versions\x18\x03 \x01(\x0b\x32$.llmops.pipeline.v1.ResolvedVersions\x12(\n\x05usage\x18\x04 \x01(\x0b\x32\x19.llmops.pipeline.v1.Usage\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12\x15\n\rfinish_reason\x18\x07 \x01(\t\x12\x32\n\x08sampling\x18\x08 \x01(\x0b\x32 .llmops.common.v1.SamplingParams\"\xae\x02\n\x19StreamRunPipelineResponse\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12/\n\tcitations\x18\x02 \x03(\x0b\x32\x1c.llmops.pipeline.v1.Citation\x12\x36\n\x08versions\x18\x03 \x01(\x0b\x32$.llmops.pipeline.v1.ResolvedVersions\x12(\n\x05usage\x18\x04 \x01(\x0b\x32\x19.llmops.pipeline.v1.Usage\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12\x15\n\rfinish_reason\x18\x07 \x01(\t\x12\x32\n\x08sampling\x18\x08 \x01(\x0b\x32 .llmops.common.v1.SamplingParams2\xe5\x01\n\x0fPipelineService\x12^\n\x0bRunPipeline\x12&.llmops.pipeline.v1.RunPipelineRequest\x1a\'.llmops.pipeline.v1.RunPipelineResponse\x12r\n\x11StreamRunPipeline\x12,.llmops.pipeline.v1.StreamRunPipelineRequest\x1a-.llmops.pipeline.v1.StreamRunPipelineResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,19 +34,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmops.api.pipeline.v1.pipe
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RUNPIPELINEREQUEST']._serialized_start=117
-  _globals['_RUNPIPELINEREQUEST']._serialized_end=285
-  _globals['_STREAMRUNPIPELINEREQUEST']._serialized_start=288
-  _globals['_STREAMRUNPIPELINEREQUEST']._serialized_end=462
-  _globals['_CITATION']._serialized_start=464
-  _globals['_CITATION']._serialized_end=558
-  _globals['_RESOLVEDVERSIONS']._serialized_start=560
-  _globals['_RESOLVEDVERSIONS']._serialized_end=642
-  _globals['_USAGE']._serialized_start=644
-  _globals['_USAGE']._serialized_end=696
-  _globals['_RUNPIPELINERESPONSE']._serialized_start=699
-  _globals['_RUNPIPELINERESPONSE']._serialized_end=944
-  _globals['_STREAMRUNPIPELINERESPONSE']._serialized_start=947
-  _globals['_STREAMRUNPIPELINERESPONSE']._serialized_end=1197
-  _globals['_PIPELINESERVICE']._serialized_start=1200
-  _globals['_PIPELINESERVICE']._serialized_end=1429
+  _globals['_RUNPIPELINEREQUEST']._serialized_end=357
+  _globals['_STREAMRUNPIPELINEREQUEST']._serialized_start=360
+  _globals['_STREAMRUNPIPELINEREQUEST']._serialized_end=606
+  _globals['_CITATION']._serialized_start=608
+  _globals['_CITATION']._serialized_end=702
+  _globals['_RESOLVEDVERSIONS']._serialized_start=704
+  _globals['_RESOLVEDVERSIONS']._serialized_end=786
+  _globals['_USAGE']._serialized_start=788
+  _globals['_USAGE']._serialized_end=840
+  _globals['_RUNPIPELINERESPONSE']._serialized_start=843
+  _globals['_RUNPIPELINERESPONSE']._serialized_end=1140
+  _globals['_STREAMRUNPIPELINERESPONSE']._serialized_start=1143
+  _globals['_STREAMRUNPIPELINERESPONSE']._serialized_end=1445
+  _globals['_PIPELINESERVICE']._serialized_start=1448
+  _globals['_PIPELINESERVICE']._serialized_end=1677
 # @@protoc_insertion_point(module_scope)

@@ -9,32 +9,36 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RunPipelineRequest(_message.Message):
-    __slots__ = ("pipeline", "question", "history", "variables", "max_tokens")
+    __slots__ = ("pipeline", "question", "history", "variables", "instructions", "sampling")
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
-    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
     pipeline: str
     question: str
     history: _containers.RepeatedCompositeFieldContainer[_chat_pb2.ChatMessage]
     variables: _struct_pb2.Struct
-    max_tokens: int
-    def __init__(self, pipeline: _Optional[str] = ..., question: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    instructions: str
+    sampling: _chat_pb2.SamplingParams
+    def __init__(self, pipeline: _Optional[str] = ..., question: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., instructions: _Optional[str] = ..., sampling: _Optional[_Union[_chat_pb2.SamplingParams, _Mapping]] = ...) -> None: ...
 
 class StreamRunPipelineRequest(_message.Message):
-    __slots__ = ("pipeline", "question", "history", "variables", "max_tokens")
+    __slots__ = ("pipeline", "question", "history", "variables", "instructions", "sampling")
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
-    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
     pipeline: str
     question: str
     history: _containers.RepeatedCompositeFieldContainer[_chat_pb2.ChatMessage]
     variables: _struct_pb2.Struct
-    max_tokens: int
-    def __init__(self, pipeline: _Optional[str] = ..., question: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    instructions: str
+    sampling: _chat_pb2.SamplingParams
+    def __init__(self, pipeline: _Optional[str] = ..., question: _Optional[str] = ..., history: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., instructions: _Optional[str] = ..., sampling: _Optional[_Union[_chat_pb2.SamplingParams, _Mapping]] = ...) -> None: ...
 
 class Citation(_message.Message):
     __slots__ = ("document_id", "chunk_id", "score", "marker", "text")
@@ -71,7 +75,7 @@ class Usage(_message.Message):
     def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ...) -> None: ...
 
 class RunPipelineResponse(_message.Message):
-    __slots__ = ("answer", "citations", "versions", "usage", "request_id", "trace_id", "finish_reason")
+    __slots__ = ("answer", "citations", "versions", "usage", "request_id", "trace_id", "finish_reason", "sampling")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +83,7 @@ class RunPipelineResponse(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[Citation]
     versions: ResolvedVersions
@@ -86,10 +91,11 @@ class RunPipelineResponse(_message.Message):
     request_id: str
     trace_id: str
     finish_reason: str
-    def __init__(self, answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., versions: _Optional[_Union[ResolvedVersions, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    sampling: _chat_pb2.SamplingParams
+    def __init__(self, answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., versions: _Optional[_Union[ResolvedVersions, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., finish_reason: _Optional[str] = ..., sampling: _Optional[_Union[_chat_pb2.SamplingParams, _Mapping]] = ...) -> None: ...
 
 class StreamRunPipelineResponse(_message.Message):
-    __slots__ = ("delta", "citations", "versions", "usage", "request_id", "trace_id", "finish_reason")
+    __slots__ = ("delta", "citations", "versions", "usage", "request_id", "trace_id", "finish_reason", "sampling")
     DELTA_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +103,7 @@ class StreamRunPipelineResponse(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
     delta: str
     citations: _containers.RepeatedCompositeFieldContainer[Citation]
     versions: ResolvedVersions
@@ -104,4 +111,5 @@ class StreamRunPipelineResponse(_message.Message):
     request_id: str
     trace_id: str
     finish_reason: str
-    def __init__(self, delta: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., versions: _Optional[_Union[ResolvedVersions, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    sampling: _chat_pb2.SamplingParams
+    def __init__(self, delta: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., versions: _Optional[_Union[ResolvedVersions, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., finish_reason: _Optional[str] = ..., sampling: _Optional[_Union[_chat_pb2.SamplingParams, _Mapping]] = ...) -> None: ...

@@ -295,7 +295,7 @@ class DeletePromptAliasRequest(_message.Message):
     def __init__(self, template: _Optional[str] = ..., alias: _Optional[str] = ...) -> None: ...
 
 class AssemblePromptRequest(_message.Message):
-    __slots__ = ("template", "variables", "query", "filter", "context_window_tokens", "reserve_output_tokens", "route", "tokenizer_model", "index", "top_k", "history")
+    __slots__ = ("template", "variables", "query", "filter", "context_window_tokens", "reserve_output_tokens", "route", "tokenizer_model", "index", "top_k", "history", "instructions")
     TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -307,6 +307,7 @@ class AssemblePromptRequest(_message.Message):
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
     template: str
     variables: _struct_pb2.Struct
     query: str
@@ -318,7 +319,8 @@ class AssemblePromptRequest(_message.Message):
     index: str
     top_k: int
     history: _containers.RepeatedCompositeFieldContainer[Message]
-    def __init__(self, template: _Optional[str] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., query: _Optional[str] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context_window_tokens: _Optional[int] = ..., reserve_output_tokens: _Optional[int] = ..., route: _Optional[str] = ..., tokenizer_model: _Optional[str] = ..., index: _Optional[str] = ..., top_k: _Optional[int] = ..., history: _Optional[_Iterable[_Union[Message, _Mapping]]] = ...) -> None: ...
+    instructions: str
+    def __init__(self, template: _Optional[str] = ..., variables: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., query: _Optional[str] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context_window_tokens: _Optional[int] = ..., reserve_output_tokens: _Optional[int] = ..., route: _Optional[str] = ..., tokenizer_model: _Optional[str] = ..., index: _Optional[str] = ..., top_k: _Optional[int] = ..., history: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., instructions: _Optional[str] = ...) -> None: ...
 
 class IncludedChunk(_message.Message):
     __slots__ = ("document_id", "chunk_id", "score", "citation", "tokens", "text")

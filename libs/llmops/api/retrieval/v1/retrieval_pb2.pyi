@@ -52,6 +52,30 @@ SYNC_MODE_UNSPECIFIED: SyncMode
 SYNC_MODE_TRIGGERED: SyncMode
 SYNC_MODE_CONTINUOUS: SyncMode
 
+class EmbedTextsRequest(_message.Message):
+    __slots__ = ("model", "texts")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class EmbedTextsResponse(_message.Message):
+    __slots__ = ("embeddings", "embedding_model", "input_tokens")
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    embedding_model: str
+    input_tokens: int
+    def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., embedding_model: _Optional[str] = ..., input_tokens: _Optional[int] = ...) -> None: ...
+
 class Chunking(_message.Message):
     __slots__ = ("chunk_size_tokens", "chunk_overlap_tokens")
     CHUNK_SIZE_TOKENS_FIELD_NUMBER: _ClassVar[int]

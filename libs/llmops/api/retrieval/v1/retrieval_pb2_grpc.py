@@ -82,6 +82,11 @@ class RetrievalServiceStub:
                 request_serializer=llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.SyncIndexRequest.SerializeToString,
                 response_deserializer=llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.SyncIndexResponse.FromString,
                 _registered_method=True)
+        self.EmbedTexts = channel.unary_unary(
+                '/llmops.retrieval.v1.RetrievalService/EmbedTexts',
+                request_serializer=llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.EmbedTextsRequest.SerializeToString,
+                response_deserializer=llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.EmbedTextsResponse.FromString,
+                _registered_method=True)
 
 
 class RetrievalServiceServicer:
@@ -161,6 +166,15 @@ class RetrievalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EmbedTexts(self, request, context):
+        """Embeds texts with an index's embedding model (or the packaged model by name), in batches;
+        NOT_FOUND for an unknown model, INVALID_ARGUMENT for an empty text, more than 2048 texts
+        or a text longer than the model reads. Role: reader.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrievalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -208,6 +222,11 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     servicer.SyncIndex,
                     request_deserializer=llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.SyncIndexRequest.FromString,
                     response_serializer=llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.SyncIndexResponse.SerializeToString,
+            ),
+            'EmbedTexts': grpc.unary_unary_rpc_method_handler(
+                    servicer.EmbedTexts,
+                    request_deserializer=llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.EmbedTextsRequest.FromString,
+                    response_serializer=llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.EmbedTextsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -456,6 +475,33 @@ class RetrievalService:
             '/llmops.retrieval.v1.RetrievalService/SyncIndex',
             llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.SyncIndexRequest.SerializeToString,
             llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.SyncIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EmbedTexts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.retrieval.v1.RetrievalService/EmbedTexts',
+            llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.EmbedTextsRequest.SerializeToString,
+            llmops_dot_retrieval_dot_v1_dot_retrieval__pb2.EmbedTextsResponse.FromString,
             options,
             channel_credentials,
             insecure,

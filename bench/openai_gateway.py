@@ -1,0 +1,93 @@
+"""The OpenAI-compatible endpoint in front of a route to an OpenAI-compatible provider, against
+calling that provider directly, at concurrency 1 (one keep-alive HTTP client each):
+
+- `openai_endpoint`: `POST /v1/chat/completions` on the pipeline (model = the route) -> the
+  generation gateway over gRPC -> the provider, vs `POST /chat/completions` on the provider;
+  added p50 (target: no slower than the 9.5 ms the endpoint added before the parameter policy);
+- `gateway_grpc`: the gateway's own `Generate` over gRPC vs the provider directly, which splits
+  the added time between the HTTP edge and the gateway.
+
+The provider is the loopback test double in this process; the generation and pipeline services
+are their own processes, as deployed. No model server is involved.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from bench.harness import compare, write_report
+from llmops.client import Client
+from llmops.client.generation import provider_target
+from llmops.core import auth
+from llmops.testing.fake_provider import FakeProvider
+from llmops.testing.services import ServerThread, ServiceProcess
+from services.registry.config import RegistryConfig
+from services.registry.server import build as build_registry
+
+KEY = "sk-bench-openai"
+BODY = {"model": "echo", "messages": [{"role": "system", "content": "be brief"},
+                                      {"role": "user", "content": "hello there"}], "max_tokens": 8}
+
+
+def main() -> int:
+    home = Path(tempfile.mkdtemp(prefix="llmops-bench-openai-"))
+    keys_file = home / "keys.json"
+    admin = auth.add_key(keys_file, "bench", "admin")
+    reader = auth.add_key(keys_file, "bench-reader", "reader")
+    fake = FakeProvider(KEY).start()
+    registry = ServerThread(functools.partial(build_registry, config=RegistryConfig(
+        database_url=f"sqlite:///{home / 'reg.db'}", artifact_root=str(home / "art"))),
+        auth.KeyStore(keys_file)).start()
+    env = {"LLMOPS_HOME": str(home), "LLMOPS_REGISTRY_ADDRESS": registry.address,
+           "LLMOPS_PROVIDER_BENCH_KEY": KEY, "LLMOPS_GENERATION_PROVIDER_ALLOWED_HOSTS": "127.0.0.1"}
+    procs: list[ServiceProcess] = []
+    try:
+        gw = ServiceProcess("generation", {**env, "LLMOPS_GENERATION_KEYS_FILE": str(keys_file)}, home).start()
+        procs.append(gw)
+        pipe = ServiceProcess("pipeline", {**env, "LLMOPS_PIPELINE_KEYS_FILE": str(keys_file),
+                                           "LLMOPS_GENERATION_ADDRESS": gw.address,
+                                           "LLMOPS_PIPELINE_HTTP_PORT": "0"}, home).start()
+        procs.append(pipe)
+        client = Client({"generation": gw.address}, admin)
+        client.generation.create_route("ext", [provider_target(fake.base_url, "echo", "env:LLMOPS_PROVIDER_BENCH_KEY")])
+        direct_http = httpx.Client(timeout=30)
+        api_http = httpx.Client(base_url=f"http://{pipe.http_address}", timeout=30,
+                                headers={"authorization": f"Bearer {reader}"})
+
+        def direct():
+            r = direct_http.post(f"{fake.base_url}/chat/completions", json=BODY,
+                                 headers={"authorization": f"Bearer {KEY}"})
+            assert r.status_code == 200, r.text
+
+        def endpoint():
+            r = api_http.post("/v1/chat/completions", json={**BODY, "model": "ext"})
+            assert r.status_code == 200, r.text
+
+        def grpc_gateway():
+            client.generation.generate("ext", [("system", "be brief"), ("user", "hello there")], max_tokens=8)
+
+        endpoint_cmp = compare("provider_direct", direct, "openai_endpoint", endpoint, warmup=50, rounds=10,
+                               per_round=30)
+        gateway_cmp = compare("provider_direct", direct, "gateway_grpc", grpc_gateway, warmup=50, rounds=10,
+                              per_round=30)
+        write_report("openai_gateway", {"openai_endpoint": endpoint_cmp, "gateway_grpc": gateway_cmp},
+                     {"openai_endpoint_added_p50_le_9.5ms": ("openai_endpoint", "added_p50_ms", "<=", 9.5)})
+        client.close()
+        direct_http.close()
+        api_http.close()
+    finally:
+        for p in reversed(procs):
+            if p.proc and p.proc.poll() is None:
+                p.terminate()
+        registry.stop()
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
