@@ -12,6 +12,7 @@ from llmops.cli import tracecmd
 from llmops.client import Client
 from llmops.client.pipeline import BundleParameters
 from llmops.core import telemetry
+from llmops.core.openai_format import sampling_to_json
 
 DEFAULT_PIPELINE = "docs-qa@production"
 
@@ -67,7 +68,9 @@ def cmd_show(client: Client, args) -> None:
 
 def cmd_ask(client: Client, args) -> None:
     first = last = None
-    for msg in client.pipeline.stream(args.pipeline, args.question, max_tokens=args.max_tokens):
+    sampling = {"temperature": args.temperature, "seed": args.seed}
+    for msg in client.pipeline.stream(args.pipeline, args.question, max_tokens=args.max_tokens,
+                                      instructions=args.system, sampling=sampling):
         if first is None:
             first = msg
         last = msg
@@ -109,6 +112,9 @@ def print_answer_details(first, last) -> None:
     for c in first.citations:
         print(f"  {c.marker} {c.document_id} ({c.chunk_id}, score {c.score:.3f})")
     print(f"versions: pipeline {v.pipeline}, prompt {v.prompt}, index {v.index}, model {v.model}")
+    if first.HasField("sampling"):
+        used = {"max_tokens": first.sampling.max_tokens, **sampling_to_json(first.sampling)}
+        print("sampling: " + ", ".join(f"{k} {v}" for k, v in used.items()))
     print(f"usage: {last.usage.input_tokens} tokens in, {last.usage.output_tokens} out ({last.finish_reason})")
     print(f"request {last.request_id}  trace {last.trace_id}")
 
@@ -145,5 +151,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("question")
     p.add_argument("--pipeline", default=DEFAULT_PIPELINE, help=f"NAME@ALIAS (default {DEFAULT_PIPELINE})")
     p.add_argument("--max-tokens", type=int, default=0, help="answer length, up to the bundle's")
+    p.add_argument("--system", default="", help="your instructions, added to the template's system message")
+    p.add_argument("--temperature", type=float, default=None, help="within the bundle's bounds")
+    p.add_argument("--seed", type=int, default=None, help="unless the bundle pins it")
     p.add_argument("--trace", action="store_true", help="print the trace waterfall after the answer")
     p.set_defaults(run=cmd_ask)
