@@ -5,7 +5,10 @@ calling that provider directly, at concurrency 1 (one keep-alive HTTP client eac
   generation gateway over gRPC -> the provider, vs `POST /chat/completions` on the provider;
   added p50 (target: no slower than the 9.5 ms the endpoint added before the parameter policy);
 - `gateway_grpc`: the gateway's own `Generate` over gRPC vs the provider directly, which splits
-  the added time between the HTTP edge and the gateway.
+  the added time between the HTTP edge and the gateway;
+- `openai_endpoint_8`: throughput at 8 concurrent clients vs the provider directly (target
+  >= 0.5x), and the CPU the pipeline and generation processes spend per request (target <= 4 ms)
+  and their resident memory together (target <= 150 MiB).
 
 The provider is the loopback test double in this process; the generation and pipeline services
 are their own processes, as deployed. No model server is involved.
@@ -14,13 +17,14 @@ are their own processes, as deployed. No model server is involved.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 import httpx
 
-from bench.harness import compare, write_report
+from bench.harness import compare, compare_throughput, write_report
 from llmops.client import Client
 from llmops.client.generation import provider_target
 from llmops.core import auth
@@ -32,6 +36,18 @@ from services.registry.server import build as build_registry
 KEY = "sk-bench-openai"
 BODY = {"model": "echo", "messages": [{"role": "system", "content": "be brief"},
                                       {"role": "user", "content": "hello there"}], "max_tokens": 8}
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def main() -> int:
@@ -75,8 +91,22 @@ def main() -> int:
                                per_round=30)
         gateway_cmp = compare("provider_direct", direct, "gateway_grpc", grpc_gateway, warmup=50, rounds=10,
                               per_round=30)
-        write_report("openai_gateway", {"openai_endpoint": endpoint_cmp, "gateway_grpc": gateway_cmp},
-                     {"openai_endpoint_added_p50_le_9.5ms": ("openai_endpoint", "added_p50_ms", "<=", 9.5)})
+        throughput = compare_throughput("provider_direct", direct, "openai_endpoint", endpoint, concurrency=8,
+                                        rounds=4)
+        pids = [gw.proc.pid, pipe.proc.pid]
+        before, calls = sum(cpu_s(p) for p in pids), 300
+        for _ in range(calls):
+            endpoint()
+        cpu_ms = (sum(cpu_s(p) for p in pids) - before) / calls * 1e3
+        rss = sum(rss_mib(p) for p in pids)
+        report = write_report(
+            "openai_gateway", {"openai_endpoint": endpoint_cmp, "gateway_grpc": gateway_cmp,
+                               "openai_endpoint_8": throughput},
+            {"openai_endpoint_added_p50_le_3ms": ("openai_endpoint", "added_p50_ms", "<=", 3.0),
+             "openai_endpoint_8_ge_0.5x": ("openai_endpoint_8", "ratio", ">=", 0.5)},
+            extra={"cpu_ms_per_request": round(cpu_ms, 2), "rss_mib": round(rss, 1)})
+        print(f"CPU per request (pipeline + generation): {report['cpu_ms_per_request']} ms (target <= 4); "
+              f"RSS {report['rss_mib']} MiB (target <= 150)")
         client.close()
         direct_http.close()
         api_http.close()

@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-import httpx
 from opentelemetry import propagate
 
 from llmops.api.generation.v1 import generation_pb2 as pb
@@ -26,6 +25,7 @@ from llmops.core.errors import (
     Unavailable,
 )
 from llmops.core.openai_format import finish_code, finish_name, logprobs_from_json, tool_call_from_json
+from services.generation.upstream import Reply, TransportError, Upstream, error_message
 
 
 @dataclass(frozen=True)
@@ -101,12 +101,12 @@ def _headers(token: str = "") -> dict[str, str]:
     return headers
 
 
-def _transport_error(target: str, exc: httpx.HTTPError, service: str) -> DomainError:
+def _transport_error(target: str, exc: Exception, service: str) -> DomainError:
     return Unavailable(f"{target} is unreachable ({type(exc).__name__}); retry shortly", service=service)
 
 
 class ModelServerTarget:
-    def __init__(self, http: httpx.AsyncClient, base_url: str, version: str, token: str = ""):
+    def __init__(self, http: Upstream, base_url: str, version: str, token: str = ""):
         self._http = http
         self._url = base_url.rstrip("/")
         self.version = version
@@ -137,12 +137,12 @@ class ModelServerTarget:
 
     async def generate(self, req: GenRequest) -> Outcome:
         try:
-            resp = await self._http.post(f"{self._url}/generate", json=self._body(req), headers=_headers(self._token))
-        except httpx.HTTPError as exc:
+            async with self._http.post(f"{self._url}/generate", self._body(req), _headers(self._token)) as reply:
+                if reply.status != 200:
+                    raise self._error(reply.status, error_message(await reply.body()))
+                data = await reply.json()
+        except TransportError as exc:
             raise _transport_error(f"the model server for {self.version}", exc, "modelserver") from None
-        if resp.status_code != 200:
-            raise self._error(resp.status_code, _message(resp))
-        data = resp.json()
         outcome = self._outcome(self.served_by, data.get("usage", {}), data.get("text", ""))
         outcome.choices = [pb.Choice(index=c.get("index", 0), text=c.get("text", ""),
                                      finish_reason=finish_code(c.get("finish_reason")),
@@ -153,12 +153,10 @@ class ModelServerTarget:
 
     async def stream(self, req: GenRequest) -> AsyncIterator[Event]:
         try:
-            async with self._http.stream("POST", f"{self._url}/stream", json=self._body(req),
-                                         headers=_headers(self._token)) as resp:
-                if resp.status_code != 200:
-                    await resp.aread()
-                    raise self._error(resp.status_code, _message(resp))
-                async for line in resp.aiter_lines():
+            async with self._http.post(f"{self._url}/stream", self._body(req), _headers(self._token)) as reply:
+                if reply.status != 200:
+                    raise self._error(reply.status, error_message(await reply.body()))
+                async for line in reply.lines():
                     if not line:
                         continue
                     msg = json.loads(line)
@@ -172,28 +170,27 @@ class ModelServerTarget:
                         return
                     elif "error" in msg:
                         raise self._error(int(msg.get("status", 500)), msg["error"])
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise _transport_error(f"the model server for {self.version}", exc, "modelserver") from None
         raise Unavailable(f"the model server for {self.version} ended the stream early; retry", service="modelserver")
 
 
-async def preload(http: httpx.AsyncClient, base_url: str, version: str, token: str = "",
-                  timeout_s: float = 300.0) -> bool:
+async def preload(http: Upstream, base_url: str, version: str, token: str = "", timeout_s: float = 300.0) -> bool:
     """Ask a model server to load `version` ahead of traffic; False (logged by the caller) when
     it could not."""
     try:
-        resp = await http.post(f"{base_url.rstrip('/')}/load", json={"model": version}, headers=_headers(token),
-                               timeout=timeout_s)
-    except httpx.HTTPError:
+        async with http.post(f"{base_url.rstrip('/')}/load", {"model": version}, _headers(token), timeout_s) as reply:
+            await reply.body()
+            return reply.status == 200
+    except TransportError:
         return False
-    return resp.status_code == 200
 
 
 class ProviderTarget:
     """OpenAI-compatible `POST {base_url}/chat/completions`; the key travels only in the
     Authorization header and is scrubbed from anything the provider sends back."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, model: str, key: str, redact: Callable[[str], str]):
+    def __init__(self, http: Upstream, base_url: str, model: str, key: str, redact: Callable[[str], str]):
         self._http = http
         self._url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
@@ -226,11 +223,11 @@ class ProviderTarget:
             body["stream_options"] = {"include_usage": True}  # usage is accounted for every caller
         return body
 
-    def _error(self, resp: httpx.Response) -> DomainError:
-        status, detail = resp.status_code, self._redact(_message(resp))[:500]
+    async def _error(self, reply: Reply) -> DomainError:
+        status, detail = reply.status, self._redact(error_message(await reply.body()))[:500]
         where = f"provider model {self.model!r}"
         if status == 429:
-            retry = resp.headers.get("retry-after")
+            retry = reply.headers.get("retry-after")
             try:
                 delay = float(retry) if retry else 1.0
             except ValueError:
@@ -248,12 +245,12 @@ class ProviderTarget:
     async def generate(self, req: GenRequest) -> Outcome:
         started = time.monotonic()
         try:
-            resp = await self._http.post(self._url, json=self._body(req, False), headers=_headers(self._key))
-        except httpx.HTTPError as exc:
+            async with self._http.post(self._url, self._body(req, False), _headers(self._key)) as reply:
+                if reply.status != 200:
+                    raise await self._error(reply)
+                data = await reply.json()
+        except TransportError as exc:
             raise _transport_error(f"provider model {self.model!r}", exc, "provider") from None
-        if resp.status_code != 200:
-            raise self._error(resp)
-        data = resp.json()
         choices = [_choice(c) for c in data.get("choices") or [{}]]
         usage = data.get("usage") or {}
         elapsed = time.monotonic() - started
@@ -266,17 +263,15 @@ class ProviderTarget:
         first = 0.0
         finish, usage = "stop", {}
         try:
-            async with self._http.stream("POST", self._url, json=self._body(req, True),
-                                         headers=_headers(self._key)) as resp:
-                if resp.status_code != 200:
-                    await resp.aread()
-                    raise self._error(resp)
-                async for line in resp.aiter_lines():
+            async with self._http.post(self._url, self._body(req, True), _headers(self._key)) as reply:
+                if reply.status != 200:
+                    raise await self._error(reply)
+                async for line in reply.lines():
                     if not line.startswith("data:"):
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
-                        break
+                        continue  # read on to the end of the body, so the connection is kept for reuse
                     chunk = json.loads(payload)
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:
@@ -291,7 +286,7 @@ class ProviderTarget:
                                 finish = name
                             else:
                                 yield Event(index=event.index, finish=name)
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise _transport_error(f"provider model {self.model!r}", exc, "provider") from None
         total = time.monotonic() - started
         yield Event(outcome=Outcome(self.served_by, "", finish, usage.get("prompt_tokens", 0),
@@ -314,17 +309,3 @@ def _stream_event(choice: dict) -> Event:
              for t in delta.get("tool_calls") or ()]
     return Event(delta=delta.get("content") or "", index=choice.get("index", 0), tool_calls=calls,
                  logprobs=logprobs_from_json((choice.get("logprobs") or {}).get("content")))
-
-
-def _message(resp: httpx.Response) -> str:
-    """The error text of a JSON error body (`{"error": "..."}` or OpenAI's `{"error": {"message"}}`)."""
-    try:
-        data = resp.json()
-    except ValueError:
-        return resp.text[:500]
-    if isinstance(data, list) and data:
-        data = data[0]
-    err = data.get("error", data) if isinstance(data, dict) else data
-    if isinstance(err, dict):
-        err = err.get("message", json.dumps(err))
-    return str(err)

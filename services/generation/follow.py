@@ -9,18 +9,18 @@ import logging
 from collections.abc import Callable
 
 import grpc
-import httpx
 
 from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.core.model_files import ModelFiles
 from services.generation.backends import preload
+from services.generation.upstream import Upstream
 
 log = logging.getLogger(__name__)
 LOAD_TIMEOUT_S = 300.0
 
 
 class AliasFollower:
-    def __init__(self, registry_stub, models: ModelFiles, http: httpx.AsyncClient,
+    def __init__(self, registry_stub, models: ModelFiles, http: Upstream,
                  followed: Callable[[], set[str]], server_for: Callable[[str], str], token: str = ""):
         self._stub = registry_stub
         self._models = models

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-import httpx
 from opentelemetry import trace
 
 from llmops.api.generation.v1 import generation_pb2_grpc
@@ -23,6 +22,7 @@ from services.generation.credentials import Credentials
 from services.generation.follow import AliasFollower
 from services.generation.servicer import POLICY, SERVICE, GenerationServicer
 from services.generation.store import GenerationStore
+from services.generation.upstream import Upstream
 
 
 async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provider: trace.TracerProvider | None = None,
@@ -44,9 +44,7 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     client_tls = client_from_env()
     if client_tls:  # ... and the deployment's own CA for model servers over HTTPS
         verify.load_verify_locations(cafile=client_tls.ca_file)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(config.request_timeout_s, connect=config.connect_timeout_s),
-                             verify=verify,
-                             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64))
+    http = Upstream(verify, config.request_timeout_s, config.connect_timeout_s)
     servicer = GenerationServicer(store, accounting, models, Credentials(config.resolved_secrets_dir(), config.credential_env_prefixes), http, config)
     tasks: list[asyncio.Task] = []
     if following:
@@ -60,7 +58,7 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
         for t in tasks:
             t.cancel()
         await accounting.stop()
-        await http.aclose()
+        await http.close()
         await registry.close()
         db.dispose()
 

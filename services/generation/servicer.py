@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
-import httpx
 from google.protobuf import json_format
 from opentelemetry import trace
 from prometheus_client import Counter
@@ -33,6 +32,7 @@ from services.generation.config import GenerationConfig
 from services.generation.credentials import Credentials
 from services.generation.routing import RouteSpec, Target
 from services.generation.store import GenerationStore, RouteRecord
+from services.generation.upstream import Upstream
 
 log = logging.getLogger(__name__)
 SERVICE = pb.DESCRIPTOR.services_by_name["GenerationService"].full_name
@@ -69,7 +69,7 @@ class Prepared:
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(self, store: GenerationStore, accounting: Accounting, models: ModelFiles, credentials: Credentials,
-                 http: httpx.AsyncClient, config: GenerationConfig, rng: random.Random | None = None):
+                 http: Upstream, config: GenerationConfig, rng: random.Random | None = None):
         self._store = store
         self._db = store.db
         self._accounting = accounting

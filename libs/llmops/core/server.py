@@ -202,6 +202,9 @@ def setup_logging(service: str) -> None:
         level=level, stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
     )
+    # Clients that log every request at INFO: a line per call on the hot path (spans record them)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 Factory = Callable[[ServerConfig, auth.KeyStore, trace.TracerProvider], Awaitable[Server]]
