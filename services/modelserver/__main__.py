@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from llmops.core import localenv
+from llmops.core import cpu, localenv
 from llmops.core.config import from_env
 from llmops.core.server import setup_logging
 from services.modelserver.config import ModelServerConfig
@@ -37,8 +37,8 @@ def main() -> int:
     config = from_env(ModelServerConfig, "LLMOPS_MODELSERVER")
     port = config.port or localenv.free_port(config.host)
     home = localenv.home()
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(home / "bentoml"),
-           "LLMOPS_MODELSERVER_PORT": str(port)}
+    env = {**os.environ, **cpu.torch_thread_env(), "BENTOML_DO_NOT_TRACK": "true",
+           "BENTOML_HOME": str(home / "bentoml"), "LLMOPS_MODELSERVER_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "services.modelserver.service:ModelServer",
                              "--host", config.host, "--port", str(port), "--working-dir", str(ROOT)], env=env)
     stop = {"signal": 0}

@@ -175,6 +175,17 @@ class Engine:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    def stream_decoder(self):
+        """token id -> the text it adds, decoding incrementally (one token's work per token); None
+        for a tokenizer whose decode cleans up spaces, which only a whole decode reproduces."""
+        raw = getattr(self.tokenizer, "_tokenizer", None)
+        if raw is None or getattr(self.tokenizer, "clean_up_tokenization_spaces", False):
+            return None
+        from tokenizers.decoders import DecodeStream
+
+        stream = DecodeStream(skip_special_tokens=True)
+        return lambda token_id: stream.step(raw, token_id)
+
     def info(self) -> dict:
         return {"name": self.name, "backend": self.backend, "device": self.device,
                 "context_window": self.context_window}
@@ -210,7 +221,7 @@ class Engine:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         dev = self.device
         ids, mask, positions = ids.to(dev), mask.to(dev), positions.to(dev)
-        streams = [TextStream(self.decode, job.sampling.stop) for job in jobs]
+        streams = [TextStream(self.decode, job.sampling.stop, self.stream_decoder()) for job in jobs]
         generators = []
         for job in jobs:
             g = None

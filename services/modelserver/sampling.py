@@ -53,19 +53,30 @@ def sample(logits: torch.Tensor, params: Sampling, generator: torch.Generator | 
 @dataclass
 class TextStream:
     """Turns a growing list of token ids into text deltas. Holds back an incomplete UTF-8
-    character and anything that could still become a stop sequence, and cuts at a stop."""
+    character and anything that could still become a stop sequence, and cuts at a stop.
+
+    With `step` (token id -> the text it adds, e.g. a `tokenizers.decoders.DecodeStream`) the
+    text grows by one token's worth at a time; without it, the whole output is decoded again at
+    every token (quadratic in the answer's length: the fallback for tokenizers that clean up
+    spaces on decode). Stop sequences are looked for only where a new one could begin."""
 
     decode: object  # ids -> text
     stop: tuple[str, ...] = ()
+    step: object = None  # token id -> new text, or None
     ids: list[int] = field(default_factory=list)
+    text: str = ""
     sent: int = 0  # characters already emitted
     stopped: bool = False
 
     def push(self, token_id: int) -> str:
         self.ids.append(token_id)
-        text = self.decode(self.ids)
+        if self.step is not None:
+            self.text += self.step(token_id) or ""
+        else:
+            self.text = self.decode(self.ids)
+        text = self.text
         for s in self.stop:
-            at = text.find(s)
+            at = text.find(s, max(0, self.sent - len(s) + 1))
             if at >= 0:
                 self.stopped = True
                 return self._take(text[:at])
@@ -76,7 +87,7 @@ class TextStream:
 
     def flush(self) -> str:
         """What was held back, once generation ends without a stop."""
-        return "" if self.stopped else self._take(self.decode(self.ids).rstrip("\ufffd"))
+        return "" if self.stopped else self._take(self.text.rstrip("\ufffd"))
 
     def _take(self, text: str) -> str:
         if len(text) <= self.sent:

@@ -107,3 +107,14 @@ def test_chat_templates_render_in_the_sandbox_as_transformers_renders_them(engin
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who approves models?"}]
     assert engine.tokenizer.chat_template  # the demo model has one
     assert engine.encode(messages=messages, render=render) == engine.encode(messages=messages)
+
+
+def test_incremental_detokenising_gives_the_whole_decode(engine):
+    text = "Only a person with the approver role may move the production alias. Café — 東京 [1]!"
+    ids = engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+    step = engine.stream_decoder()
+    assert step is not None  # the demo model's tokenizer decodes without clean-up
+    incremental, whole = TextStream(engine.decode, ("[1]",), step), TextStream(engine.decode, ("[1]",))
+    a = "".join(incremental.push(i) for i in ids) + incremental.flush()
+    b = "".join(whole.push(i) for i in ids) + whole.flush()
+    assert a == b == engine.decode(ids).split("[1]")[0] and incremental.stopped

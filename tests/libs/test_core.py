@@ -132,3 +132,13 @@ def test_blob_store_through_fsspec_url(tmp_path):
     w.write(data)
     w.commit(_digest(data), len(data))
     assert store.exists(_digest(data)) and b"".join(store.read(_digest(data))) == data
+
+
+def test_torch_processes_wait_passively_unless_told_otherwise():
+    from llmops.core import cpu
+
+    env = cpu.torch_thread_env({})
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["OMP_NUM_THREADS"] == str(cpu.cores()) == env["MKL_NUM_THREADS"]
+    assert cpu.torch_thread_env({"LLMOPS_TORCH_THREADS": "1"})["OMP_NUM_THREADS"] == "1"
+    given = cpu.torch_thread_env({"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"})
+    assert "OMP_WAIT_POLICY" not in given and "OMP_NUM_THREADS" not in given  # the operator's settings win

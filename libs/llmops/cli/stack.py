@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from llmops.core import auth, localenv
+from llmops.core import auth, cpu, localenv
 
 # The services `llmops up` starts, in dependency order; each later service is added here.
 SERVICES = ["registry", "retrieval", "prompt", "modelserver", "generation", "feedback", "pipeline", "finetuning"]
@@ -148,7 +148,8 @@ def up(services: list[str] | None = None, *, free_ports: bool = False, echo=prin
             continue
         port = int(address.rsplit(":", 1)[1])
         prefix = f"LLMOPS_{name.upper()}"
-        env = {**os.environ, "LLMOPS_HOME": str(home), f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port),
+        env = {**os.environ, **cpu.torch_thread_env(),  # torch processes wait passively: see llmops.core.cpu
+               "LLMOPS_HOME": str(home), f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port),
                f"{prefix}_KEYS_FILE": str(localenv.keys_path()),
                # where every service listens (a service calls those it needs)
                **{f"LLMOPS_{s.upper()}_ADDRESS": a for s, a in {**config.services, **plan}.items()}}
