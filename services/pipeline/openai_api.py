@@ -16,6 +16,7 @@ citations, versions and the sampling used in an extra `llmops` field.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import base64
 import json
@@ -25,7 +26,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
-import numpy as np
 from google.protobuf import struct_pb2
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -492,8 +492,8 @@ class OpenAIApi:
         b64 = body.encoding_format == "base64"
         data = []
         for i, e in enumerate(resp.embeddings):
-            vector = np.asarray(e.values, dtype=np.float32)
-            value = base64.b64encode(vector.tobytes()).decode() if b64 else vector.tolist()
+            # base64: little-endian float32, as OpenAI's clients decode it (no numpy in this service)
+            value = base64.b64encode(array.array("f", e.values).tobytes()).decode() if b64 else list(e.values)
             data.append({"object": "embedding", "index": i, "embedding": value})
         return {"object": "list", "data": data, "model": body.model,
                 "usage": {"prompt_tokens": resp.input_tokens, "total_tokens": resp.input_tokens}}
