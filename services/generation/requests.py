@@ -22,8 +22,6 @@ PROVIDER_OPTIONS = frozenset({
     "logit_bias", "parallel_tool_calls", "reasoning_effort", "service_tier", "metadata", "store", "prediction",
     "modalities", "audio", "web_search_options", "verbosity", "prompt_cache_key", "safety_identifier",
 })
-BOUNDS = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "presence_penalty": (-2.0, 2.0),
-          "frequency_penalty": (-2.0, 2.0)}
 
 
 def _messages(request) -> list[dict]:
@@ -44,7 +42,7 @@ def _messages(request) -> list[dict]:
 
 def check_sampling(s, prefix: str = "") -> dict:
     """The set sampling fields as OpenAI JSON, each within its bounds."""
-    for name, (low, high) in BOUNDS.items():
+    for name, (low, high) in oa.SAMPLING_RANGES.items():
         if s.HasField(name) and not low <= getattr(s, name) <= high:
             raise InvalidArgument(f"{prefix}{name} {getattr(s, name):g} must be between {low:g} and {high:g}",
                                   field=f"{prefix}{name}")
@@ -67,11 +65,7 @@ def _tools(request) -> tuple[list[dict], str | dict | None]:
             raise InvalidArgument(f"tools[{i}].function.name must be 1-64 letters, digits, _ or -",
                                   field=f"tools[{i}].function.name")
         names.add(t.function.name)
-    tools = []
-    for t in request.tools:
-        d = oa.tools_to_json([t])[0]
-        d["type"] = "function"
-        tools.append(d)
+    tools = [{**t, "type": "function"} for t in oa.tools_to_json(request.tools)]
     choice = oa.tool_choice_to_json(request.tool_choice) if request.HasField("tool_choice") else None
     if isinstance(choice, str) and choice not in ("none", "auto", "required"):
         raise InvalidArgument(f"tool_choice {choice[:20]!r} must be none, auto, required or a function",

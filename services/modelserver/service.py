@@ -32,6 +32,7 @@ from llmops.core import sandbox, telemetry, templating
 from llmops.core.config import from_env
 from llmops.core.errors import DomainError
 from llmops.core.http import send_json
+from llmops.core.openai_format import SAMPLING_RANGES
 from services.modelserver.config import ModelServerConfig
 from services.modelserver.engine import Job, RequestError, Result
 from services.modelserver.fetch import ModelFetcher
@@ -99,8 +100,8 @@ def merged_usage(results: list[Result]) -> dict:
     and the slowest row's timings."""
     out = results[0].as_dict()
     out["output_tokens"] = sum(r.output_tokens for r in results)
-    for key in ("total_ms", "ttft_ms"):
-        out[key] = max(r.as_dict()[key] for r in results)
+    out["total_ms"] = max(r.total_s for r in results) * 1e3
+    out["ttft_ms"] = max(r.ttft_s for r in results) * 1e3
     return out
 
 
@@ -187,10 +188,9 @@ class ModelServer:
         except (OSError, ValueError) as exc:  # a folder transformers cannot load
             log.warning("cannot load %s: %s", item.model, exc)
             raise _error(HTTPStatus.SERVICE_UNAVAILABLE, f"model {item.model!r} cannot be loaded now; retry") from None
-        if not 0 <= item.temperature <= 2 or not 0 <= item.top_p <= 1:
-            raise _error(HTTPStatus.BAD_REQUEST, "temperature must be 0-2 and top_p 0-1")
-        if not (-2 <= item.presence_penalty <= 2 and -2 <= item.frequency_penalty <= 2):
-            raise _error(HTTPStatus.BAD_REQUEST, "presence_penalty and frequency_penalty must be between -2 and 2")
+        for name, (low, high) in SAMPLING_RANGES.items():
+            if not low <= getattr(item, name) <= high:
+                raise _error(HTTPStatus.BAD_REQUEST, f"{name} must be between {low:g} and {high:g}")
         sampling = item.sampling()
         try:
             messages = [{"role": m.role, "content": m.content or ""} for m in item.messages]

@@ -114,14 +114,9 @@ def chat_generate_request(body: schema.ChatBody, max_tokens: int | None) -> gpb.
     if body.functions is not None or body.function_call is not None:
         name = "functions" if body.functions is not None else "function_call"
         raise refuse(name, "deprecated by OpenAI and not supported; use tools and tool_choice")
-    messages = []
-    for m in body.messages:
-        msg = chat_pb2.ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text(),
-                                   name=m.name or "", tool_call_id=m.tool_call_id or "")
-        for c in m.tool_calls or ():
-            msg.tool_calls.add(id=c.id, type=c.type, function=chat_pb2.FunctionCall(name=c.function.name,
-                                                                                    arguments=c.function.arguments))
-        messages.append(msg)
+    messages = [oa.message_from_json({**m.model_dump(include={"name", "tool_call_id", "tool_calls"}),
+                                      "role": "system" if m.role == "developer" else m.role, "content": m.text()})
+                for m in body.messages]
     req = gpb.StreamGenerateRequest(route=body.model, messages=messages, sampling=sampling_of(body, max_tokens),
                                     n=body.n or 0, logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs or 0,
                                     user=body.user or "")

@@ -18,11 +18,10 @@ from llmops.api.pipeline.v1 import pipeline_pb2_grpc
 from llmops.client.base import CallError, ServiceClient, operation, struct
 from llmops.client.base import tracer as client_tracer
 from llmops.core.errors import InvalidArgument
-from llmops.core.openai_format import sampling_from_json
+from llmops.core.openai_format import SAMPLING_RANGES, sampling_from_json
 
-# What a caller may set, and the widest bounds a bundle may declare for it.
-RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "presence_penalty": (-2.0, 2.0),
-          "frequency_penalty": (-2.0, 2.0)}
+# What a caller may set, and the widest bounds a bundle may declare for it (OpenAI's ranges).
+RANGES = SAMPLING_RANGES
 PINNABLE = frozenset({*RANGES, "seed", "stop", "max_tokens"})
 
 

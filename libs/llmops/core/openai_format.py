@@ -18,6 +18,10 @@ FINISH_NAMES = {gpb.FINISH_REASON_STOP: "stop", gpb.FINISH_REASON_LENGTH: "lengt
                 gpb.FINISH_REASON_TOOL_CALLS: "tool_calls", gpb.FINISH_REASON_CONTENT_FILTER: "content_filter"}
 FINISH_CODES = {name: code for code, name in FINISH_NAMES.items()}
 SAMPLING_FIELDS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
+# OpenAI's ranges of the numeric sampling fields: what the gateway, the model server and a pipeline
+# bundle's bounds all check against.
+SAMPLING_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "presence_penalty": (-2.0, 2.0),
+                   "frequency_penalty": (-2.0, 2.0)}
 
 
 def finish_name(code: int) -> str:
