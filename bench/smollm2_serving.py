@@ -4,6 +4,8 @@ drift hits both alike:
 
 - tokens/s at batch 1 (one client vs `generate` on one prompt) and at batch 8 (eight concurrent
   clients, batched by the model server, vs `generate` on eight prompts at once);
+- continuous batching: eight concurrent clients vs one through the service, aggregate tokens/s
+  (target >= 3x) and p95 latency (target <= 2x);
 - time to first token after a 400-token prompt (a stream's first delta vs `generate` with one new
   token: the prefill) - the issue's bound is 1 s;
 - load time: the model server's first `/load` (download from the registry, sha256 checks, load)
@@ -85,11 +87,15 @@ def measure(st: ServingStack, import_s: float) -> int:
                              pad_token_id=tokenizer.pad_token_id)
         return (out.shape[1] - batch["input_ids"].shape[1]) * len(prompts)
 
+    latency: dict[int, list[float]] = {1: [], 8: []}
+
     def service(concurrency: int) -> int:
         counts = [0] * concurrency
 
         def one(i: int) -> None:
+            started = time.perf_counter()
             counts[i] = g.generate("smol", prompt=short, max_tokens=TOKENS).usage.output_tokens
+            latency[concurrency].append(time.perf_counter() - started)
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(concurrency)]
         for t in threads:
@@ -118,6 +124,7 @@ def measure(st: ServingStack, import_s: float) -> int:
         return n / (time.perf_counter() - start)
 
     raw([short], 4), service(1), service_ttft(), raw_ttft()  # warm-up
+    latency[1].clear()
     rates: dict[str, list[float]] = {k: [] for k in ("raw1", "svc1", "raw8", "svc8")}
     ttft_raw, ttft_svc = [], []
     for _ in range(ROUNDS):
@@ -131,18 +138,23 @@ def measure(st: ServingStack, import_s: float) -> int:
     b1 = Throughput("raw_generate_tokens", "service_tokens", 1, med["raw1"], med["svc1"])
     b8 = Throughput("raw_generate_tokens", "service_tokens", 8, med["raw8"], med["svc8"])
     ttft = Comparison("raw_prefill_400", "service_first_delta_400", Stats.of(ttft_raw), Stats.of(ttft_svc))
+    clients = Throughput("one_client_tokens", "eight_clients_tokens", 8, med["svc1"], med["svc8"])
+    clients_latency = Comparison("one_client", "eight_clients", Stats.of(latency[1]), Stats.of(latency[8]))
     status = httpx.post(f"http://{ms.address}/status", json={}, timeout=30,
                         headers={"authorization": f"Bearer {admin_key}"}).json()
     write_report(
-        "smollm2_serving", {"batch_1": b1, "batch_8": b8, "ttft_400": ttft},
+        "smollm2_serving", {"batch_1": b1, "batch_8": b8, "ttft_400": ttft, "clients_8_vs_1": clients,
+                            "clients_8_vs_1_latency": clients_latency},
         {"batch_1_tokens_ge_0.9x": ("batch_1", "ratio", ">=", 0.9),
+         "8_clients_tokens_ge_3x": ("clients_8_vs_1", "ratio", ">=", 3.0),
          "ttft_400_added_le_50ms": ("ttft_400", "added_p50_ms", "<=", 50.0)},
         extra={"ttft_400_service_p50_ms": round(ttft.candidate.p50_ms, 1),
                "ttft_400_le_1s": ttft.candidate.p50_ms <= 1000.0,
                "tokens_per_s": {k: round(v, 1) for k, v in med.items()},
                "import_gguf_s": round(import_s, 1), "first_load_s": round(first_load_s, 1),
                "cache_load_s": round(cache_load_s, 1), "backend": status["models"][0].get("backend", ""),
-               "threads": torch.get_num_threads()})
+               "p95_8_clients_over_1": round(clients_latency.candidate.p95_ms / clients_latency.baseline.p95_ms, 3),
+               "model_server": status["models"], "raw_threads": torch.get_num_threads()})
     print(f"tokens/s batch 1: raw {med['raw1']:.1f} service {med['svc1']:.1f}; batch 8: raw {med['raw8']:.1f} "
           f"service {med['svc8']:.1f}; TTFT 400 tokens: raw {ttft.baseline.p50_ms:.0f} ms service "
           f"{ttft.candidate.p50_ms:.0f} ms; import {import_s:.1f} s, first load {first_load_s:.1f} s, "

@@ -105,6 +105,15 @@ def _transport_error(target: str, exc: Exception, service: str) -> DomainError:
     return Unavailable(f"{target} is unreachable ({type(exc).__name__}); retry shortly", service=service)
 
 
+def _retry_after(raw: bytes) -> float | None:
+    """The model server's retry delay in an error body (`retry_after_s`), if any."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data.get("retry_after_s") if isinstance(data, dict) else None
+
+
 class ModelServerTarget:
     def __init__(self, http: Upstream, base_url: str, version: str, token: str = ""):
         self._http = http
@@ -118,8 +127,10 @@ class ModelServerTarget:
                 **req.sampling, "n": req.n, "logprobs": req.logprobs, "top_logprobs": req.top_logprobs,
                 "content_capture": req.capture_content}
 
-    def _error(self, status: int, message: str) -> DomainError:
+    def _error(self, status: int, message: str, retry_after_s: float | None = None) -> DomainError:
         where = f"model server for {self.version}"
+        if status == 429:  # its queue is full: the next target may have room, else the caller retries
+            return ResourceExhausted(f"{where}: {message}", retry_after_s=retry_after_s or 1.0, reason="MODEL_BUSY")
         if status == 400:
             return InvalidArgument(message)
         if status == 404:
@@ -139,7 +150,8 @@ class ModelServerTarget:
         try:
             async with self._http.post(f"{self._url}/generate", self._body(req), _headers(self._token)) as reply:
                 if reply.status != 200:
-                    raise self._error(reply.status, error_message(await reply.body()))
+                    raw = await reply.body()
+                    raise self._error(reply.status, error_message(raw), _retry_after(raw))
                 data = await reply.json()
         except TransportError as exc:
             raise _transport_error(f"the model server for {self.version}", exc, "modelserver") from None
@@ -155,7 +167,8 @@ class ModelServerTarget:
         try:
             async with self._http.post(f"{self._url}/stream", self._body(req), _headers(self._token)) as reply:
                 if reply.status != 200:
-                    raise self._error(reply.status, error_message(await reply.body()))
+                    raw = await reply.body()
+                    raise self._error(reply.status, error_message(raw), _retry_after(raw))
                 async for line in reply.lines():
                     if not line:
                         continue
@@ -169,7 +182,7 @@ class ModelServerTarget:
                         yield Event(outcome=self._outcome(self.served_by, msg["done"]))
                         return
                     elif "error" in msg:
-                        raise self._error(int(msg.get("status", 500)), msg["error"])
+                        raise self._error(int(msg.get("status", 500)), msg["error"], msg.get("retry_after_s"))
         except TransportError as exc:
             raise _transport_error(f"the model server for {self.version}", exc, "modelserver") from None
         raise Unavailable(f"the model server for {self.version} ended the stream early; retry", service="modelserver")

@@ -20,7 +20,7 @@ from llmops.api.generation.v1 import generation_pb2 as pb
 from llmops.api.generation.v1 import generation_pb2_grpc
 from llmops.core import auth, channels, names, pagination
 from llmops.core.auth import Role
-from llmops.core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from llmops.core.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unavailable
 from llmops.core.model_files import ModelFiles, estimate_tokens
 from llmops.core.openai_format import finish_code
 from llmops.core.timeutil import duration, timestamp
@@ -239,6 +239,26 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         span.set_attribute("gen_ai.request.model", target.ref)
         span.set_attribute("gen_ai.system", "llmops" if target.kind == "registry" else "openai")
 
+    @staticmethod
+    def _passed_over(p, target: Target, exc: Unavailable | ResourceExhausted) -> Unavailable | ResourceExhausted:
+        """A target that is down or full: noted, and the next one is tried."""
+        busy = isinstance(exc, ResourceExhausted)
+        trace.get_current_span().add_event("target busy" if busy else "target unavailable",
+                                           {"llmops.target": target.label})
+        log.warning("route %s: %s %s, trying the next target", p.route.name, target.label,
+                    "at capacity" if busy else "unavailable")
+        return exc
+
+    @staticmethod
+    def _no_answer(p, last: Unavailable | ResourceExhausted | None) -> Exception:
+        """What the caller gets when no target answered: the last target's capacity refusal (with
+        its retry delay) when it was full, else UNAVAILABLE."""
+        if isinstance(last, ResourceExhausted):
+            return ResourceExhausted(f"no target of route {p.route.name!r} has room: {last.message}",
+                                     retry_after_s=last.retry_after_s, reason=last.reason)
+        return Unavailable(f"no target of route {p.route.name!r} answered: {last.message if last else ''}",
+                           service=last.service if last else "")
+
     def _usage(self, o: Outcome) -> pb.Usage:
         return pb.Usage(input_tokens=o.input_tokens, output_tokens=o.output_tokens, queue_time=duration(o.queue_s),
                         time_to_first_token=duration(o.ttft_s), total_time=duration(o.total_s))
@@ -247,19 +267,16 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         p = await self._prepare(request)
         outcome = None
         try:
-            last: Unavailable | None = None
+            last: Unavailable | ResourceExhausted | None = None
             for target in p.plan:
                 try:
                     self._on_target(target)
                     outcome = await (await self._backend(target)).generate(p.request)
                     break
-                except Unavailable as exc:
-                    last = exc
-                    trace.get_current_span().add_event("target unavailable", {"llmops.target": target.label})
-                    log.warning("route %s: %s unavailable, trying the next target", p.route.name, target.label)
+                except (Unavailable, ResourceExhausted) as exc:
+                    last = self._passed_over(p, target, exc)
             if outcome is None:
-                raise Unavailable(f"no target of route {p.route.name!r} answered: {last.message if last else ''}",
-                                  service=last.service if last else "")
+                raise self._no_answer(p, last)
         finally:
             self._settle(p, outcome)
         trace.get_current_span().set_attribute("llmops.served_by", outcome.served_by)
@@ -273,7 +290,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         delivered: list[str] = []
         outcome = None
         try:
-            last: Unavailable | None = None
+            last: Unavailable | ResourceExhausted | None = None
             for target in p.plan:
                 try:
                     self._on_target(target)
@@ -294,15 +311,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     finally:
                         await events.aclose()
                     break
-                except Unavailable as exc:
+                except (Unavailable, ResourceExhausted) as exc:
                     if delivered:  # text already reached the caller: no silent switch mid-answer
                         raise
-                    last = exc
-                    trace.get_current_span().add_event("target unavailable", {"llmops.target": target.label})
-                    log.warning("route %s: %s unavailable, trying the next target", p.route.name, target.label)
+                    last = self._passed_over(p, target, exc)
             if outcome is None:
-                raise Unavailable(f"no target of route {p.route.name!r} answered: {last.message if last else ''}",
-                                  service=last.service if last else "")
+                raise self._no_answer(p, last)
             outcome.ttft_s = outcome.ttft_s or (time.monotonic() - started)
         finally:
             self._settle(p, outcome, "".join(delivered))

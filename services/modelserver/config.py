@@ -18,8 +18,8 @@ class ModelServerConfig:
     token: str = ""  # when set, callers must send `Authorization: Bearer <token>`
     cache_dir: str = ""  # default: $LLMOPS_HOME/cache/models
     max_loaded: int = 2  # models kept in memory (a moved alias keeps old and new side by side)
-    max_batch: int = 8
-    batch_window_ms: float = 10.0
+    max_batch: int = 8  # rows decoding together
+    max_waiting: int = 4  # rows waiting for a free one; past that, 429 with a retry delay
     preload: str = ""  # comma-separated model versions to load at start
     ready_file: str = ""
     tls_cert_file: str = ""  # HTTPS with this certificate (default LLMOPS_TLS_CERT_FILE)

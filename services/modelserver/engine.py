@@ -2,10 +2,11 @@
 (kernel injection in fp16 on CUDA; fp32 without kernel injection on CPU, where the kernels do
 not exist), with plain transformers only as a logged fallback when DeepSpeed cannot initialise.
 
-`run_batch` decodes several requests together (left-padded, one KV cache), each row with its own
-sampling, stop sequences and cancellation, and reports every token as it is produced. Our own
-decode loop, rather than `generate`, is what lets a batch stream per row, stop a cancelled row
-at the next token, and time each token."""
+`prefill` starts rows (left-padded, one KV cache) and `step` decodes one token for every row of a
+running batch (`running.Batch`), each row with its own sampling, stop sequences and
+cancellation, reporting every token as it is produced. Our own decode loop, rather than
+`generate`, is what lets rows join and leave a running batch (continuous batching, see
+`scheduler.py`), stream per row, stop a cancelled row at the next token, and time each token."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import torch
 
+from llmops.core import cpu
 from llmops.modeling.folder import inspect_folder
-from services.modelserver.sampling import Sampling, TextStream, logprobs, penalize, sample
+from services.modelserver.running import Batch, Row
+from services.modelserver.sampling import Sampling, TextStream, logprobs, penalize
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,15 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
     enqueued: float = field(default_factory=time.monotonic)
     cancel_at: float = 0.0
+    finished: bool = False  # "done" or "error" was emitted (set on the engine thread)
+    on_end: Callable[[], None] | None = None  # the scheduler frees the job's row (called once, at the end)
+
+    def end(self, kind: str, payload: object) -> None:
+        """Emit the last event ("done" or "error") and free the row."""
+        self.finished = True
+        if self.on_end is not None:
+            self.on_end()
+        self.emit(kind, payload)
 
     def cancel(self) -> None:
         """Stop at the next token (callable from any thread)."""
@@ -113,6 +125,7 @@ class Engine:
                                   inspect.signature(self._hf_model().forward).parameters else {})
         self.last_cancel_s: float | None = None  # from a cancel request to its row stopping
         self.last_cancel_tokens: int | None = None  # tokens that row had generated when it stopped
+        self.threads = torch.get_num_threads()
 
     @classmethod
     def load(cls, folder: Path | str, name: str = "", device: str | None = None) -> Engine:
@@ -190,6 +203,45 @@ class Engine:
         return {"name": self.name, "backend": self.backend, "device": self.device,
                 "context_window": self.context_window}
 
+    # -- threads -------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def tune_threads(self, rows: int, candidates: tuple[int, ...] | None = None) -> int:
+        """Set (on the calling thread, the engine's) the torch thread count that decodes `rows`
+        rows fastest, among 1 and every core, timed on this model; the count chosen.
+
+        A decode step is a few dozen small operations: for a small model, waking OpenMP threads
+        for each costs more than they save (the demo model: 820 tokens/s on one thread, 595 on
+        two), while a larger model's matrices are worth splitting. Only on CPU, and only when no
+        count was set by hand (`llmops.core.cpu`)."""
+        from transformers import DynamicCache
+
+        if self.device != "cpu" or not cpu.may_tune_threads():
+            return torch.get_num_threads()
+        candidates = candidates or tuple(sorted({1, torch.get_num_threads()}))
+        if len(candidates) == 1:
+            return candidates[0]
+        ids = torch.full((rows, 16), self.pad_id, dtype=torch.long, device=self.device)
+        mask = torch.ones_like(ids)
+        positions = torch.arange(16, device=self.device).expand(rows, 16)
+        timings = {}
+        for threads in candidates * 2:  # twice each, interleaved: the best of two
+            torch.set_num_threads(threads)
+            _, cache = self._forward(ids, mask, positions, DynamicCache())
+            step, m, pos = ids[:, -1:], torch.cat([mask, mask[:, -1:]], 1), positions[:, -1:] + 1
+            started = time.perf_counter()
+            for _ in range(4):
+                self._forward(step, m, pos, cache)
+                cache.crop(-1)
+            elapsed = time.perf_counter() - started
+            timings[threads] = min(timings.get(threads, elapsed), elapsed)
+        best = min(timings, key=timings.get)
+        torch.set_num_threads(best)
+        log.info("%s decodes %d rows with %d torch thread(s) (4 steps: %s)", self.name, rows, best,
+                 ", ".join(f"{k} thread(s) {v * 1e3:.1f} ms" for k, v in sorted(timings.items())))
+        self.threads = best
+        return best
+
     # -- decoding ------------------------------------------------------------------------------
 
     def _forward(self, ids, mask, positions, cache):
@@ -197,21 +249,16 @@ class Engine:
                          **self._last_logits_only)
         return out.logits[:, -1, :], out.cache
 
-    @torch.inference_mode()
-    def run_batch(self, jobs: list[Job]) -> None:
-        """Decode `jobs` together until every row has finished; never raises (a failure is
-        reported to every row as an error)."""
-        try:
-            self._run(jobs)
-        except Exception as exc:  # reported to each job; the engine thread goes on
-            log.exception("batch of %d failed", len(jobs))
-            for job in jobs:
-                job.emit("error", f"generation failed: {type(exc).__name__}")
+    def _generator(self, sampling: Sampling) -> torch.Generator | None:
+        if not sampling.seed:
+            return None
+        return torch.Generator(device=self.device).manual_seed(sampling.seed)
 
-    def _run(self, jobs: list[Job]) -> None:
+    @torch.inference_mode()
+    def prefill(self, jobs: list[Job]) -> Batch:
+        """Run the prompts of `jobs` (left-padded, one forward pass): a batch ready to step."""
         from transformers import DynamicCache
 
-        started = time.monotonic()
         width = max(len(j.prompt_ids) for j in jobs)
         ids = torch.full((len(jobs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(jobs), width), dtype=torch.long)
@@ -220,60 +267,76 @@ class Engine:
             mask[i, width - len(job.prompt_ids):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         dev = self.device
-        ids, mask, positions = ids.to(dev), mask.to(dev), positions.to(dev)
-        streams = [TextStream(self.decode, job.sampling.stop, self.stream_decoder()) for job in jobs]
-        generators = []
+        rows = [Row(job, TextStream(self.decode, job.sampling.stop, self.stream_decoder()),
+                    self._generator(job.sampling)) for job in jobs]
+        mask = mask.to(dev)
+        logits, cache = self._forward(ids.to(dev), mask, positions.to(dev), DynamicCache())
+        return Batch(rows, cache, mask, positions[:, -1:].to(dev) + 1, logits)
+
+    @torch.inference_mode()
+    def step(self, batch: Batch) -> Batch | None:
+        """Sample one token for every row, report it, drop the rows that ended and run the others
+        one position on; None once every row has ended."""
+        now = time.monotonic()
+        logits = batch.logits.float()
+        for i, row in enumerate(batch.rows):  # penalties are rare: only their rows pay, row by row
+            s = row.job.sampling
+            if s.presence_penalty or s.frequency_penalty:
+                logits[i] = penalize(logits[i], s, row.stream.ids)
+        tokens = batch.sampler(logits).tolist()
+        alive: list[int] = []
+        for i, (row, token) in enumerate(zip(batch.rows, tokens, strict=True)):
+            reason = self._advance(row, token, logits, i, now)
+            if reason is None:
+                alive.append(i)
+            else:
+                self._finish(row, reason)
+        if not alive:
+            return None
+        batch.keep(alive)
+        step = torch.tensor([tokens[i] for i in alive], dtype=torch.long, device=self.device).unsqueeze(1)
+        batch.mask = torch.cat([batch.mask, torch.ones_like(step)], dim=1)
+        batch.logits, batch.cache = self._forward(step, batch.mask, batch.positions, batch.cache)
+        batch.positions = batch.positions + 1
+        return batch
+
+    def _advance(self, row: Row, token: int, logits: torch.Tensor, i: int, now: float) -> str | None:
+        """Report `token` on `row`; the finish reason when the row ends here."""
+        job, stream = row.job, row.stream
+        if job.cancelled.is_set():
+            return "cancelled"
+        if job.sampling.top_logprobs >= 0:
+            job.emit("logprob", self._logprob(logits[i], token, job.sampling.top_logprobs))
+        if row.first == 0.0:
+            row.first = now
+        else:
+            row.gaps.append(now - row.last)
+        row.last = now
+        if token in self.eos_ids:
+            return "stop"
+        delta = stream.push(token)
+        if delta:
+            job.emit("delta", delta)
+        if stream.stopped:
+            return "stop"
+        return "length" if len(stream.ids) >= job.sampling.max_tokens else None
+
+    def run_batch(self, jobs: list[Job]) -> None:
+        """Decode `jobs` together until every row has finished; never raises (a failure is
+        reported to every row as an error). The scheduler does the same step by step, letting
+        rows join and leave."""
+        try:
+            batch = self.prefill(jobs)
+            while batch is not None:
+                batch = self.step(batch)
+        except Exception as exc:  # noqa: BLE001 - reported to each job; the caller goes on
+            self.fail(jobs, exc)
+
+    def fail(self, jobs: list[Job], exc: Exception) -> None:
+        log.error("generation of %d rows failed", len(jobs), exc_info=exc)
         for job in jobs:
-            g = None
-            if job.sampling.seed:
-                g = torch.Generator().manual_seed(job.sampling.seed)
-            generators.append(g)
-        done: list[str | None] = [None] * len(jobs)
-        first: list[float] = [0.0] * len(jobs)
-        last: list[float] = [0.0] * len(jobs)
-        gaps: list[list[float]] = [[] for _ in jobs]
-        logits, cache = self._forward(ids, mask, positions, DynamicCache())
-        while True:
-            now = time.monotonic()
-            logits = logits.float().cpu()
-            nxt = []
-            for i, job in enumerate(jobs):
-                if done[i] is not None:
-                    nxt.append(self.pad_id)
-                    continue
-                if job.cancelled.is_set():
-                    done[i] = "cancelled"
-                    self._finish(job, streams[i], done[i], started, first[i], gaps[i])
-                    nxt.append(self.pad_id)
-                    continue
-                row = penalize(logits[i], job.sampling, streams[i].ids)
-                token = sample(row, job.sampling, generators[i])
-                nxt.append(token)
-                if job.sampling.top_logprobs >= 0:
-                    job.emit("logprob", self._logprob(row, token, job.sampling.top_logprobs))
-                if first[i] == 0.0:
-                    first[i] = now
-                else:
-                    gaps[i].append(now - last[i])
-                last[i] = now
-                if token in self.eos_ids:
-                    done[i] = "stop"
-                else:
-                    delta = streams[i].push(token)
-                    if delta:
-                        job.emit("delta", delta)
-                    if streams[i].stopped:
-                        done[i] = "stop"
-                    elif len(streams[i].ids) >= job.sampling.max_tokens:
-                        done[i] = "length"
-                if done[i] is not None:
-                    self._finish(job, streams[i], done[i], started, first[i], gaps[i])
-            if all(d is not None for d in done):
-                return
-            step = torch.tensor(nxt, dtype=torch.long, device=dev).unsqueeze(1)
-            mask = torch.cat([mask, torch.ones((len(jobs), 1), dtype=torch.long, device=dev)], dim=1)
-            positions = positions[:, -1:] + 1
-            logits, cache = self._forward(step, mask, positions, cache)
+            if not job.finished:
+                job.end("error", f"generation failed: {type(exc).__name__}")
 
     def _logprob(self, row: torch.Tensor, token: int, top: int) -> dict:
         chosen, best = logprobs(row, token, top)
@@ -284,8 +347,8 @@ class Engine:
 
         return {**entry(token, chosen), "top_logprobs": [entry(t, v) for t, v in best]}
 
-    def _finish(self, job: Job, stream: TextStream, reason: str, started: float, first: float,
-                gaps: list[float]) -> None:
+    def _finish(self, row: Row, reason: str) -> None:
+        job, stream = row.job, row.stream
         if reason == "cancelled":
             self.last_cancel_s = time.monotonic() - job.cancel_at if job.cancel_at else None
             self.last_cancel_tokens = len(stream.ids)
@@ -295,6 +358,5 @@ class Engine:
                 job.emit("delta", tail)
         now = time.monotonic()
         generated = len(stream.ids) + (1 if reason == "stop" and not stream.stopped else 0)  # the EOS token
-        job.emit("done", Result(reason, len(job.prompt_ids), generated, started - job.enqueued,
-                                (first - job.enqueued) if first else 0.0, now - job.enqueued, gaps))
-
+        job.end("done", Result(reason, len(job.prompt_ids), generated, row.started - job.enqueued,
+                                (row.first - job.enqueued) if row.first else 0.0, now - job.enqueued, row.gaps))

@@ -11,9 +11,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from services.modelserver.batcher import Batcher
 from services.modelserver.engine import Engine
 from services.modelserver.fetch import ModelFetcher
+from services.modelserver.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 CONCRETE = re.compile(r"^(models/[^/]+/versions/\d+|[^@/]+@\d+)$")
@@ -23,16 +23,16 @@ CONCRETE = re.compile(r"^(models/[^/]+/versions/\d+|[^@/]+@\d+)$")
 class Loaded:
     version: str
     engine: Engine
-    batcher: Batcher
+    scheduler: Scheduler
     loaded_at: float
 
 
 class ModelPool:
-    def __init__(self, fetcher: ModelFetcher, *, max_loaded: int = 2, max_batch: int = 8, window_s: float = 0.01):
+    def __init__(self, fetcher: ModelFetcher, *, max_loaded: int = 2, max_batch: int = 8, max_waiting: int = 4):
         self._fetcher = fetcher
         self._max_loaded = max_loaded
         self._max_batch = max_batch
-        self._window_s = window_s
+        self._max_waiting = max_waiting
         self._models: OrderedDict[str, Loaded] = OrderedDict()
         self._loading: dict[str, asyncio.Future] = {}
 
@@ -57,7 +57,7 @@ class ModelPool:
             loaded = self._models.get(version)
             if loaded is None:
                 engine = await asyncio.to_thread(Engine.load, folder, version)
-                loaded = Loaded(version, engine, Batcher(engine, self._max_batch, self._window_s), time.time())
+                loaded = Loaded(version, engine, Scheduler(engine, self._max_batch, self._max_waiting), time.time())
                 self._models[version] = loaded
                 self._evict()
             self._models.move_to_end(version)
@@ -75,22 +75,23 @@ class ModelPool:
             if len(self._models) <= self._max_loaded:
                 return
             loaded = self._models[version]
-            if loaded.batcher.busy == 0:
+            if loaded.scheduler.busy == 0:
                 log.info("unloading %s (least recently used)", version)
-                loaded.batcher.close()
+                loaded.scheduler.close()
                 del self._models[version]
 
     def describe(self) -> list[dict]:
-        return [{**m.engine.info(), "version": m.version, "busy": m.batcher.busy, "batches": m.batcher.batches,
+        return [{**m.engine.info(), "version": m.version, "busy": m.scheduler.busy, "steps": m.scheduler.steps,
+                 "joins": m.scheduler.joins, "refused": m.scheduler.refused,
                  "last_cancel_ms": None if m.engine.last_cancel_s is None else m.engine.last_cancel_s * 1e3,
                  "last_cancel_tokens": m.engine.last_cancel_tokens}
                 for m in self._models.values()]
 
     @property
     def busy(self) -> int:
-        return sum(m.batcher.busy for m in self._models.values())
+        return sum(m.scheduler.busy for m in self._models.values())
 
     def close(self) -> None:
         for m in self._models.values():
-            m.batcher.close()
+            m.scheduler.close()
         self._fetcher.close()

@@ -1,5 +1,6 @@
 """Per-request sampling and streamed detokenisation, independent of the model: each row of a
-batch keeps its own temperature, top_p, seed and stop sequences."""
+batch keeps its own temperature, top_p, seed and stop sequences, and a step samples every row in
+a few tensor operations on the model's device (`RowSampler`)."""
 
 from __future__ import annotations
 
@@ -37,17 +38,42 @@ def logprobs(logits: torch.Tensor, token: int, top: int) -> tuple[float, list[tu
     return float(lp[token]), ([] if best is None else [(int(i), float(v)) for v, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)])
 
 
-def sample(logits: torch.Tensor, params: Sampling, generator: torch.Generator | None) -> int:
-    """One token id from a row of logits."""
-    if params.temperature <= 0 or params.top_p <= 0:
-        return int(logits.argmax())
-    probs = torch.softmax(logits.float() / params.temperature, dim=-1)
-    if params.top_p < 1.0:
-        sorted_p, order = probs.sort(descending=True)
-        keep = sorted_p.cumsum(-1) - sorted_p < params.top_p  # the smallest set reaching top_p
-        sorted_p = sorted_p * keep
-        return int(order[torch.multinomial(sorted_p / sorted_p.sum(), 1, generator=generator)])
-    return int(torch.multinomial(probs, 1, generator=generator))
+class RowSampler:
+    """Samples one token for every row of a batch at once.
+
+    Greedy rows take the argmax; the others draw by the exponential race (argmax of p / E with
+    E ~ Exp(1), which picks token i with probability p_i, as vLLM does) after temperature and
+    top_p. A seeded row draws its noise from its own generator, so the same seed gives the same
+    answer whatever else shares the batch; the other rows share one draw."""
+
+    def __init__(self, rows: list[Sampling], generators: list[torch.Generator | None], device):
+        self.greedy = torch.tensor([s.temperature <= 0 or s.top_p <= 0 for s in rows], device=device)
+        self.all_greedy = bool(self.greedy.all())
+        self.temperature = torch.tensor([s.temperature if s.temperature > 0 else 1.0 for s in rows],
+                                        device=device).unsqueeze(1)
+        # 2.0: never cut (a cumulative sum can round to just above 1.0)
+        self.top_p = torch.tensor([s.top_p if s.top_p < 1 else 2.0 for s in rows], device=device).unsqueeze(1)
+        self.any_top_p = any(0 < s.top_p < 1 for s in rows)
+        self.generators = generators
+        self.unseeded = torch.tensor([g is None for g in generators], device=device)
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """Token ids [rows] from logits [rows, vocabulary]."""
+        best = logits.argmax(-1)
+        if self.all_greedy:
+            return best
+        probs = torch.softmax(logits.float() / self.temperature, dim=-1)
+        if self.any_top_p:  # keep the smallest set of tokens whose probabilities reach top_p
+            ordered, order = probs.sort(dim=-1, descending=True)
+            ordered.masked_fill_(ordered.cumsum(-1) - ordered >= self.top_p, 0.0)
+            probs = torch.zeros_like(probs).scatter_(-1, order, ordered)
+        noise = torch.empty_like(probs)
+        if bool(self.unseeded.any()):
+            noise[self.unseeded] = torch.empty_like(noise[self.unseeded]).exponential_()
+        for i, g in enumerate(self.generators):
+            if g is not None:
+                noise[i].exponential_(generator=g)
+        return torch.where(self.greedy, best, (probs / noise).argmax(-1))
 
 
 @dataclass

@@ -13,7 +13,9 @@ records a span in the model server's own trace store or OTLP endpoint."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import functools
 import hmac
 import json
 import logging
@@ -38,6 +40,7 @@ from services.modelserver.engine import Job, RequestError, Result
 from services.modelserver.fetch import ModelFetcher
 from services.modelserver.pool import ModelPool
 from services.modelserver.sampling import Sampling
+from services.modelserver.scheduler import Overloaded
 
 log = logging.getLogger("llmops.modelserver")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
@@ -72,20 +75,48 @@ class GenerateItem(BaseModel):
 
 
 class Choices:
-    """The n jobs of one request, their events merged into one queue as (index, kind, payload);
-    choice i > 0 with a seed samples with seed + i, so choices differ yet stay reproducible."""
+    """The n jobs of one request; choice i > 0 with a seed samples with seed + i, so choices
+    differ yet stay reproducible.
 
-    def __init__(self, loaded, ids: list[int], sampling: Sampling, n: int):
-        loop = asyncio.get_running_loop()
-        self.events: asyncio.Queue = asyncio.Queue()
+    Events, (index, kind, payload), cross from the engine thread to the event loop in bunches:
+    the engine appends to a deque and wakes the loop only when it is not already awake, so a
+    step that makes a token for eight streams costs the loop one wake-up, not eight (each
+    wake-up is a GIL hand-over the engine thread then waits for). A unary request
+    (`streaming=False`) keeps its text and log probabilities on the engine side: only a row's
+    end wakes the loop."""
+
+    def __init__(self, loaded, ids: list[int], sampling: Sampling, n: int, streaming: bool = True):
+        self._loop = asyncio.get_running_loop()
+        self._pending: collections.deque = collections.deque()
+        self._ready = asyncio.Event()
+        self._woken = False
+        self.streaming = streaming
+        self.parts: list[list[str]] = [[] for _ in range(n)]  # unary only
+        self.probs: list[list[dict]] = [[] for _ in range(n)]
         self.jobs = []
         for i in range(n):
             params = dataclasses.replace(sampling, seed=sampling.seed + i) if sampling.seed and i else sampling
-            emit = (lambda index: lambda kind, payload: loop.call_soon_threadsafe(
-                self.events.put_nowait, (index, kind, payload)))(i)
-            self.jobs.append(Job(ids, params, emit))
-        for job in self.jobs:
-            loaded.batcher.submit(job)
+            self.jobs.append(Job(ids, params, functools.partial(self._emit, i)))
+        loaded.scheduler.submit(self.jobs)
+
+    def _emit(self, index: int, kind: str, payload) -> None:  # on the engine thread
+        if not self.streaming and kind in ("delta", "logprob"):
+            (self.parts if kind == "delta" else self.probs)[index].append(payload)
+            return
+        self._pending.append((index, kind, payload))
+        if not self._woken:
+            self._woken = True
+            self._loop.call_soon_threadsafe(self._ready.set)
+
+    async def events(self) -> list[tuple[int, str, object]]:
+        """The events that arrived since the last call (waits for at least one)."""
+        await self._ready.wait()
+        self._ready.clear()
+        self._woken = False  # before draining: an event appended from now on wakes the loop again
+        out = []
+        while self._pending:
+            out.append(self._pending.popleft())
+        return out
 
     def cancel(self) -> bool:
         """Stop every row still running; whether any was."""
@@ -116,6 +147,11 @@ def _item(args: dict) -> GenerateItem:
 
 def _error(status: HTTPStatus, message: str) -> bentoml.exceptions.BentoMLException:
     return bentoml.exceptions.BentoMLException(message, error_code=status)
+
+
+def _busy(exc: Overloaded) -> dict:
+    """A refusal at capacity: 429 with the delay after which a row should be free."""
+    return {"error": str(exc), "status": 429, "retry_after_s": round(exc.retry_after_s, 3)}
 
 
 def _ssl() -> dict:
@@ -151,7 +187,7 @@ class ModelServer:
         fetcher = ModelFetcher(self.config.resolved_registry_address(), self.config.api_key,
                                self.config.resolved_cache_dir())
         self.pool = ModelPool(fetcher, max_loaded=self.config.max_loaded, max_batch=self.config.max_batch,
-                              window_s=self.config.batch_window_ms / 1e3)
+                              max_waiting=self.config.max_waiting)
         self.provider = telemetry.create_tracer_provider("llmops-modelserver")
         self.tracer = trace.get_tracer("llmops.modelserver", tracer_provider=self.provider)
         self._preloaded = False
@@ -175,7 +211,7 @@ class ModelServer:
             return self.tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
         return self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
 
-    async def _prepare(self, item: GenerateItem):
+    async def _prepare(self, item: GenerateItem, admit: bool = True):
         try:
             loaded = await self.pool.get(item.model)
         except FileNotFoundError as exc:
@@ -188,6 +224,8 @@ class ModelServer:
         except (OSError, ValueError) as exc:  # a folder transformers cannot load
             log.warning("cannot load %s: %s", item.model, exc)
             raise _error(HTTPStatus.SERVICE_UNAVAILABLE, f"model {item.model!r} cannot be loaded now; retry") from None
+        if admit:  # refused before tokenising when the queue is full
+            loaded.scheduler.check(item.n)
         for name, (low, high) in SAMPLING_RANGES.items():
             if not low <= getattr(item, name) <= high:
                 raise _error(HTTPStatus.BAD_REQUEST, f"{name} must be between {low:g} and {high:g}")
@@ -215,24 +253,17 @@ class ModelServer:
 
     async def _complete(self, item: GenerateItem) -> dict[str, Any]:
         loaded, ids, sampling = await self._prepare(item)
-        run = Choices(loaded, ids, sampling, item.n)
-        parts: list[list[str]] = [[] for _ in range(item.n)]
-        probs: list[list[dict]] = [[] for _ in range(item.n)]
+        run = Choices(loaded, ids, sampling, item.n, streaming=False)
         results: list[Result | None] = [None] * item.n
         try:
             while any(r is None for r in results):
-                index, kind, payload = await run.events.get()
-                if kind == "delta":
-                    parts[index].append(payload)
-                elif kind == "logprob":
-                    probs[index].append(payload)
-                elif kind == "error":
-                    raise _error(HTTPStatus.INTERNAL_SERVER_ERROR, payload)
-                else:
+                for index, kind, payload in await run.events():
+                    if kind == "error":
+                        raise _error(HTTPStatus.INTERNAL_SERVER_ERROR, payload)
                     results[index] = payload
         finally:
             run.cancel()  # a caller that went away stops its rows at the next token
-        texts = ["".join(p) for p in parts]
+        texts, probs = ["".join(p) for p in run.parts], run.probs
         self._record(trace.get_current_span(), item, loaded, results[0], texts[0])
         choices = [{"index": i, "text": texts[i], "finish_reason": r.finish_reason,
                     **({"logprobs": probs[i]} if item.logprobs else {})} for i, r in enumerate(results)]
@@ -248,8 +279,15 @@ class ModelServer:
                        frequency_penalty: float = 0.0, n: int = 1, logprobs: bool = False, top_logprobs: int = 0,
                        content_capture: bool = False) -> dict[str, Any]:
         item = _item(locals())
-        with self._span("modelserver.generate", ctx, item):
-            return await self._complete(item)
+        with self._span("modelserver.generate", ctx, item) as span:
+            try:
+                return await self._complete(item)
+            except Overloaded as exc:
+                span.set_attribute("llmops.refused", "capacity")
+                body = _busy(exc)
+                ctx.response.status_code = HTTPStatus.TOO_MANY_REQUESTS
+                ctx.response.metadata["retry-after-ms"] = str(int(body["retry_after_s"] * 1000))
+                return body
 
     @bentoml.api
     async def stream(self, ctx: bentoml.Context, model: str, prompt: str = "", messages: list[Message] | None = None,
@@ -271,25 +309,32 @@ class ModelServer:
             parts: list[str] = []
             results: list[Result | None] = [None] * item.n
             while any(r is None for r in results):
-                index, kind, payload = await run.events.get()
-                if kind == "delta":
-                    if index == 0:
-                        parts.append(payload)
-                    yield json.dumps({"delta": payload, "index": index}) + "\n"
-                elif kind == "logprob":
-                    yield json.dumps({"logprobs": [payload], "index": index}) + "\n"
-                elif kind == "error":
-                    yield json.dumps({"error": payload, "status": 500}) + "\n"
-                    return
-                else:
-                    results[index] = payload
-                    if index:
-                        yield json.dumps({"finish": payload.finish_reason, "index": index}) + "\n"
+                lines = []
+                for index, kind, payload in await run.events():
+                    if kind == "delta":
+                        if index == 0:
+                            parts.append(payload)
+                        lines.append(json.dumps({"delta": payload, "index": index}))
+                    elif kind == "logprob":
+                        lines.append(json.dumps({"logprobs": [payload], "index": index}))
+                    elif kind == "error":
+                        lines.append(json.dumps({"error": payload, "status": 500}))
+                        yield "\n".join(lines) + "\n"
+                        return
+                    else:
+                        results[index] = payload
+                        if index:
+                            lines.append(json.dumps({"finish": payload.finish_reason, "index": index}))
+                if lines:  # what arrived together goes out together
+                    yield "\n".join(lines) + "\n"
             self._record(span, item, loaded, results[0], "".join(parts))
             yield json.dumps({"done": merged_usage(results)}) + "\n"
         except bentoml.exceptions.BentoMLException as exc:
             span.set_status(Status(StatusCode.ERROR, exc.message))
             yield json.dumps({"error": exc.message, "status": int(exc.error_code)}) + "\n"
+        except Overloaded as exc:
+            span.set_attribute("llmops.refused", "capacity")
+            yield json.dumps(_busy(exc)) + "\n"
         finally:
             if run is not None and run.cancel():
                 span.set_attribute("llmops.cancelled", True)
@@ -302,13 +347,15 @@ class ModelServer:
                 return await self._complete(item)
             except bentoml.exceptions.BentoMLException as exc:
                 return {"error": exc.message, "status": int(exc.error_code)}
+            except Overloaded as exc:
+                return _busy(exc)
 
         return list(await asyncio.gather(*(one(i) for i in items)))
 
     @bentoml.api
     async def load(self, ctx: bentoml.Context, model: str) -> dict[str, Any]:
         with self._span("modelserver.load", ctx):
-            loaded, _, _ = await self._prepare(GenerateItem(model=model, prompt="x", max_tokens=1))
+            loaded, _, _ = await self._prepare(GenerateItem(model=model, prompt="x", max_tokens=1), admit=False)
             return {**loaded.engine.info(), "version": loaded.version}
 
     @bentoml.api

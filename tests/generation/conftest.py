@@ -30,10 +30,11 @@ CANARY = "sk-canary-7f3a9c1e5b2d4086"  # the provider key: must never appear out
 KEY_VAR = "LLMOPS_PROVIDER_TEST_KEY"
 
 
-def start_model_server(home: Path, registry_address: str, key: str, name: str = "modelserver") -> ServiceProcess:
+def start_model_server(home: Path, registry_address: str, key: str, name: str = "modelserver",
+                       **env_overrides: str) -> ServiceProcess:
     env = {"LLMOPS_HOME": str(home), "LLMOPS_REGISTRY_ADDRESS": registry_address, "LLMOPS_MODELSERVER_API_KEY": key,
            "LLMOPS_MODELSERVER_MAX_LOADED": "3", "LLMOPS_TRACE_DB": str(home / "traces.db"),
-           "LLMOPS_MODELSERVER_CACHE_DIR": str(home / "model-cache")}
+           "LLMOPS_MODELSERVER_CACHE_DIR": str(home / "model-cache"), **env_overrides}
     return ServiceProcess(name, env, home, module="services.modelserver", prefix="LLMOPS_MODELSERVER").start(timeout=180)
 
 

@@ -4,12 +4,14 @@ and streamed detokenisation never splits a character or leaks part of a stop seq
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+import torch
 
-from services.modelserver.batcher import Batcher
 from services.modelserver.engine import Engine, Job, RequestError
 from services.modelserver.sampling import Sampling, TextStream
+from services.modelserver.scheduler import Overloaded, Scheduler
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +62,8 @@ def test_context_window_is_checked_with_counts(engine):
         engine.encode()
 
 
-def test_cancel_stops_a_row_and_the_batcher_goes_on(engine):
-    batcher = Batcher(engine)
+def test_cancel_stops_a_row_and_the_scheduler_goes_on(engine):
+    scheduler = Scheduler(engine)
     got, done = [], threading.Event()
 
     def emit(kind, payload):
@@ -72,14 +74,14 @@ def test_cancel_stops_a_row_and_the_batcher_goes_on(engine):
             done.set()
 
     job = Job(engine.encode("The registry"), Sampling(max_tokens=400), emit)
-    batcher.submit(job)
+    scheduler.submit([job])
     assert done.wait(30)
     result = got[-1][1]
     assert result.finish_reason == "cancelled" and result.output_tokens < 20
     assert engine.last_cancel_s is not None and engine.last_cancel_s < 1.0
     second = run(engine, ["The registry"], [Sampling(max_tokens=3)])
     assert second[0][1].output_tokens <= 3
-    batcher.close()
+    scheduler.close()
 
 
 def test_text_stream_holds_back_partial_characters_and_stops():
@@ -118,3 +120,105 @@ def test_incremental_detokenising_gives_the_whole_decode(engine):
     a = "".join(incremental.push(i) for i in ids) + incremental.flush()
     b = "".join(whole.push(i) for i in ids) + whole.flush()
     assert a == b == engine.decode(ids).split("[1]")[0] and incremental.stopped
+
+
+class Recorder:
+    """A job's events as they come, with when the first delta and the end arrived."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.result = None
+        self.first_at = 0.0
+        self.done = threading.Event()
+
+    def __call__(self, kind, payload):
+        if kind == "delta":
+            self.parts.append(payload)
+            self.first_at = self.first_at or time.monotonic()
+        elif kind in ("done", "error"):
+            self.result = payload
+            self.done.set()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def test_a_request_joins_the_running_batch_and_gets_what_it_would_alone(engine):
+    """Continuous batching: a short request arriving while a long one decodes starts at the next
+    step (it ends long before the long one), and joining rows of other widths changes no row's
+    greedy answer."""
+    long_prompt = "The registry keeps models, versions and aliases, and approvals " * 3
+    alone = {p: run(engine, [p], [Sampling(max_tokens=n)])[0][0]
+             for p, n in (("A", 300), ("Routes send requests to", 12), (long_prompt, 12))}
+    scheduler = Scheduler(engine, max_batch=4)
+    try:
+        first = Recorder()
+        scheduler.submit([Job(engine.encode("A"), Sampling(max_tokens=300), first)])
+        while len(first.parts) < 5:
+            assert not first.done.wait(0.005), first.result
+        joined = [Recorder(), Recorder()]
+        for rec, prompt in zip(joined, ("Routes send requests to", long_prompt), strict=True):
+            scheduler.submit([Job(engine.encode(prompt), Sampling(max_tokens=12), rec)])
+        for rec in joined:
+            assert rec.done.wait(30)
+        assert not first.done.is_set()  # the short ones did not wait for the long one
+        assert first.done.wait(60)
+        assert scheduler.joins >= 1
+        assert [r.text for r in joined] == [alone["Routes send requests to"], alone[long_prompt]]
+        assert first.text == alone["A"] and first.result.finish_reason in ("length", "stop")
+    finally:
+        scheduler.close()
+
+
+def test_seeded_rows_are_reproducible_whatever_shares_their_batch(engine):
+    seeded = Sampling(max_tokens=12, temperature=1.0, seed=42)
+    alone = run(engine, ["The model"], [seeded])[0][0]
+    mixed = run(engine, ["Routes", "The model", "A"],
+                [Sampling(max_tokens=12, temperature=1.2), seeded, Sampling(max_tokens=5)])
+    assert mixed[1][0] == alone
+
+
+def test_the_row_sampler_keeps_to_top_p_and_temperature():
+    from services.modelserver.sampling import RowSampler
+
+    logits = torch.full((64, 10), -10.0)
+    logits[:, 3] = logits[:, 7] = 2.0  # two likely tokens, eight unlikely ones
+    nucleus = RowSampler([Sampling(temperature=1.0, top_p=0.6)] * 64, [None] * 64, "cpu")(logits)
+    assert set(nucleus.tolist()) == {3, 7}  # top_p 0.6 keeps exactly the two
+    greedy = RowSampler([Sampling()] * 64, [None] * 64, "cpu")(logits)
+    assert set(greedy.tolist()) == {3}
+    hot = RowSampler([Sampling(temperature=50.0)] * 64, [None] * 64, "cpu")(logits)
+    assert len(set(hot.tolist())) > 4  # a high temperature flattens the distribution
+
+
+def test_a_full_queue_refuses_at_once_with_a_retry_delay(engine):
+    scheduler = Scheduler(engine, max_batch=1, max_waiting=1)
+    try:
+        running, waiting = Recorder(), Recorder()
+        scheduler.submit([Job(engine.encode("A"), Sampling(max_tokens=200), running)])
+        while not running.parts:
+            assert not running.done.wait(0.005)
+        scheduler.submit([Job(engine.encode("B"), Sampling(max_tokens=4), waiting)])
+        started = time.monotonic()
+        with pytest.raises(Overloaded) as refused:
+            scheduler.submit([Job(engine.encode("C"), Sampling(max_tokens=4), Recorder())])
+        assert time.monotonic() - started < 0.05
+        assert 0.05 <= refused.value.retry_after_s <= 30 and "at capacity" in str(refused.value)
+        assert scheduler.refused == 1
+        assert running.done.wait(60) and waiting.done.wait(30)  # what was admitted still completes
+        assert waiting.result.output_tokens <= 4
+    finally:
+        scheduler.close()
+
+
+def test_the_engine_times_its_thread_counts_only_when_nobody_set_one(engine, monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("LLMOPS_TORCH_THREADS_TUNE", raising=False)
+        assert engine.tune_threads(4, (1, 2)) == before  # set by hand (or by nobody we know): kept
+        monkeypatch.setenv("LLMOPS_TORCH_THREADS_TUNE", "1")
+        chosen = engine.tune_threads(4, (1, 2))
+        assert chosen in (1, 2) and torch.get_num_threads() == chosen == engine.threads
+    finally:
+        torch.set_num_threads(before)

@@ -9,6 +9,7 @@ import threading
 import time
 
 import grpc
+import httpx
 import pytest
 
 from llmops.api.generation.v1 import generation_pb2 as pb
@@ -225,6 +226,45 @@ def test_provider_429_is_resource_exhausted_with_retry_delay(gen):
         assert status.details_of(info.value).retry_after_s == 7.0  # google.rpc.RetryInfo
     finally:
         gen.fake.mode = "ok"
+
+
+def test_a_full_model_server_refuses_with_a_retry_delay_and_a_fallback_takes_the_excess(gen, tmp_path):
+    """One row decoding and one waiting fill this model server: the next request is refused at
+    once (RESOURCE_EXHAUSTED with the server's own retry estimate), a route with a fallback sends
+    it there, and what was admitted still completes."""
+    server = start_model_server(tmp_path, gen.registry.address, gen.keys["reader"], name="ms-full",
+                                LLMOPS_MODELSERVER_MAX_BATCH="1", LLMOPS_MODELSERVER_MAX_WAITING="0")
+    thread = gen.start_generation(server.address)
+    try:
+        from llmops.client import Client
+
+        with Client({"generation": thread.address}, gen.keys["admin"]) as c:
+            g = c.generation
+            g.create_route("one-row", [registry_target("demo@production")])
+            g.create_route("overflow", [registry_target("demo@production"),
+                                        provider_target(gen.fake.base_url, "backup", f"env:{KEY_VAR}", weight=0)])
+            running = g.stream("one-row", prompt="The registry", max_tokens=400)
+            next(running)
+            waiting = {}
+            waiter = threading.Thread(target=lambda: waiting.update(r=g.generate("one-row", prompt="A", max_tokens=3)))
+            waiter.start()
+            wait_until(lambda: httpx.post(f"http://{server.address}/status", json={}).json()["busy"] == 2,
+                       what="a second request waiting")
+            with pytest.raises(grpc.RpcError) as refused:
+                g.stub.Generate(g.request("one-row", Q, max_tokens=2))
+            assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "at capacity" in refused.value.details()
+            assert 0.05 <= status.details_of(refused.value).retry_after_s <= 30
+            assert g.generate("overflow", Q, max_tokens=2).served_by == "provider:backup"
+            running.close()  # the running row ends; the waiting one gets its turn
+            waiter.join(30)
+            assert waiting["r"].usage.output_tokens <= 3 and waiting["r"].served_by.startswith("registry:")
+            models = httpx.post(f"http://{server.address}/status", json={}).json()["models"]
+            assert models[0]["refused"] >= 2
+    finally:
+        thread.stop()
+        if server.proc.poll() is None:
+            server.terminate()
 
 
 def test_limits_per_caller_and_a_budget_that_holds_for_streams(gen):

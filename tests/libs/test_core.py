@@ -142,3 +142,5 @@ def test_torch_processes_wait_passively_unless_told_otherwise():
     assert cpu.torch_thread_env({"LLMOPS_TORCH_THREADS": "1"})["OMP_NUM_THREADS"] == "1"
     given = cpu.torch_thread_env({"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "3"})
     assert "OMP_WAIT_POLICY" not in given and "OMP_NUM_THREADS" not in given  # the operator's settings win
+    assert cpu.may_tune_threads(env)  # nobody chose a count: the model server may measure one
+    assert not cpu.may_tune_threads(given) and not cpu.may_tune_threads(cpu.torch_thread_env({"LLMOPS_TORCH_THREADS": "2"}))
