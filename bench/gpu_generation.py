@@ -5,7 +5,9 @@
 2. compares DeepSpeed-inference with kernel injection in fp16 against plain HF `generate` in
    fp16 on the same prompts (target: latency <= 0.8x);
 3. compares the model server's engine (our batched decode loop over the DeepSpeed module) with
-   the raw `generate` tokens/s, at batch 1 and 8.
+   the raw `generate` tokens/s, at batch 1 and 8;
+4. continuous batching through the scheduler: 8 concurrent clients vs 1, aggregate tokens/s
+   (target >= 3x) and p95 latency (target <= 2x).
 
     python -m bench.gpu_generation            # prints JSON, writes bench/results/gpu_generation.json
 """
@@ -92,6 +94,52 @@ def engine_tokens_per_s(folder: Path, batch: int) -> tuple[float, str]:
     return total[0] / elapsed, engine.backend
 
 
+def continuous_batching(folder: Path, seconds: float = 10.0) -> dict:
+    """Clients calling the scheduler in a loop (each request joins the running batch)."""
+    os.environ["LLMOPS_MODELSERVER_DEVICE"] = "cuda"
+    from services.modelserver.engine import Engine, Job
+    from services.modelserver.sampling import Sampling
+    from services.modelserver.scheduler import Scheduler
+
+    engine = Engine.load(folder, "gpu-cb")
+    scheduler = Scheduler(engine, max_batch=8, max_waiting=8)
+    ids = engine.encode("The registry keeps models, versions and aliases")
+
+    def one() -> float:
+        done = threading.Event()
+        started = time.perf_counter()
+        scheduler.submit([Job(ids, Sampling(max_tokens=NEW_TOKENS, temperature=0.8, seed=0),
+                              lambda kind, _: done.set() if kind in ("done", "error") else None)])
+        done.wait()
+        return time.perf_counter() - started
+
+    def clients(n: int) -> tuple[float, list[float]]:
+        lat: list[float] = []
+        stop = time.perf_counter() + seconds
+
+        def loop():
+            while time.perf_counter() < stop:
+                lat.append(one())
+
+        threads = [threading.Thread(target=loop) for _ in range(n)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return len(lat) * NEW_TOKENS / (time.perf_counter() - started), sorted(lat)
+
+    one()
+    tps1, lat1 = clients(1)
+    tps8, lat8 = clients(8)
+    scheduler.close()
+    p95 = lambda lat: lat[min(len(lat) - 1, int(0.95 * len(lat)))]  # noqa: E731
+    return {"cb_one_client_tokens_per_s": round(tps1, 1), "cb_eight_clients_tokens_per_s": round(tps8, 1),
+            "cb_tokens_ratio": round(tps8 / tps1, 3), "cb_p95_ratio": round(p95(lat8) / p95(lat1), 3),
+            "cb_joins": scheduler.joins, "target_cb_tokens_ge_3x_met": tps8 / tps1 >= 3,
+            "target_cb_p95_le_2x_met": p95(lat8) / p95(lat1) <= 2}
+
+
 def main() -> int:
     import torch
 
@@ -129,6 +177,10 @@ def main() -> int:
             out["engine_backend"] = backend
         except Exception as exc:  # noqa: BLE001
             out[f"engine_batch{batch}_error"] = f"{type(exc).__name__}: {exc}"[:500]
+    try:
+        out.update(continuous_batching(folder))
+    except Exception as exc:  # noqa: BLE001
+        out["continuous_batching_error"] = f"{type(exc).__name__}: {exc}"[:500]
     out["raw_generate_tokens_per_s"] = round(raw_tps, 1)
     if "engine_batch1_tokens_per_s" in out:
         out["engine_over_raw_batch1"] = round(out["engine_batch1_tokens_per_s"] / raw_tps, 3)

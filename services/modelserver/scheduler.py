@@ -86,10 +86,14 @@ class Scheduler:
         with self._wake:
             self._running -= 1
 
-    def close(self) -> None:
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop once the rows already taken have ended; waits up to `timeout_s` for the engine
+        thread (an idle one ends at once), so no torch work outlives its model."""
         with self._wake:
             self._closed = True
             self._wake.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout_s)
 
     def _admit(self, batch: Batch | None) -> list[Job]:
         """Waiting jobs that fit now; blocks while there is nothing to do."""
