@@ -57,6 +57,18 @@ def test_one_chat_message_type():
     assert sampling == [(SHARED, "SamplingParams")]  # generation and pipelines share one
 
 
+def test_unary_and_streamed_generate_requests_are_the_same_fields():
+    """The OpenAI endpoint re-reads a StreamGenerateRequest as a GenerateRequest for answers
+    that are not streamed: the two must keep the same fields under the same numbers."""
+    from llmops.api.generation.v1 import generation_pb2 as gpb
+
+    def fields(message):
+        return [(f.number, f.name, f.type, f.is_repeated, f.message_type.full_name if f.message_type else "")
+                for f in message.DESCRIPTOR.fields]
+
+    assert fields(gpb.GenerateRequest) == fields(gpb.StreamGenerateRequest)
+
+
 def _documented_paths(f: descriptor_pb2.FileDescriptorProto) -> set[tuple[int, ...]]:
     return {tuple(loc.path) for loc in f.source_code_info.location if loc.leading_comments.strip()}
 

@@ -83,6 +83,7 @@ class ModelPool:
     def describe(self) -> list[dict]:
         return [{**m.engine.info(), "version": m.version, "busy": m.scheduler.busy, "steps": m.scheduler.steps,
                  "joins": m.scheduler.joins, "refused": m.scheduler.refused,
+                 "threads": {"decode": m.engine.threads, "prefill": m.engine.prefill_threads},
                  "last_cancel_ms": None if m.engine.last_cancel_s is None else m.engine.last_cancel_s * 1e3,
                  "last_cancel_tokens": m.engine.last_cancel_tokens}
                 for m in self._models.values()]

@@ -164,6 +164,16 @@ def _llmops(piece: Piece, request_id: str, trace_id: str) -> dict:
 
 
 @dataclass
+class ToolCallPiece:
+    """A whole tool call in the shape of a streamed fragment (what `Choice.add` reads)."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
 class Choice:
     """A choice put together from steps (for an answer that is not streamed)."""
 
@@ -281,7 +291,7 @@ class OpenAIApi:
         if is_pipeline(body.model):
             steps = self._pipeline_steps(pipeline_question(body, max_tokens), call)
         else:
-            steps = self._route_steps(chat_generate_request(body, max_tokens))
+            steps = self._route_steps(chat_generate_request(body, max_tokens), body.stream)
         return await self._respond(call, body, steps, "chat.completion", "chatcmpl")
 
     async def completions(self, call: http.HttpCall) -> Response:
@@ -310,7 +320,7 @@ class OpenAIApi:
             for r in requests:
                 if options is not None:
                     r.provider_options.CopyFrom(options)
-            steps = self._merged([self._route_steps(r) for r in requests], n)
+            steps = self._merged([self._route_steps(r, body.stream) for r in requests], n)
         return await self._respond(call, body, steps, "text_completion", "cmpl")
 
     async def _pipeline_steps(self, q: Question, call: http.HttpCall) -> AsyncIterator[Step]:
@@ -321,18 +331,36 @@ class OpenAIApi:
                        usage=(piece.input_tokens, piece.output_tokens) if piece.last else None,
                        llmops=_llmops(piece, request_id, call.rc.trace_id) if piece.versions is not None else None)
 
-    async def _route_steps(self, request: gpb.StreamGenerateRequest) -> AsyncIterator[Step]:
-        """A route: the caller's request goes to generation as it is."""
-        stream = self._generation.StreamGenerate(request, timeout=self._timeout)
+    async def _route_steps(self, request: gpb.StreamGenerateRequest, stream: bool) -> AsyncIterator[Step]:
+        """A route: the caller's request goes to generation as it is. An answer the caller does
+        not stream is asked for in one piece (unary `Generate`: one provider reply and one gRPC
+        message, where streaming would parse and relay every chunk)."""
+        if not stream:
+            async for step in self._route_unary(request):
+                yield step
+            return
+        call = self._generation.StreamGenerate(request, timeout=self._timeout)
         try:
-            async for msg in stream:
+            async for msg in call:
                 yield Step(msg.index, msg.delta, list(msg.tool_calls), list(msg.logprobs),
                            oa.finish_name(msg.finish_reason) if msg.finish_reason else "",
                            (msg.usage.input_tokens, msg.usage.output_tokens) if msg.HasField("usage") else None)
         except grpc.aio.AioRpcError as exc:
             raise channels.downstream_error(exc, "generation") from None
         finally:
-            stream.cancel()
+            call.cancel()
+
+    async def _route_unary(self, request: gpb.StreamGenerateRequest) -> AsyncIterator[Step]:
+        # the two request messages have the same fields under the same numbers (a contract test holds it)
+        unary = gpb.GenerateRequest.FromString(request.SerializeToString())
+        try:
+            reply = await self._generation.Generate(unary, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise channels.downstream_error(exc, "generation") from None
+        for c in reply.choices:
+            calls = [ToolCallPiece(k, t.id, t.function.name, t.function.arguments) for k, t in enumerate(c.tool_calls)]
+            yield Step(c.index, c.text, calls, list(c.logprobs), oa.finish_name(c.finish_reason) or "stop")
+        yield Step(usage=(reply.usage.input_tokens, reply.usage.output_tokens))
 
     @staticmethod
     async def _merged(streams: list[AsyncIterator[Step]], n: int) -> AsyncIterator[Step]:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmops.core import templating
+from llmops.core import template_limits as limits
 from llmops.core.errors import InvalidArgument, ResourceExhausted
 
 _HEADER = struct.Struct(">I")
@@ -86,7 +86,7 @@ class _Worker:
 class RenderPool:
     """`workers` sandbox processes (started on first use), each limited to `memory_mb`."""
 
-    def __init__(self, workers: int = 2, *, memory_mb: int = 256, time_limit_s: float = templating.TIME_LIMIT_S,
+    def __init__(self, workers: int = 2, *, memory_mb: int = 256, time_limit_s: float = limits.TIME_LIMIT_S,
                  queue_timeout_s: float = 5.0):
         self._memory_mb = memory_mb
         self.time_limit_s = time_limit_s
@@ -110,12 +110,12 @@ class RenderPool:
             self._all.discard(worker)
         worker.kill()
 
-    def render(self, source: str, variables: Mapping[str, Any], where: str, kind: str = templating.PROMPT,
-               max_chars: int = templating.MAX_OUTPUT_CHARS) -> str:
+    def render(self, source: str, variables: Mapping[str, Any], where: str, kind: str = limits.PROMPT,
+               max_chars: int = limits.MAX_OUTPUT_CHARS) -> str:
         return self.render_many([(source, variables, where)], kind, max_chars)[0]
 
-    def render_many(self, jobs: Sequence[tuple[str, Mapping[str, Any], str]], kind: str = templating.PROMPT,
-                    max_chars: int = templating.MAX_OUTPUT_CHARS) -> list[str]:
+    def render_many(self, jobs: Sequence[tuple[str, Mapping[str, Any], str]], kind: str = limits.PROMPT,
+                    max_chars: int = limits.MAX_OUTPUT_CHARS) -> list[str]:
         """Each (source, variables, where) rendered, in one round trip; the time limit bounds them
         all together."""
         frame = {"jobs": [list(j) for j in jobs], "kind": kind, "time_limit_s": self.time_limit_s,
@@ -140,7 +140,7 @@ class RenderPool:
                 replace = True
                 self.killed += 1
                 if worker.proc.poll() is None:
-                    raise InvalidArgument(templating.too_slow(where, self.time_limit_s))
+                    raise InvalidArgument(limits.too_slow(where, self.time_limit_s))
                 raise InvalidArgument(f"{where}: rendering failed (the template needed more than the renderer's "
                                       f"{self._memory_mb} MB or crashed it)")
             if answer.get("retire"):
@@ -180,6 +180,8 @@ def _limit_self(memory_mb: int) -> None:
 
 
 def _serve(memory_mb: int) -> None:
+    from llmops.core import templating  # Jinja2 only in the workers
+
     _limit_self(memory_mb)
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
 
@@ -207,7 +209,7 @@ def _serve(memory_mb: int) -> None:
             texts = []
             for source, variables, where in frame["jobs"]:
                 if time.monotonic() > deadline:
-                    raise InvalidArgument(templating.too_slow(where, frame["time_limit_s"]))
+                    raise InvalidArgument(limits.too_slow(where, frame["time_limit_s"]))
                 texts.append(templating.render_here(source, variables, where, frame["kind"], frame["time_limit_s"],
                                                     frame["max_chars"], deadline=deadline))
             write({"texts": texts})

@@ -27,14 +27,11 @@ from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from llmops.core.errors import InvalidArgument
+from llmops.core.template_limits import CHAT, MAX_OUTPUT_CHARS, PROMPT, TIME_LIMIT_S, too_slow
 
-MAX_OUTPUT_CHARS = 200_000
 MAX_SEQUENCE = 100_000  # longest string or list that `*` may build
 MAX_EXPONENT = 64
-TIME_LIMIT_S = 1.0
 TEMPLATE_FILE = "<template>"
-PROMPT = "prompt"  # prompt templates: strict (an undefined variable is an error)
-CHAT = "chat"  # model chat templates, rendered as transformers renders them
 
 
 class _TooSlow(Exception):
@@ -143,7 +140,3 @@ def render_here(source: str, variables: Mapping[str, Any], where: str, kind: str
     finally:
         sys.settrace(previous)
     return "".join(pieces)
-
-
-def too_slow(where: str, time_limit_s: float) -> str:
-    return f"{where}: rendering took longer than {time_limit_s:g} s and was stopped"
