@@ -345,7 +345,10 @@ class Engine:
         log.error("generation of %d rows failed", len(jobs), exc_info=exc)
         for job in jobs:
             if not job.finished:
-                job.end("error", f"generation failed: {type(exc).__name__}")
+                try:
+                    job.end("error", f"generation failed: {type(exc).__name__}")
+                except Exception:  # a caller that is gone (its event loop closed) stops no one else
+                    log.warning("could not report the failure to a request", exc_info=True)
 
     def _logprob(self, row: torch.Tensor, token: int, top: int) -> dict:
         chosen, best = logprobs(row, token, top)

@@ -114,6 +114,25 @@ class Scheduler:
             self._running += len(jobs)
             return jobs
 
+    def _start(self, jobs: list[Job], batch: Batch | None) -> Batch | None:
+        """Prefill `jobs` and put them beside the running rows; a failure fails the rows it
+        touched (a join that broke half way leaves a cache no row can trust) and the thread
+        goes on."""
+        try:
+            fresh = self.engine.prefill(jobs)
+        except Exception as exc:  # noqa: BLE001 - the new rows fail; the running ones go on
+            self.engine.fail(jobs, exc)
+            return batch
+        if batch is None:
+            return fresh
+        try:
+            batch = batch.join(fresh)
+        except Exception as exc:  # noqa: BLE001
+            self.engine.fail([r.job for r in batch.rows] + jobs, exc)
+            return None
+        self.joins += 1
+        return batch
+
     def _loop(self) -> None:
         try:
             self.engine.tune_threads(self.max_batch)
@@ -125,15 +144,7 @@ class Scheduler:
             if self._closed and batch is None and not jobs:
                 return
             if jobs:
-                try:
-                    fresh = self.engine.prefill(jobs)
-                except Exception as exc:  # noqa: BLE001 - the new rows fail; the running ones go on
-                    self.engine.fail(jobs, exc)
-                    fresh = None
-                if fresh is not None:
-                    if batch is not None:
-                        self.joins += 1
-                    batch = fresh if batch is None else batch.join(fresh)
+                batch = self._start(jobs, batch)
             if batch is None:
                 continue
             started = time.monotonic()

@@ -222,3 +222,23 @@ def test_the_engine_times_its_thread_counts_only_when_nobody_set_one(engine, mon
         assert chosen in (1, 2) and torch.get_num_threads() == chosen == engine.threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_request_that_fails_to_start_fails_alone(engine):
+    """A prompt the model cannot run (a token id past its vocabulary) fails its own request;
+    the row already decoding and the requests after it are served."""
+    scheduler = Scheduler(engine, max_batch=4)
+    try:
+        running, broken, after = Recorder(), Recorder(), Recorder()
+        scheduler.submit([Job(engine.encode("A"), Sampling(max_tokens=60), running)])
+        while not running.parts:
+            assert not running.done.wait(0.005)
+        scheduler.submit([Job([10**6], Sampling(max_tokens=4), broken)])
+        assert broken.done.wait(30) and broken.result.startswith("generation failed")
+        assert running.done.wait(60) and running.result.finish_reason in ("length", "stop")
+        assert running.text == run(engine, ["A"], [Sampling(max_tokens=60)])[0][0]
+        scheduler.submit([Job(engine.encode("B"), Sampling(max_tokens=3), after)])
+        assert after.done.wait(30) and after.result.output_tokens <= 3
+        assert scheduler.busy == 0
+    finally:
+        scheduler.close()
