@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from llmops.core import heap
 from services.modelserver.engine import Engine
 from services.modelserver.fetch import ModelFetcher
 from services.modelserver.scheduler import Scheduler
@@ -57,6 +58,7 @@ class ModelPool:
             loaded = self._models.get(version)
             if loaded is None:
                 engine = await asyncio.to_thread(Engine.load, folder, version)
+                heap.freeze_long_lived()  # a full collection over torch and the model stalls every request
                 loaded = Loaded(version, engine, Scheduler(engine, self._max_batch, self._max_waiting), time.time())
                 self._models[version] = loaded
                 self._evict()

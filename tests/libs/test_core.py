@@ -144,3 +144,25 @@ def test_torch_processes_wait_passively_unless_told_otherwise():
     assert "OMP_WAIT_POLICY" not in given and "OMP_NUM_THREADS" not in given  # the operator's settings win
     assert cpu.may_tune_threads(env)  # nobody chose a count: the model server may measure one
     assert not cpu.may_tune_threads(given) and not cpu.may_tune_threads(cpu.torch_thread_env({"LLMOPS_TORCH_THREADS": "2"}))
+
+
+def test_long_lived_objects_are_frozen_and_new_garbage_is_still_collected():
+    import gc
+    import weakref
+
+    from llmops.core import heap
+
+    class Node:
+        pass
+
+    kept = [Node() for _ in range(100)]
+    try:
+        assert heap.freeze_long_lived() >= len(kept)  # start-up objects leave the collector's generations
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle made after start-up: only the cyclic collector frees it
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect()
+        assert gone() is None
+    finally:
+        gc.unfreeze()

@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
-from llmops.core import admission, auth, localenv, metrics, telemetry
+from llmops.core import admission, auth, heap, localenv, metrics, telemetry
 from llmops.core import tls as tls_
 from llmops.core.config import ConfigError, from_env
 from llmops.core.interceptors import AuthStage, DeadlineStage, StagedInterceptor, TracingStage
@@ -236,6 +236,7 @@ async def _serve(service: str, config: ServerConfig, factory: Factory, provider:
         log.warning("no API keys configured: every call except health and reflection will be refused; "
                     "create one with `llmops keys create NAME --role admin`")
     server = await factory(config, keys, provider)
+    heap.freeze_long_lived()  # what start-up made lives as long as the process: no GC walks it again
     if config.metrics_port != -1:
         wanted = config.metrics_port if config.metrics_port is not None else (config.port + 1000 if config.port else 0)
         try:
