@@ -24,9 +24,9 @@ from pathlib import Path
 import grpc
 from opentelemetry import trace
 
+from bench.busy_machine import busy
 from bench.echo_server import SERVICE as ECHO_SERVICE
 from bench.echo_server import echo
-from bench.busy_machine import busy
 from bench.harness import compare, write_report
 from llmops.api.registry.v1 import registry_pb2 as pb
 from llmops.client import Client
