@@ -116,3 +116,44 @@ def test_the_comparison_table_puts_the_sides_and_the_difference_in_columns():
     cand.answer_matches, champ.answer_matches = [True, True], [True, False]
     cand.scored_by_phrases = champ.scored_by_phrases = True
     assert "answer match (key phrase)    100%" in compare.table(cand, champ)
+
+
+def test_token_f1_and_contains_reference_give_partial_and_lenient_credit():
+    assert exact.token_f1("Only an approver may", "only an approver") == pytest.approx(2 * 0.75 * 1.0 / 1.75)
+    assert exact.token_f1("The approver, only.", "only the approver") == 1.0  # a bag of normalised words
+    assert exact.token_f1("nothing alike", "only the approver") == 0.0
+    assert exact.token_f1("", "") == 1.0 and exact.token_f1("", "x") == 0.0
+    assert exact.contains_reference("It is: Only an approver!", "only an approver")
+    assert not exact.contains_reference("only an approvers", "only an approver")  # word boundaries
+    assert not exact.contains_reference("anything", "")
+
+
+def test_paired_statistics_say_how_sure_a_difference_is():
+    from llmops.evaluation import stats
+
+    m = stats.mcnemar([True] * 10 + [False] * 2 + [True] * 8, [False] * 10 + [True] * 2 + [True] * 8)
+    assert (m.candidate_only, m.champion_only) == (10, 2)
+    assert m.p_value == pytest.approx(2 * (1 + 12 + 66) / 4096)  # exact binomial on the 12 discordant rows
+    assert stats.mcnemar([True, False], [True, False]).p_value == 1.0  # no discordant rows: no evidence
+
+    better = stats.paired_bootstrap([1.0] * 18 + [0.0] * 2, [0.0] * 16 + [1.0] * 4)
+    assert better.mean == pytest.approx(0.7) and better.excludes_zero and better.low <= 0.7 <= better.high
+    same = stats.paired_bootstrap([1.0, 0.0, 1.0], [1.0, 0.0, 1.0])
+    assert (same.low, same.high) == (0.0, 0.0) and not same.excludes_zero
+    noisy = stats.paired_bootstrap([1.0, 0.0] * 10, [0.0, 1.0] * 10)
+    assert noisy.low < 0 < noisy.high and not noisy.excludes_zero
+    assert stats.paired_bootstrap([1.0, 0.0] * 10, [0.0, 1.0] * 10) == noisy  # seeded: the same interval
+    with pytest.raises(ValueError, match="differ in length"):
+        stats.paired_bootstrap([1.0], [1.0, 0.0])
+
+
+def test_the_comparison_prints_intervals_and_mcnemar_under_the_table():
+    cand = compare.SideResult("m@2", "r2", "", ["a"] * 20, [1] * 20, [1.0] * 20, [True] * 18 + [False] * 2)
+    champ = compare.SideResult("m@1", "r1", "", ["b"] * 20, [1] * 20, [1.0] * 20, [False] * 16 + [True] * 4)
+    cand.f1, champ.f1 = [1.0] * 20, [0.5] * 20
+    text = compare.table(cand, champ)
+    assert "token F1                     100%           50%" in text
+    assert "exact match: +70 pts, 95% CI +" in text and "(the candidate is better); McNemar p = 0.00131" in text
+    assert "token F1: +50 pts, 95% CI +50 to +50 (the candidate is better)" in text
+    champ.matches = list(cand.matches)
+    assert "exact match: +0 pts, 95% CI +0 to +0 (not significant); McNemar p = 1" in compare.table(cand, champ)

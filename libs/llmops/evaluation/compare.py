@@ -1,7 +1,7 @@
 """Champion vs candidate: a dataset's evaluation questions answered through generation routes
 (greedy, one at a time so latencies are comparable), scored by exact match (and, for rows with
-key phrases, answer match: exact or containing a key phrase), with the answer length and latency,
-side by side.
+key phrases, answer match: exact or containing a key phrase) and token F1, with the answer length
+and latency, side by side, and how sure each difference is (paired bootstrap interval, McNemar).
 
 A side is a route name, or a registry model reference (`name@version`, `name@alias`), for which
 an evaluation route `eval-{name}-{version}` targeting just that model is created once (routes
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from llmops.client.base import CallError
 from llmops.client.generation import GenerationClient, registry_target
 from llmops.core.errors import FailedPrecondition
-from llmops.evaluation import exact
+from llmops.evaluation import exact, stats
 
 
 @dataclass
@@ -32,6 +32,7 @@ class SideResult:
     latencies_ms: list[float] = field(default_factory=list)
     matches: list[bool] = field(default_factory=list)
     answer_matches: list[bool] = field(default_factory=list)
+    f1: list[float] = field(default_factory=list)
     scored_by_phrases: bool = False
 
     @property
@@ -41,6 +42,10 @@ class SideResult:
     @property
     def answer_match(self) -> float:
         return sum(self.answer_matches) / len(self.answer_matches) if self.answer_matches else 0.0
+
+    @property
+    def token_f1(self) -> float:
+        return statistics.fmean(self.f1) if self.f1 else 0.0
 
     @property
     def mean_answer_tokens(self) -> float:
@@ -93,6 +98,7 @@ def evaluate(generation: GenerationClient, label: str, route: str, items: list[t
         result.output_tokens.append(out.usage.output_tokens)
         result.matches.append(exact.exact_match(out.text, reference))
         result.answer_matches.append(exact.answer_match(out.text, reference, keys))
+        result.f1.append(exact.token_f1(out.text, reference))
         progress()
     return result
 
@@ -104,6 +110,8 @@ def table(candidate: SideResult, champion: SideResult) -> str:
          f"{(candidate.exact_match - champion.exact_match) * 100:+.0f} pts"),
         *([("answer match (key phrase)", f"{candidate.answer_match:.0%}", f"{champion.answer_match:.0%}",
             f"{(candidate.answer_match - champion.answer_match) * 100:+.0f} pts")] if candidate.scored_by_phrases else []),
+        ("token F1", f"{candidate.token_f1:.0%}", f"{champion.token_f1:.0%}",
+         f"{(candidate.token_f1 - champion.token_f1) * 100:+.0f} pts"),
         ("mean answer length (tokens)", f"{candidate.mean_answer_tokens:.1f}", f"{champion.mean_answer_tokens:.1f}",
          f"{candidate.mean_answer_tokens - champion.mean_answer_tokens:+.1f}"),
         ("latency p50 (ms)", f"{candidate.latency_p50_ms:.0f}", f"{champion.latency_p50_ms:.0f}",
@@ -118,4 +126,28 @@ def table(candidate: SideResult, champion: SideResult) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.append(f"served by: {candidate.served_by or '-'} vs {champion.served_by or '-'}; "
                  f"{len(candidate.matches)} question{'' if len(candidate.matches) == 1 else 's'}")
+    lines += significance(candidate, champion)
     return "\n".join(lines)
+
+
+def significance(candidate: SideResult, champion: SideResult) -> list[str]:
+    """How sure the differences are: a 95% paired-bootstrap interval for each score and McNemar's
+    exact test for the right/wrong ones (same rows on both sides)."""
+    scores = [("exact match", candidate.matches, champion.matches, True),
+              *([("answer match", candidate.answer_matches, champion.answer_matches, True)]
+                if candidate.scored_by_phrases else []),
+              ("token F1", candidate.f1, champion.f1, False)]
+    out = []
+    for name, cand, champ, binary in scores:
+        if not cand or len(cand) != len(champ):
+            continue
+        d = stats.paired_bootstrap([float(x) for x in cand], [float(x) for x in champ])
+        verdict = ("the candidate is better" if d.low > 0 else "the candidate is worse" if d.high < 0
+                   else "not significant")
+        line = f"{name}: {d.mean * 100:+.0f} pts, 95% CI {d.low * 100:+.0f} to {d.high * 100:+.0f} ({verdict})"
+        if binary:
+            m = stats.mcnemar(cand, champ)
+            line += (f"; McNemar p = {m.p_value:.3g} ({m.candidate_only} right only for the candidate, "
+                     f"{m.champion_only} only for the champion)")
+        out.append(line)
+    return out
