@@ -157,3 +157,23 @@ def test_the_comparison_prints_intervals_and_mcnemar_under_the_table():
     assert "token F1: +50 pts, 95% CI +50 to +50 (the candidate is better)" in text
     champ.matches = list(cand.matches)
     assert "exact match: +0 pts, 95% CI +0 to +0 (not significant); McNemar p = 1" in compare.table(cand, champ)
+
+
+def test_retrieval_scores_rank_the_cited_documents_against_the_rows_sources():
+    from llmops.evaluation import rag
+
+    assert rag.retrieval_scores(["a.md", "a.md", "b.md", "c.md"], ["b.md", "z.md"]) == (True, 0.5, 0.5)
+    assert rag.retrieval_scores(["a.md"], ["a.md"]) == (True, 1.0, 1.0)
+    assert rag.retrieval_scores(["a.md"], ["b.md"]) == (False, 0.0, 0.0)
+    assert rag.retrieval_scores(["a.md"], []) is None  # a row that names no source is not scored
+
+
+def test_citation_support_checks_the_cited_chunks_hold_the_answer():
+    from llmops.evaluation import rag
+
+    chunks = [("[1]", "Only a person with the approver role may move the production alias."),
+              ("[2]", "Routes limit requests per minute for each caller.")]
+    assert rag.citation_support("Only the approver role may move production aliases [1].", chunks) is True
+    assert rag.citation_support("Only the approver role may move production aliases [2].", chunks) is False
+    assert rag.citation_support("Only the approver role may move it.", chunks) is None  # nothing cited by marker
+    assert rag.citation_support("[3]", chunks) is None  # a marker that names no chunk

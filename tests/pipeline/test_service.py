@@ -189,3 +189,28 @@ def test_every_answer_is_logged_exactly_once_even_while_the_feedback_service_is_
         first.versions.pipeline, first.versions.prompt, first.versions.index, first.versions.model)
     assert [s.text for s in record.sources] == [c.text for c in first.citations]
     assert record.output_tokens == first.usage.output_tokens and record.latency_ms > 0
+
+
+def test_an_evaluation_set_is_scored_through_the_pipeline_concurrently_in_order(rag, tmp_path):
+    """`llmops pipelines eval`'s scoring over the real stack: retrieval hit, recall and reciprocal
+    rank for rows that name their sources (none for a row that names none), answers in the
+    dataset's order at concurrency 4."""
+    import json
+
+    from llmops.evaluation import datasets
+    from llmops.evaluation import rag as rag_eval
+
+    rows = [{"question": QUESTION, "reference_answer": "An approver.", "sources": ["approvals.md"]},
+            {"question": "What do routes limit for each caller?", "reference_answer": "Requests and tokens.",
+             "sources": ["limits.md", "nowhere.md"]},
+            {"question": "What does the registry keep?", "reference_answer": "Models."}]
+    path = tmp_path / "eval.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    report = rag_eval.evaluate(rag.client().pipeline, "kb-qa@production", datasets.from_jsonl(path), concurrency=4)
+    assert [a.question for a in report.answers] == [r["question"] for r in rows]
+    first, second, third = report.answers
+    assert (first.hit, first.recall, first.reciprocal_rank) == (True, 1.0, 1.0)  # the best hit answers it
+    assert (second.hit, second.recall, second.reciprocal_rank) == (True, 0.5, 1.0)  # one of two sources exists
+    assert (third.hit, third.recall, third.reciprocal_rank) == (None, None, None)
+    assert report.recall == 0.75 and report.mrr == 1.0 and report.hit_rate == 1.0
+    assert "recall 75%, MRR 1.00" in report.summary()

@@ -95,12 +95,14 @@ def cmd_eval(client: Client, args) -> None:
     total = min(args.limit, len(ds.evaluation)) if args.limit else len(ds.evaluation)
     with tqdm(total=total, desc=f"ask {args.pipeline}", unit="question") as bar:
         report = rag.evaluate(client.pipeline, args.pipeline, ds, limit=args.limit, max_tokens=args.max_tokens,
-                              progress=lambda: bar.update(1))
+                              concurrency=args.concurrency, progress=lambda: bar.update(1))
     if args.details:
         for a in report.answers:
             mark = "right" if a.right else "wrong"
             hit = {True: "hit", False: "miss", None: "-"}[a.hit]
-            print(f"\nQ: {a.question}\n  reference: {a.reference}\n  answer ({mark}, retrieval {hit}): "
+            support = {True: "supported by its citations", False: "NOT supported by its citations",
+                       None: "no citation marker"}[a.supported]
+            print(f"\nQ: {a.question}\n  reference: {a.reference}\n  answer ({mark}, retrieval {hit}, {support}): "
                   f"{a.answer.strip()}\n  cited: {', '.join(dict.fromkeys(a.cited))}")
     print(f"dataset {ds.uri}@{ds.version}")
     print(report.summary())
@@ -145,6 +147,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a local .jsonl file, registry:NAME@VERSION or a Delta table")
     c.add_argument("--limit", type=int, default=0, help="at most this many questions")
     c.add_argument("--max-tokens", type=int, default=0, help="answer length, up to the bundle's")
+    c.add_argument("--concurrency", type=int, default=1, choices=range(1, 33), metavar="1-32",
+                   help="questions asked at once (default 1: latencies unaffected by each other)")
     c.add_argument("--details", action="store_true", help="print every question, answer and citation")
     c.set_defaults(run=cmd_eval)
     p = sub.add_parser("ask", help="ask a question through a pipeline: streamed answer, sources, trace id")
