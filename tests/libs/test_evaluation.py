@@ -177,3 +177,13 @@ def test_citation_support_checks_the_cited_chunks_hold_the_answer():
     assert rag.citation_support("Only the approver role may move production aliases [2].", chunks) is False
     assert rag.citation_support("Only the approver role may move it.", chunks) is None  # nothing cited by marker
     assert rag.citation_support("[3]", chunks) is None  # a marker that names no chunk
+
+
+def test_a_judges_answer_is_read_as_json_or_text_and_out_of_scale_is_no_score():
+    from llmops.evaluation import judge
+
+    assert judge.parse('{"score": 4, "reason": "right but long"}') == (4.0, "right but long")
+    assert judge.parse('Here you go: {"score": 2, "reason": "misses the approver"} done') == (2.0, "misses the approver")
+    assert judge.parse("Score: 5\nReason: matches the reference.") == (5.0, "matches the reference.")
+    assert judge.parse("score = 9, way off the scale") == (None, "score = 9, way off the scale")
+    assert judge.parse("I cannot decide.") == (None, "I cannot decide.")

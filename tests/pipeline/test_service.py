@@ -214,3 +214,34 @@ def test_an_evaluation_set_is_scored_through_the_pipeline_concurrently_in_order(
     assert (third.hit, third.recall, third.reciprocal_rank) == (None, None, None)
     assert report.recall == 0.75 and report.mrr == 1.0 and report.hit_rate == 1.0
     assert "recall 75%, MRR 1.00" in report.summary()
+
+
+def test_a_judge_route_scores_answers_by_a_versioned_rubric(rag, tmp_path):
+    """An LLM judge over the wire: the rubric is a prompt template version rendered by the prompt
+    service, the judge a route to the loopback OpenAI-compatible provider, asked for a JSON verdict
+    (the provider answers a JSON object of the requested schema)."""
+    import json
+
+    from llmops.client.prompt import variable
+    from llmops.evaluation import datasets, judge
+    from llmops.evaluation import rag as rag_eval
+
+    admin = rag.client("admin")
+    admin.prompt.create_template("judge-rubric")
+    version = admin.prompt.create_version("judge-rubric", [
+        ("system", "Score the answer from 1 to 5 against the reference."),
+        ("user", "Question: {{ question }}\nReference: {{ reference }}\nAnswer: {{ answer }}")],
+        variables=[variable("question"), variable("reference"), variable("answer")])
+    admin.prompt.approve(version.name)
+    admin.prompt.set_alias("judge-rubric", "production", version.version)
+    j = judge.Judge(rag.client(), "ext", "judge-rubric@production")
+    assert j.structured  # a provider route: asked for JSON of the verdict schema
+    verdict = j("Who approves?", "An approver.", "Only an approver.")
+    assert verdict.score == 1 and verdict.rubric == version.name
+    assert verdict.reason.startswith("Question: Who approves?\nReference: An approver.\nAnswer: Only an approver.")
+    asked = rag.fake.requests[-1]["body"]
+    assert asked["response_format"]["json_schema"]["schema"]["properties"]["score"]["maximum"] == 5
+    path = tmp_path / "eval.jsonl"
+    path.write_text(json.dumps({"question": QUESTION, "reference_answer": "An approver."}) + "\n")
+    report = rag_eval.evaluate(rag.client().pipeline, "kb-qa@production", datasets.from_jsonl(path), judge=j)
+    assert report.answers[0].judged.score == 1 and report.judge_score == 1.0 and "judge score 1.00" in report.summary()

@@ -91,11 +91,18 @@ def cmd_eval(client: Client, args) -> None:
 
     from llmops.evaluation import datasets, rag
 
+    if bool(args.judge) != bool(args.rubric):
+        raise SystemExit("--judge and --rubric go together: the route that judges and the rubric it follows")
+    judge = None
+    if args.judge:
+        from llmops.evaluation.judge import Judge
+
+        judge = Judge(client, args.judge, args.rubric)
     ds = datasets.load_for_client(args.dataset, client.registry)
     total = min(args.limit, len(ds.evaluation)) if args.limit else len(ds.evaluation)
     with tqdm(total=total, desc=f"ask {args.pipeline}", unit="question") as bar:
         report = rag.evaluate(client.pipeline, args.pipeline, ds, limit=args.limit, max_tokens=args.max_tokens,
-                              concurrency=args.concurrency, progress=lambda: bar.update(1))
+                              concurrency=args.concurrency, judge=judge, progress=lambda: bar.update(1))
     if args.details:
         for a in report.answers:
             mark = "right" if a.right else "wrong"
@@ -104,6 +111,9 @@ def cmd_eval(client: Client, args) -> None:
                        None: "no citation marker"}[a.supported]
             print(f"\nQ: {a.question}\n  reference: {a.reference}\n  answer ({mark}, retrieval {hit}, {support}): "
                   f"{a.answer.strip()}\n  cited: {', '.join(dict.fromkeys(a.cited))}")
+            if a.judged is not None:
+                print(f"  judge ({a.judged.rubric}): {a.judged.score if a.judged.score is not None else 'no score'}"
+                      f" - {a.judged.reason}")
     print(f"dataset {ds.uri}@{ds.version}")
     print(report.summary())
 
@@ -149,6 +159,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-tokens", type=int, default=0, help="answer length, up to the bundle's")
     c.add_argument("--concurrency", type=int, default=1, choices=range(1, 33), metavar="1-32",
                    help="questions asked at once (default 1: latencies unaffected by each other)")
+    c.add_argument("--judge", metavar="ROUTE", help="also score every answer with this route as judge")
+    c.add_argument("--rubric", metavar="TEMPLATE@ALIAS", help="the judge's rubric: a prompt template with "
+                   "variables question, reference and answer (required with --judge)")
     c.add_argument("--details", action="store_true", help="print every question, answer and citation")
     c.set_defaults(run=cmd_eval)
     p = sub.add_parser("ask", help="ask a question through a pipeline: streamed answer, sources, trace id")

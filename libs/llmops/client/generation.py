@@ -10,7 +10,7 @@ from llmops.api.common.v1.chat_pb2 import ChatMessage
 from llmops.api.generation.v1 import generation_pb2 as pb
 from llmops.api.generation.v1 import generation_pb2_grpc
 from llmops.client.base import CallError, ServiceClient, operation
-from llmops.core.openai_format import sampling_from_json
+from llmops.core.openai_format import parse_into, sampling_from_json
 
 
 def registry_target(ref: str, weight: int = 1) -> pb.Target:
@@ -53,16 +53,20 @@ class GenerationClient(ServiceClient):
     @staticmethod
     def request(route: str, messages=None, prompt: str = "", *, max_tokens: int = 0, temperature: float | None = None,
                 top_p: float | None = None, stop: list[str] | None = None, seed: int | None = None, n: int = 0,
-                logprobs: bool = False, top_logprobs: int = 0,
+                logprobs: bool = False, top_logprobs: int = 0, response_format: dict | None = None,
                 stream: bool = False) -> pb.GenerateRequest | pb.StreamGenerateRequest:
         """`messages` as ChatMessage, (role, content) tuples or {"role", "content"} dicts; sampling
-        left as None is not sent (the target's default holds); `stream`: the StreamGenerate
-        request (the same fields)."""
+        left as None is not sent (the target's default holds); `response_format` as OpenAI's JSON
+        (`{"type": "json_schema", "json_schema": {...}}`, provider targets only); `stream`: the
+        StreamGenerate request (the same fields)."""
         sampling = sampling_from_json({"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
                                        "stop": stop, "seed": seed})
-        return (pb.StreamGenerateRequest if stream else pb.GenerateRequest)(
+        request = (pb.StreamGenerateRequest if stream else pb.GenerateRequest)(
             route=route, messages=_messages(messages), prompt=prompt, sampling=sampling, n=n, logprobs=logprobs,
             top_logprobs=top_logprobs)
+        if response_format is not None:
+            parse_into(request.response_format, response_format)
+        return request
 
     @operation("generate")
     def generate(self, route: str, messages=None, prompt: str = "", *, timeout: float | None = None,

@@ -5,7 +5,8 @@ pipeline (its bundle's prompt, index, route and sampling), up to `concurrency` a
   (1 / the rank of the first source; MRR over rows);
 - citation support: when the answer cites chunks by marker (`[1]`), whether the cited chunks
   contain most of the answer's words (overlap of normalised words, at least half);
-- answer match: the answer matches the reference exactly or contains one of its key phrases."""
+- answer match: the answer matches the reference exactly or contains one of its key phrases;
+- optionally an LLM judge's score and reason per answer (`judge.Judge`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from llmops.evaluation import exact
 from llmops.evaluation.datasets import Dataset
+from llmops.evaluation.judge import Judge, Verdict
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Answer:
     recall: float | None = None  # share of the row's sources among the cited documents
     reciprocal_rank: float | None = None
     supported: bool | None = None  # None: the answer cites no chunk by marker
+    judged: Verdict | None = None  # an LLM judge's score and reason, when one was asked
 
 
 @dataclass
@@ -67,6 +70,11 @@ class Report:
         return self._mean([a.supported for a in self.answers])
 
     @property
+    def judge_score(self) -> float | None:
+        """The judge's mean score over the answers it scored."""
+        return self._mean([a.judged.score for a in self.answers if a.judged is not None])
+
+    @property
     def latency_p50_ms(self) -> float:
         return statistics.median(a.latency_ms for a in self.answers) if self.answers else 0.0
 
@@ -75,7 +83,8 @@ class Report:
         models = sorted({a.model for a in self.answers if a.model})
         extra = "".join(f", {name} {value:.{digits}}" for name, value, digits in
                         (("recall", self.recall, "0%"), ("MRR", self.mrr, "2f"),
-                         ("citation support", self.citation_support, "0%")) if value is not None)
+                         ("citation support", self.citation_support, "0%"),
+                         ("judge score", self.judge_score, "2f")) if value is not None)
         return (f"{self.pipeline} ({', '.join(models) or '-'}): {n} questions, retrieval hit rate "
                 f"{self.hit_rate:.0%}{extra}, answer match {self.answer_match:.0%} "
                 f"({sum(a.right for a in self.answers)}/{n}), latency p50 {self.latency_p50_ms:.0f} ms")
@@ -110,10 +119,11 @@ def citation_support(answer: str, citations: Sequence[tuple[str, str]], *, at_le
 
 
 def evaluate(pipeline_client, pipeline: str, ds: Dataset, *, limit: int = 0, max_tokens: int = 0,
-             timeout_s: float = 300.0, concurrency: int = 1,
+             timeout_s: float = 300.0, concurrency: int = 1, judge: Judge | None = None,
              progress: Callable[[], None] = lambda: None) -> Report:
     """Ask every evaluation question of `ds` through `pipeline` (a PipelineClient and
-    `name@alias`), at most `concurrency` at once; answers in the dataset's order."""
+    `name@alias`), at most `concurrency` at once; answers in the dataset's order; each scored by
+    `judge` too when one is given."""
     items = ds.evaluation[:limit] if limit else ds.evaluation
 
     def ask(i: int) -> Answer:
@@ -128,7 +138,8 @@ def evaluate(pipeline_client, pipeline: str, ds: Dataset, *, limit: int = 0, max
         hit, recall, rr = scores if scores is not None else (None, None, None)
         answer = Answer(question, reference, out.answer, cited, hit,
                         exact.answer_match(out.answer, reference, expect.key_phrases), latency, out.versions.model,
-                        recall, rr, citation_support(out.answer, [(c.marker, c.text) for c in out.citations]))
+                        recall, rr, citation_support(out.answer, [(c.marker, c.text) for c in out.citations]),
+                        judge(question, reference, out.answer) if judge is not None else None)
         progress()
         return answer
 
