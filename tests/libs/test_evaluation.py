@@ -187,3 +187,17 @@ def test_a_judges_answer_is_read_as_json_or_text_and_out_of_scale_is_no_score():
     assert judge.parse("Score: 5\nReason: matches the reference.") == (5.0, "matches the reference.")
     assert judge.parse("score = 9, way off the scale") == (None, "score = 9, way off the scale")
     assert judge.parse("I cannot decide.") == (None, "I cannot decide.")
+
+
+def test_the_comparison_adds_the_judges_scores_when_a_judge_was_asked():
+    from llmops.evaluation.judge import Verdict
+
+    cand = compare.SideResult("m@2", "r2", "", ["a"] * 4, [1] * 4, [1.0] * 4, [True] * 4)
+    champ = compare.SideResult("m@1", "r1", "", ["b"] * 4, [1] * 4, [1.0] * 4, [True] * 4)
+    assert "judge" not in compare.table(cand, champ)  # no judge asked: no judge rows
+    cand.verdicts = [Verdict(s, "", "prompts/rubric/versions/2") for s in (5, 4, 5, None)]
+    champ.verdicts = [Verdict(s, "", "prompts/rubric/versions/2") for s in (3, 2, 3, 4)]
+    text = compare.table(cand, champ)
+    assert "judge score (1-5)            4.67           3.00          +1.67" in text
+    assert ("judge score: +2.00, 95% CI +2.00 to +2.00 (the candidate is better; 3 questions scored on both "
+            "sides, rubric prompts/rubric/versions/2)") in text

@@ -186,6 +186,13 @@ def cmd_compare(client: Client, args) -> None:
 
     from llmops.evaluation import compare, datasets
 
+    if bool(args.judge) != bool(args.rubric):
+        raise SystemExit("--judge and --rubric go together: the route that judges and the rubric it follows")
+    judge = None
+    if args.judge:
+        from llmops.evaluation.judge import Judge
+
+        judge = Judge(client, args.judge, args.rubric)
     ds = datasets.load_for_client(args.dataset, client.registry)
     items = ds.evaluation[:args.limit] if args.limit else ds.evaluation
     phrases = [ds.expectation(i).key_phrases for i in range(len(items))]
@@ -194,7 +201,7 @@ def cmd_compare(client: Client, args) -> None:
     with tqdm(total=2 * len(items), desc="compare", unit="question") as bar:
         for side in (args.candidate, args.champion):
             results.append(compare.evaluate(client.generation, side, routes[side], items, max_tokens=args.max_tokens,
-                                            progress=lambda: bar.update(1), key_phrases=phrases))
+                                            progress=lambda: bar.update(1), key_phrases=phrases, judge=judge))
     print(f"dataset {ds.uri}@{ds.version}")
     print(compare.table(*results))
     if args.details:
@@ -272,6 +279,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         ".jsonl file")
     a.add_argument("--max-tokens", type=int, default=64)
     a.add_argument("--limit", type=int, default=0, help="at most this many questions")
+    a.add_argument("--judge", metavar="ROUTE", help="also score both sides' answers with this route as judge")
+    a.add_argument("--rubric", metavar="TEMPLATE@ALIAS", help="the judge's rubric: a prompt template with "
+                   "variables question, reference and answer (required with --judge)")
     a.add_argument("--details", action="store_true", help="print every question with both answers")
     a.set_defaults(run=cmd_compare)
     a = s.add_parser("events", help="the audit trail")

@@ -34,6 +34,7 @@ class SideResult:
     answer_matches: list[bool] = field(default_factory=list)
     f1: list[float] = field(default_factory=list)
     scored_by_phrases: bool = False
+    verdicts: list = field(default_factory=list)  # judge.Verdict per question, when a judge was asked
 
     @property
     def exact_match(self) -> float:
@@ -46,6 +47,15 @@ class SideResult:
     @property
     def token_f1(self) -> float:
         return statistics.fmean(self.f1) if self.f1 else 0.0
+
+    @property
+    def judge_scores(self) -> list[float | None]:
+        return [v.score for v in self.verdicts]
+
+    @property
+    def judge_mean(self) -> float | None:
+        scored = [x for x in self.judge_scores if x is not None]
+        return statistics.fmean(scored) if scored else None
 
     @property
     def mean_answer_tokens(self) -> float:
@@ -85,8 +95,9 @@ def route_for(generation: GenerationClient, side: str) -> str:
 
 def evaluate(generation: GenerationClient, label: str, route: str, items: list[tuple[list[dict], str]], *,
              max_tokens: int, progress: Callable[[], None] = lambda: None,
-             key_phrases: list[tuple[str, ...]] | None = None) -> SideResult:
-    """`key_phrases`, one tuple per item, adds the answer-match score."""
+             key_phrases: list[tuple[str, ...]] | None = None, judge=None) -> SideResult:
+    """`key_phrases`, one tuple per item, adds the answer-match score; `judge` (a
+    `judge.Judge`) scores every answer too."""
     result = SideResult(label, route, scored_by_phrases=any(key_phrases or ()))
     phrases = key_phrases or [()] * len(items)
     for (prompt, reference), keys in zip(items, phrases, strict=True):
@@ -99,6 +110,8 @@ def evaluate(generation: GenerationClient, label: str, route: str, items: list[t
         result.matches.append(exact.exact_match(out.text, reference))
         result.answer_matches.append(exact.answer_match(out.text, reference, keys))
         result.f1.append(exact.token_f1(out.text, reference))
+        if judge is not None:
+            result.verdicts.append(judge(prompt[-1]["content"] if prompt else "", reference, out.text))
         progress()
     return result
 
@@ -112,6 +125,9 @@ def table(candidate: SideResult, champion: SideResult) -> str:
             f"{(candidate.answer_match - champion.answer_match) * 100:+.0f} pts")] if candidate.scored_by_phrases else []),
         ("token F1", f"{candidate.token_f1:.0%}", f"{champion.token_f1:.0%}",
          f"{(candidate.token_f1 - champion.token_f1) * 100:+.0f} pts"),
+        *([("judge score (1-5)", f"{candidate.judge_mean:.2f}", f"{champion.judge_mean:.2f}",
+            f"{candidate.judge_mean - champion.judge_mean:+.2f}")]
+          if candidate.judge_mean is not None and champion.judge_mean is not None else []),
         ("mean answer length (tokens)", f"{candidate.mean_answer_tokens:.1f}", f"{champion.mean_answer_tokens:.1f}",
          f"{candidate.mean_answer_tokens - champion.mean_answer_tokens:+.1f}"),
         ("latency p50 (ms)", f"{candidate.latency_p50_ms:.0f}", f"{champion.latency_p50_ms:.0f}",
@@ -142,12 +158,22 @@ def significance(candidate: SideResult, champion: SideResult) -> list[str]:
         if not cand or len(cand) != len(champ):
             continue
         d = stats.paired_bootstrap([float(x) for x in cand], [float(x) for x in champ])
-        verdict = ("the candidate is better" if d.low > 0 else "the candidate is worse" if d.high < 0
-                   else "not significant")
-        line = f"{name}: {d.mean * 100:+.0f} pts, 95% CI {d.low * 100:+.0f} to {d.high * 100:+.0f} ({verdict})"
+        line = f"{name}: {d.mean * 100:+.0f} pts, 95% CI {d.low * 100:+.0f} to {d.high * 100:+.0f} ({_verdict(d)})"
         if binary:
             m = stats.mcnemar(cand, champ)
             line += (f"; McNemar p = {m.p_value:.3g} ({m.candidate_only} right only for the candidate, "
                      f"{m.champion_only} only for the champion)")
         out.append(line)
+    pairs = []
+    if len(candidate.verdicts) == len(champion.verdicts):  # the same questions on both sides
+        pairs = [(a, b) for a, b in zip(candidate.judge_scores, champion.judge_scores, strict=True)
+                 if a is not None and b is not None]
+    if pairs:
+        d = stats.paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
+        out.append(f"judge score: {d.mean:+.2f}, 95% CI {d.low:+.2f} to {d.high:+.2f} ({_verdict(d)}; "
+                   f"{len(pairs)} questions scored on both sides, rubric {candidate.verdicts[0].rubric})")
     return out
+
+
+def _verdict(d: stats.PairedDifference) -> str:
+    return "the candidate is better" if d.low > 0 else "the candidate is worse" if d.high < 0 else "not significant"
