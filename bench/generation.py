@@ -31,7 +31,7 @@ from pathlib import Path
 import grpc
 import httpx
 
-from bench.harness import Comparison, Stats, Throughput, compare, compare_throughput, write_report
+from bench.harness import Comparison, Stats, Throughput, compare, compare_throughput, rss_mib, write_report
 from bench.serving import ServingStack, promote, serving_stack
 from llmops.api.generation.v1 import generation_pb2_grpc as gen_grpc
 from llmops.client import Client
@@ -43,13 +43,6 @@ from llmops.testing.fake_provider import FakeProvider
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = 64
 PROMPT = "The registry keeps models, versions and aliases"
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def p99_ms(seconds: list[float]) -> float:

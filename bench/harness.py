@@ -139,6 +139,14 @@ def compare_throughput(baseline_name: str, baseline: Callable[[], object], candi
     return Throughput(baseline_name, candidate_name, concurrency, statistics.median(a), statistics.median(b))
 
 
+def rss_mib(pid: int) -> float:
+    """A process's resident memory (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def check(value: float, op: str, bound: float) -> bool:
     return value <= bound if op == "<=" else value >= bound
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import compare, compare_throughput, write_report
+from bench.harness import compare, compare_throughput, rss_mib, write_report
 from llmops.client import Client
 from llmops.client.generation import provider_target
 from llmops.core import auth
@@ -41,13 +41,6 @@ BODY = {"model": "echo", "messages": [{"role": "system", "content": "be brief"},
 def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> int:

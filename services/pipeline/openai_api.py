@@ -21,6 +21,7 @@ import asyncio
 import base64
 import json
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -161,6 +162,14 @@ def _llmops(piece: Piece, request_id: str, trace_id: str) -> dict:
                                               "model": v.model},
             "sampling": oa.sampling_to_json(piece.sampling) | {"max_tokens": piece.sampling.max_tokens}
             if piece.sampling is not None else {}}
+
+
+def _base64_floats(values) -> str:
+    """Little-endian float32, as OpenAI's clients decode it (no numpy in this service)."""
+    floats = array.array("f", values)
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return base64.b64encode(floats.tobytes()).decode()
 
 
 @dataclass
@@ -359,7 +368,7 @@ class OpenAIApi:
             raise channels.downstream_error(exc, "generation") from None
         for c in reply.choices:
             calls = [ToolCallPiece(k, t.id, t.function.name, t.function.arguments) for k, t in enumerate(c.tool_calls)]
-            yield Step(c.index, c.text, calls, list(c.logprobs), oa.finish_name(c.finish_reason) or "stop")
+            yield Step(c.index, c.text, calls, list(c.logprobs), oa.finish_name(c.finish_reason))
         yield Step(usage=(reply.usage.input_tokens, reply.usage.output_tokens))
 
     @staticmethod
@@ -515,8 +524,7 @@ class OpenAIApi:
         b64 = body.encoding_format == "base64"
         data = []
         for i, e in enumerate(resp.embeddings):
-            # base64: little-endian float32, as OpenAI's clients decode it (no numpy in this service)
-            value = base64.b64encode(array.array("f", e.values).tobytes()).decode() if b64 else list(e.values)
+            value = _base64_floats(e.values) if b64 else list(e.values)
             data.append({"object": "embedding", "index": i, "embedding": value})
         return {"object": "list", "data": data, "model": body.model,
                 "usage": {"prompt_tokens": resp.input_tokens, "total_tokens": resp.input_tokens}}

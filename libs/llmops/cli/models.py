@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from llmops.api.registry.v1 import registry_pb2 as pb
-from llmops.cli import aliases
+from llmops.cli import aliases, judging
 from llmops.client import Client
 
 
@@ -186,13 +186,7 @@ def cmd_compare(client: Client, args) -> None:
 
     from llmops.evaluation import compare, datasets
 
-    if bool(args.judge) != bool(args.rubric):
-        raise SystemExit("--judge and --rubric go together: the route that judges and the rubric it follows")
-    judge = None
-    if args.judge:
-        from llmops.evaluation.judge import Judge
-
-        judge = Judge(client, args.judge, args.rubric)
+    judge = judging.judge_of(client, args)
     ds = datasets.load_for_client(args.dataset, client.registry)
     items = ds.evaluation[:args.limit] if args.limit else ds.evaluation
     phrases = [ds.expectation(i).key_phrases for i in range(len(items))]
@@ -279,9 +273,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         ".jsonl file")
     a.add_argument("--max-tokens", type=int, default=64)
     a.add_argument("--limit", type=int, default=0, help="at most this many questions")
-    a.add_argument("--judge", metavar="ROUTE", help="also score both sides' answers with this route as judge")
-    a.add_argument("--rubric", metavar="TEMPLATE@ALIAS", help="the judge's rubric: a prompt template with "
-                   "variables question, reference and answer (required with --judge)")
+    judging.add_arguments(a, "both sides' answers")
     a.add_argument("--details", action="store_true", help="print every question with both answers")
     a.set_defaults(run=cmd_compare)
     a = s.add_parser("events", help="the audit trail")

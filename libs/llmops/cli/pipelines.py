@@ -8,7 +8,7 @@ import json
 import sys
 
 from llmops.api.registry.v1 import registry_pb2 as rpb
-from llmops.cli import tracecmd
+from llmops.cli import judging, tracecmd
 from llmops.client import Client
 from llmops.client.pipeline import BundleParameters
 from llmops.core import telemetry
@@ -91,13 +91,7 @@ def cmd_eval(client: Client, args) -> None:
 
     from llmops.evaluation import datasets, rag
 
-    if bool(args.judge) != bool(args.rubric):
-        raise SystemExit("--judge and --rubric go together: the route that judges and the rubric it follows")
-    judge = None
-    if args.judge:
-        from llmops.evaluation.judge import Judge
-
-        judge = Judge(client, args.judge, args.rubric)
+    judge = judging.judge_of(client, args)
     ds = datasets.load_for_client(args.dataset, client.registry)
     total = min(args.limit, len(ds.evaluation)) if args.limit else len(ds.evaluation)
     with tqdm(total=total, desc=f"ask {args.pipeline}", unit="question") as bar:
@@ -159,9 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-tokens", type=int, default=0, help="answer length, up to the bundle's")
     c.add_argument("--concurrency", type=int, default=1, choices=range(1, 33), metavar="1-32",
                    help="questions asked at once (default 1: latencies unaffected by each other)")
-    c.add_argument("--judge", metavar="ROUTE", help="also score every answer with this route as judge")
-    c.add_argument("--rubric", metavar="TEMPLATE@ALIAS", help="the judge's rubric: a prompt template with "
-                   "variables question, reference and answer (required with --judge)")
+    judging.add_arguments(c, "every answer")
     c.add_argument("--details", action="store_true", help="print every question, answer and citation")
     c.set_defaults(run=cmd_eval)
     p = sub.add_parser("ask", help="ask a question through a pipeline: streamed answer, sources, trace id")
