@@ -13,12 +13,21 @@ from llmops.core.locations import Locations
 class FineTuningConfig:
     database_url: str = ""  # default: SQLite under $LLMOPS_HOME/data/finetuning
     jobs_dir: str = ""  # worker folders (data, checkpoints, output); default under $LLMOPS_HOME
+    evaluations_dir: str = ""  # each evaluation's rows to answer; default under $LLMOPS_HOME
     registry_address: str = ""
-    api_key: str = ""  # the service's own key (role editor): downloads bases, registers candidates
+    # Evaluations call these services (answers, bundles, judges' rubrics); defaults: the local stack's.
+    generation_address: str = ""
+    pipeline_address: str = ""
+    prompt_address: str = ""
+    # the service's own key (role editor): downloads bases, registers candidates; granted
+    # RegistryService/RecordEvaluation (evidence for gates) and GenerationService/CreateRoute
+    # (a model version's evaluation route)
+    api_key: str = ""
     max_concurrent_jobs: int = 1
     max_run_time_s: float = 6 * 3600.0
     max_restarts: int = 3  # a worker that dies is started again (from its checkpoint) this often
     watch_poll_s: float = 1.0
+    max_concurrent_evaluations: int = 2  # runs at once; each answers up to its `concurrency` rows at once
     # Where dataset_uri may point (besides registry: datasets): default the feedback service's
     # export folder and $LLMOPS_HOME/datasets.
     dataset_roots: tuple[str, ...] = ()
@@ -39,5 +48,17 @@ class FineTuningConfig:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def resolved_evaluations_dir(self) -> Path:
+        path = Path(self.evaluations_dir) if self.evaluations_dir else localenv.data_dir("finetuning") / "evaluations"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def registry(self) -> str:
         return self.registry_address or localenv.service_address("registry")
+
+    def addresses(self) -> dict[str, str]:
+        """The services evaluations call."""
+        return {"registry": self.registry(),
+                "generation": self.generation_address or localenv.service_address("generation"),
+                "pipeline": self.pipeline_address or localenv.service_address("pipeline"),
+                "prompt": self.prompt_address or localenv.service_address("prompt")}

@@ -1,4 +1,4 @@
-"""Running tuning jobs: a queue with a concurrency limit, one worker process per job, its event
+"""Running tuning jobs: the shared run queue (`queue.RunQueue`), one worker process per job, its event
 log mirrored into the store, a maximum run time, cancellation, restarts, and the result
 registered in the registry as a candidate version with lineage.
 
@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmops.core import localenv
-from llmops.core.errors import FailedPrecondition
-from llmops.core.feeds import ChangeSignal
 from services.finetuning import store as st
 from services.finetuning.config import FineTuningConfig
+from services.finetuning.queue import RunQueue
 from services.finetuning.store import EventRecord, JobRecord, JobStore
 
 log = logging.getLogger(__name__)
@@ -33,115 +32,37 @@ ROOT = Path(__file__).resolve().parents[2]
 CANCELLED_EXIT = 3
 
 
-class JobRunner:
+class JobRunner(RunQueue):
+    resume_message = "the service restarted; the job resumes from its last checkpoint"
+
     def __init__(self, store: JobStore, config: FineTuningConfig, registry):
-        self._store = store
-        self._db = store.db
+        super().__init__(store, config.max_concurrent_jobs)
         self._config = config
         self._registry = registry  # a sync RegistryClient with the service's key (used in threads)
         self._dir = config.resolved_jobs_dir()
         self._procs: dict[str, asyncio.subprocess.Process] = {}
-        self._active: set[str] = set()  # jobs with a runner task (at most max_concurrent_jobs)
         self._followers: dict[str, _Follower] = {}  # how far each job's worker log has been read
-        self._tasks: set[asyncio.Task] = set()
-        self._wake = asyncio.Event()
-        self.signal = ChangeSignal()  # notified on every event written (watchers follow it)
-        self._loop: asyncio.Task | None = None
 
     def job_dir(self, job_id: str) -> Path:
         return self._dir / job_id
 
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        for job in await self._db.run(self._store.in_states, st.RUNNING, st.CANCELLING):
-            if job.state == st.CANCELLING:
-                await self._record(job.id, st.CANCELLED, "the service restarted while cancelling",
-                                   state=st.CANCELLED, expect=(st.CANCELLING,))
-            else:
-                await self._record(job.id, st.QUEUED, "the service restarted; the job resumes from its last checkpoint",
-                                   state=st.QUEUED, expect=(st.RUNNING,))
-        self._loop = asyncio.get_running_loop().create_task(self._schedule())
-
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
         for proc in self._procs.values():  # the jobs stay RUNNING and resume from their checkpoints
             if proc.returncode is None:
                 proc.kill()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().stop()
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _record(self, job_id: str, event_state: int, message: str, *, expect: tuple[int, ...] = (),
-                      **values) -> JobRecord | None:
-        """Change the job (`values`: columns such as state) and record an event about it; with
-        `expect`, only from those states (None, nothing written, when the job was elsewhere).
-        Every state change goes through here as a compare-and-set, so a terminal state is decided
-        once, whoever races for it (a cancel against success, a restart against a cancel)."""
-        job = await self._db.run(functools.partial(self._store.update, job_id,
-                                                   event=EventRecord(job_id, 0, event_state, message=message),
-                                                   expect=expect, **values))
-        if job is not None:
-            self._notify()
-        return job
-
-    def _notify(self) -> None:
-        self.signal.notify()
-
-    # -- the queue -----------------------------------------------------------------------------
-
-    async def _schedule(self) -> None:
-        while True:
-            self._wake.clear()
-            free = self._config.max_concurrent_jobs - len(self._active)
-            if free > 0:
-                queued = [j for j in await self._db.run(self._store.in_states, st.QUEUED) if j.id not in self._active]
-                for job in queued[:free]:
-                    self._active.add(job.id)
-                    task = asyncio.get_running_loop().create_task(self._run(job))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-            try:
-                await asyncio.wait_for(self._wake.wait(), 5.0)
-            except TimeoutError:
-                pass
-
-    async def cancel(self, job: JobRecord) -> JobRecord:
-        """CANCELLED at once when it has not started, else CANCELLING until its worker stops;
-        FAILED_PRECONDITION when it ended meanwhile."""
-        if job.state == st.QUEUED:
-            done = await self._record(job.id, st.CANCELLED, "cancelled before it started", state=st.CANCELLED,
-                                      expect=(st.QUEUED,))
-            if done is not None:
-                return done
-        cancelling = await self._record(job.id, st.CANCELLING, "cancel requested: stopping at the next step",
-                                        state=st.CANCELLING, expect=(st.QUEUED, st.RUNNING))
-        if cancelling is None:
-            now = await self._db.run(self._store.get, job.id)
-            if now.state == st.CANCELLING:
-                return now
-            raise FailedPrecondition(f"tuningJobs/{job.id} already ended ({st.STATE_NAMES[now.state]}); nothing to "
-                                     "cancel")
-        job = cancelling
-        proc = self._procs.get(job.id)
+    def _stop(self, run_id: str) -> None:
+        proc = self._procs.get(run_id)
         if proc is not None and proc.returncode is None:
             proc.terminate()
-        return job
 
     # -- one job -------------------------------------------------------------------------------
 
     async def _run(self, job: JobRecord) -> None:
         d = self.job_dir(job.id)
-        started = await self._record(job.id, st.RUNNING, "worker starting", state=st.RUNNING, expect=(st.QUEUED,))
+        started = await self._start(job)
         if started is None:  # cancelled while it waited
-            await self._record(job.id, st.CANCELLED, "cancelled before it started", state=st.CANCELLED,
-                               expect=(st.CANCELLING,))
-            self._active.discard(job.id)
-            self.wake()
             return
         job = started
         try:
@@ -170,16 +91,7 @@ class JobRunner:
             log.exception("tuning job %s failed", job.id)
             await self._fail(job.id, f"{type(exc).__name__}: {exc}"[:500], f"{type(exc).__name__}: {exc}"[:500])
         finally:
-            self._active.discard(job.id)
             self._followers.pop(job.id, None)
-            self.wake()  # the next queued job may start
-
-    async def _fail(self, job_id: str, message: str, error: str) -> None:
-        """FAILED, unless a cancel came first: then CANCELLED (nothing was registered either way)."""
-        if await self._record(job_id, st.FAILED, message, state=st.FAILED, error=error,
-                              expect=(st.QUEUED, st.RUNNING)) is None:
-            await self._record(job_id, st.CANCELLED, "cancelled; no version registered", state=st.CANCELLED,
-                               expect=(st.CANCELLING,))
 
     def _download_base(self, job: JobRecord, d: Path) -> None:
         tmp = d / "base.partial"
@@ -263,7 +175,7 @@ class JobRunner:
                                    e.get("checkpoint", ""), _message(e), time_us))
         if new or changes:
             await self._db.run(functools.partial(self._store.update, job_id, events=new, **changes))
-            self._notify()
+            self.signal.notify()
 
     def _seen(self, job_id: str) -> set:
         return {_key(e.message.split(":", 1)[0], e.step, e.time_us) for e in self._store.events_after(job_id, 0)}

@@ -1,6 +1,7 @@
-"""Wiring: the job store, the runner (queue and worker processes) and the servicer. The service
-reaches the registry with its own key (downloading bases, registering candidates), in worker
-threads through the sync client the CLI uses."""
+"""Wiring: tuning jobs (store, runner with worker processes, servicer) and evaluations (store,
+runner, servicer) in one process and one database. The service reaches the other services with
+its own key (downloading bases, registering candidates, answering evaluation rows, recording
+results), in worker threads through the sync clients the CLI uses."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ import asyncio
 
 from opentelemetry import trace
 
-from llmops.api.finetuning.v1 import finetuning_pb2_grpc
+from llmops.api.finetuning.v1 import evaluation_pb2_grpc, finetuning_pb2_grpc
+from llmops.client.client import Client
 from llmops.client.registry import RegistryClient
 from llmops.core import auth, channels
 from llmops.core.config import from_env
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
 from services.finetuning.config import FineTuningConfig
+from services.finetuning.evaluation.runner import EvaluationRunner
+from services.finetuning.evaluation.servicer import POLICY as EVALUATION_POLICY
+from services.finetuning.evaluation.servicer import SERVICE as EVALUATION_SERVICE
+from services.finetuning.evaluation.servicer import EvaluationServicer
 from services.finetuning.jobs import JobRunner
 from services.finetuning.servicer import POLICY, SERVICE, FineTuningServicer
-from services.finetuning.store import JobStore
+from services.finetuning.store import EvaluationStore, JobStore
 
 
 async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provider: trace.TracerProvider | None = None,
@@ -30,12 +36,21 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     registry = RegistryClient(channel)
     runner = JobRunner(store, config, registry)
     await runner.start()
+    evaluations = EvaluationStore(db)
+    client = Client(config.addresses(), config.api_key)
+    evaluator = EvaluationRunner(evaluations, config.resolved_evaluations_dir(), client,
+                                 config.max_concurrent_evaluations)
+    await evaluator.start()
 
     async def close() -> None:
+        await evaluator.stop()
         await runner.stop()
+        client.close()
         channel.close()
         db.dispose()
 
-    binding = ServiceBinding(SERVICE, finetuning_pb2_grpc.add_FineTuningServiceServicer_to_server,
-                             FineTuningServicer(store, runner, registry, config), POLICY)
-    return await create_server([binding], server_config, keys=keys, tracer_provider=tracer_provider, on_stop=[close])
+    bindings = [ServiceBinding(SERVICE, finetuning_pb2_grpc.add_FineTuningServiceServicer_to_server,
+                               FineTuningServicer(store, runner, registry, config), POLICY),
+                ServiceBinding(EVALUATION_SERVICE, evaluation_pb2_grpc.add_EvaluationServiceServicer_to_server,
+                               EvaluationServicer(evaluations, evaluator, client, config), EVALUATION_POLICY)]
+    return await create_server(bindings, server_config, keys=keys, tracer_provider=tracer_provider, on_stop=[close])

@@ -16,12 +16,13 @@ from google.protobuf import json_format
 from llmops.api.finetuning.v1 import finetuning_pb2 as pb
 from llmops.api.finetuning.v1 import finetuning_pb2_grpc
 from llmops.client.base import CallError
-from llmops.core import auth, feeds, pagination, telemetry
+from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from llmops.core.timeutil import timestamp
 from llmops.evaluation import datasets
 from services.finetuning.jobs import JobRunner
+from services.finetuning.queue import follow_events
 from services.finetuning.store import QUEUED, TERMINAL, EventRecord, JobRecord, JobStore
 from services.finetuning.training import RunSpec
 
@@ -50,6 +51,15 @@ def job_id(name: str) -> str:
     if not ident or not ident.isalnum() or len(ident) > 32:
         raise InvalidArgument(f"malformed tuning job name {name[:80]!r}; use `tuningJobs/{{id}}`")
     return ident
+
+
+def call_error(exc: CallError, what: str, service: str) -> Exception:
+    """Another service's answer about something the caller named, as this service's status."""
+    if exc.code.name == "NOT_FOUND":
+        return NotFound(f"{what}: {exc.message}")
+    if exc.code.name in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
+        return InvalidArgument(f"{what}: {exc.message}")
+    return Unavailable(f"the {service} service is unavailable ({exc.code.name}); retry shortly", service=service)
 
 
 def hyperparameters(h: pb.Hyperparameters, method: int) -> dict:
@@ -97,19 +107,11 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         self._config = config
         self._datasets = config.dataset_locations()
 
-    @staticmethod
-    def _registry_error(exc: CallError, what: str) -> Exception:
-        if exc.code.name == "NOT_FOUND":
-            return NotFound(f"{what}: {exc.message}")
-        if exc.code.name == "INVALID_ARGUMENT":
-            return InvalidArgument(f"{what}: {exc.message}")
-        return Unavailable(f"the registry service is unavailable ({exc.code.name}); retry shortly", service="registry")
-
     def _base_version(self, ref: str) -> str:
         try:
             v = self._registry.get_version(ref)
         except CallError as exc:
-            raise self._registry_error(exc, f"base model {ref!r}") from None
+            raise call_error(exc, f"base model {ref!r}", "registry") from None
         if v.HasField("pipeline_spec"):
             raise InvalidArgument(f"{v.name} is a pipeline bundle; name a model version")
         return v.name
@@ -118,7 +120,7 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         try:
             return datasets.registry_fetch(self._registry)(name, version, dest)
         except CallError as exc:
-            raise self._registry_error(exc, f"dataset registry:{name}") from None
+            raise call_error(exc, f"dataset registry:{name}", "registry") from None
 
     def _dataset(self, uri: str, version: str) -> datasets.Dataset:
         with tempfile.TemporaryDirectory(prefix="dataset-") as scratch:
@@ -211,17 +213,5 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         ident = job_id(request.name)
         payload = auth.sees_payload()
         await self._db.run_read(self._store.get, ident)  # NOT_FOUND first
-        sequence = 0
-
-        async def read() -> list[pb.WatchTuningJobResponse]:
-            nonlocal sequence
-            events = await self._db.run_read(self._store.events_after, ident, sequence)
-            sequence = events[-1].sequence if events else sequence
-            return [pb.WatchTuningJobResponse(event=event_to_pb(e, payload)) for e in events]
-
-        async def ended() -> bool:  # a terminal job whose every event has been sent
-            job = await self._db.run_read(self._store.get, ident)
-            return job.state in TERMINAL and not await self._db.run_read(self._store.events_after, ident, sequence)
-
-        async for message in feeds.follow(self._runner.signal, self._config.watch_poll_s, read, done=ended):
-            yield message
+        async for event in follow_events(self._store, self._runner.signal, ident, self._config.watch_poll_s):
+            yield pb.WatchTuningJobResponse(event=event_to_pb(event, payload))

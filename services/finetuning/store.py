@@ -1,6 +1,7 @@
-"""Tuning jobs and their events in SQL. A job's request (base, dataset, method, hyperparameters,
-DeepSpeed settings) is one JSON document; its state, progress and result are columns. Events
-have an increasing sequence per job, which WatchTuningJob follows."""
+"""Tuning jobs, evaluation runs and their events in SQL. A run's request is one JSON document;
+its state, progress and result are columns. Both kinds share one state machine (`RunStore`: a
+compare-and-set on the state, a terminal state never left) and one event log with an
+increasing sequence per run, which the Watch RPCs follow."""
 
 from __future__ import annotations
 
@@ -48,7 +49,39 @@ events = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("time_us", sa.BigInteger, nullable=False),
 )
-MIGRATIONS = [Migration(1, "jobs, events", freeze(meta))]
+evaluations = sa.Table(
+    "evaluations", meta,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("state", sa.SmallInteger, nullable=False, index=True),
+    sa.Column("steps_done", sa.BigInteger, nullable=False, default=0),  # rows answered, both sides
+    sa.Column("total_steps", sa.BigInteger, nullable=False, default=0),
+    sa.Column("target_version", sa.String(200), nullable=False, default=""),
+    sa.Column("result", sa.Text, nullable=False, default="{}"),  # metrics, baseline metrics, comparisons
+    sa.Column("recorded", sa.Boolean, nullable=False, default=False),
+    sa.Column("error", sa.Text, nullable=False, default=""),
+    sa.Column("restarts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("idempotency_key", sa.String(128), nullable=True),
+    sa.Column("create_time_us", sa.BigInteger, nullable=False),
+    sa.Column("end_time_us", sa.BigInteger, nullable=False, default=0),
+    sa.UniqueConstraint("created_by", "idempotency_key", name="uq_evaluations_idempotency"),
+)
+evaluation_rows = sa.Table(
+    "evaluation_rows", meta,
+    sa.Column("evaluation_id", sa.String(32), primary_key=True),
+    sa.Column("side", sa.String(16), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+_JOBS_ONLY = sa.MetaData()
+for _t in (jobs, events):
+    _t.to_metadata(_JOBS_ONLY)
+_EVALUATIONS_ONLY = sa.MetaData()
+for _t in (evaluations, evaluation_rows):
+    _t.to_metadata(_EVALUATIONS_ONLY)
+MIGRATIONS = [Migration(1, "jobs, events", freeze(_JOBS_ONLY)),
+              Migration(2, "evaluations and their rows", freeze(_EVALUATIONS_ONLY))]
 
 
 @dataclass
@@ -69,6 +102,24 @@ class JobRecord:
 
 
 @dataclass
+class EvaluationRecord:
+    id: str
+    spec: dict
+    state: int
+    steps_done: int = 0
+    total_steps: int = 0
+    target_version: str = ""
+    result: dict = field(default_factory=dict)
+    recorded: bool = False
+    error: str = ""
+    restarts: int = 0
+    created_by: str = ""
+    idempotency_key: str | None = None
+    create_time_us: int = 0
+    end_time_us: int = 0
+
+
+@dataclass
 class EventRecord:
     job_id: str
     sequence: int
@@ -81,90 +132,159 @@ class EventRecord:
     time_us: int = 0
 
 
-def _job(r) -> JobRecord:
-    return JobRecord(r.id, json.loads(r.spec), r.state, r.steps_done, r.total_steps, r.result_model_version, r.error,
-                     json.loads(r.metrics), r.restarts, r.created_by, r.idempotency_key, r.create_time_us,
-                     r.end_time_us)
+class RunStore:
+    """Runs of one kind (`table`, read into `record` dataclasses) with the shared event log."""
 
+    table: sa.Table
+    record: type
+    JSON_COLUMNS: tuple[str, ...] = ()
+    what = "run"
+    hint = ""
 
-class JobStore:
     def __init__(self, db: Database):
         self.db = db
 
     def migrate(self) -> int:
         return self.db.migrate(MIGRATIONS)
 
-    def create(self, job: JobRecord, validated: str = "") -> tuple[JobRecord, bool]:
-        """(stored job, replayed): a known (created_by, idempotency_key) returns the first job.
-        The job's checks ran before it was stored; `validated` says what they found (an event in
+    def _read(self, r):
+        values = {c: getattr(r, c) for c in r._fields}
+        for c in self.JSON_COLUMNS:
+            values[c] = json.loads(values[c])
+        values["spec"] = json.loads(values["spec"])
+        return self.record(**values)
+
+    def create(self, run, validated: str = "", message: str = "queued"):
+        """(stored run, replayed): a known (created_by, idempotency_key) returns the first run.
+        The run's checks ran before it was stored; `validated` says what they found (an event in
         state VALIDATING precedes the QUEUED one)."""
+        t = self.table
         with self.db.write() as conn:
-            if job.idempotency_key:
-                r = conn.execute(sa.select(jobs).where(jobs.c.created_by == job.created_by,
-                                                       jobs.c.idempotency_key == job.idempotency_key)).first()
+            if run.idempotency_key:
+                r = conn.execute(sa.select(t).where(t.c.created_by == run.created_by,
+                                                    t.c.idempotency_key == run.idempotency_key)).first()
                 if r is not None:
-                    return _job(r), True
-            conn.execute(jobs.insert().values(
-                id=job.id, spec=json.dumps(job.spec, sort_keys=True), state=job.state, steps_done=0, total_steps=0,
-                result_model_version="", error="", metrics="{}", restarts=0, created_by=job.created_by,
-                idempotency_key=job.idempotency_key, create_time_us=now_us(), end_time_us=0))
+                    return self._read(r), True
+            values = {c.name: getattr(run, c.name) for c in t.columns if hasattr(run, c.name)}
+            for c in self.JSON_COLUMNS + ("spec",):
+                values[c] = json.dumps(values[c], sort_keys=True)
+            values.update(create_time_us=now_us(), end_time_us=0)
+            conn.execute(t.insert().values(**values))
             if validated:
-                self._event(conn, EventRecord(job.id, 0, VALIDATING, message=f"validated: {validated}"))
-            self._event(conn, EventRecord(job.id, 0, job.state, message="queued"))
-        return self.get(job.id), False
+                append_event(conn, EventRecord(run.id, 0, VALIDATING, message=f"validated: {validated}"))
+            append_event(conn, EventRecord(run.id, 0, run.state, message=message))
+        return self.get(run.id), False
 
-    def get(self, job_id: str) -> JobRecord:
+    def get(self, run_id: str):
         with self.db.read() as conn:
-            r = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+            r = conn.execute(sa.select(self.table).where(self.table.c.id == run_id)).first()
         if r is None:
-            raise NotFound(f"tuning job {job_id!r} does not exist; see `llmops tune list`")
-        return _job(r)
+            raise NotFound(f"{self.what} {run_id!r} does not exist; see {self.hint}")
+        return self._read(r)
 
-    def list(self, before: int | None, limit: int) -> list[JobRecord]:
-        q = sa.select(jobs).order_by(jobs.c.create_time_us.desc(), jobs.c.id.desc()).limit(limit)
+    def list(self, before: int | None, limit: int, **where):
+        t = self.table
+        q = sa.select(t).order_by(t.c.create_time_us.desc(), t.c.id.desc()).limit(limit)
         if before is not None:
-            q = q.where(jobs.c.create_time_us < before)
+            q = q.where(t.c.create_time_us < before)
+        for column, value in where.items():
+            if value:
+                q = q.where(t.c[column] == value)
         with self.db.read() as conn:
-            return [_job(r) for r in conn.execute(q)]
+            return [self._read(r) for r in conn.execute(q)]
 
-    def in_states(self, *states: int) -> list[JobRecord]:
+    def in_states(self, *states: int):
+        t = self.table
         with self.db.read() as conn:
-            return [_job(r) for r in conn.execute(sa.select(jobs).where(jobs.c.state.in_(states))
-                                                  .order_by(jobs.c.create_time_us))]
+            return [self._read(r) for r in conn.execute(sa.select(t).where(t.c.state.in_(states))
+                                                        .order_by(t.c.create_time_us))]
 
-    def update(self, job_id: str, *, event: EventRecord | None = None, events: list[EventRecord] = (),
-               expect: tuple[int, ...] = (), **values) -> JobRecord | None:
-        """Change a job's columns and record events about it, in one transaction. With `expect`,
-        a compare-and-set: only while the job is in one of those states (None, and nothing
+    def update(self, run_id: str, *, event: EventRecord | None = None, events: list[EventRecord] = (),
+               expect: tuple[int, ...] = (), **values):
+        """Change a run's columns and record events about it, in one transaction. With `expect`,
+        a compare-and-set: only while the run is in one of those states (None, and nothing
         written, when it is not). A terminal state is never left, whatever the caller expects."""
+        t = self.table
         with self.db.write() as conn:
-            if "metrics" in values:
-                values["metrics"] = json.dumps(values["metrics"])
+            for c in self.JSON_COLUMNS:
+                if c in values:
+                    values[c] = json.dumps(values[c])
             if values.get("state") in TERMINAL:
                 values.setdefault("end_time_us", now_us())
             if values or expect:
-                where = [jobs.c.id == job_id, jobs.c.state.not_in(TERMINAL)] if "state" in values else [
-                    jobs.c.id == job_id]
+                where = [t.c.id == run_id, t.c.state.not_in(TERMINAL)] if "state" in values else [t.c.id == run_id]
                 if expect:
-                    where.append(jobs.c.state.in_(expect))
-                changed = conn.execute(jobs.update().where(*where).values(**values or {"state": jobs.c.state}))
+                    where.append(t.c.state.in_(expect))
+                changed = conn.execute(t.update().where(*where).values(**values or {"state": t.c.state}))
                 if changed.rowcount == 0 and (expect or "state" in values):
                     return None
             for e in ([event] if event is not None else []) + list(events):
-                self._event(conn, e)
-        return self.get(job_id)
+                append_event(conn, e)
+        return self.get(run_id)
 
-    @staticmethod
-    def _event(conn, e: EventRecord) -> None:
-        last = conn.execute(sa.select(sa.func.max(events.c.sequence)).where(events.c.job_id == e.job_id)).scalar()
-        conn.execute(events.insert().values(job_id=e.job_id, sequence=(last or 0) + 1, state=e.state, step=e.step,
-                                            loss=e.loss, eval_loss=e.eval_loss, checkpoint=e.checkpoint,
-                                            message=e.message[:2000], time_us=e.time_us or now_us()))
-
-    def events_after(self, job_id: str, sequence: int) -> list[EventRecord]:
+    def events_after(self, run_id: str, sequence: int) -> list[EventRecord]:
         with self.db.read() as conn:
             return [EventRecord(r.job_id, r.sequence, r.state, r.step, r.loss, r.eval_loss, r.checkpoint, r.message,
                                 r.time_us)
-                    for r in conn.execute(sa.select(events).where(events.c.job_id == job_id,
+                    for r in conn.execute(sa.select(events).where(events.c.job_id == run_id,
                                                                   events.c.sequence > sequence)
                                           .order_by(events.c.sequence))]
+
+
+def append_event(conn, e: EventRecord) -> None:
+    last = conn.execute(sa.select(sa.func.max(events.c.sequence)).where(events.c.job_id == e.job_id)).scalar()
+    conn.execute(events.insert().values(job_id=e.job_id, sequence=(last or 0) + 1, state=e.state, step=e.step,
+                                        loss=e.loss, eval_loss=e.eval_loss, checkpoint=e.checkpoint,
+                                        message=e.message[:2000], time_us=e.time_us or now_us()))
+
+
+class JobStore(RunStore):
+    table = jobs
+    record = JobRecord
+    JSON_COLUMNS = ("metrics",)
+    what = "tuning job"
+    hint = "`llmops tune list`"
+
+
+class EvaluationStore(RunStore):
+    table = evaluations
+    record = EvaluationRecord
+    JSON_COLUMNS = ("result",)
+    what = "evaluation"
+    hint = "`llmops eval list`"
+
+    def add_row(self, evaluation_id: str, side: str, index: int, body: dict, event: EventRecord) -> bool:
+        """Store one answered row and count it, once (a row already stored is not counted again:
+        a resumed run may answer a row twice); whether it was new."""
+        with self.db.write() as conn:
+            key = (evaluation_rows.c.evaluation_id == evaluation_id, evaluation_rows.c.side == side,
+                   evaluation_rows.c.idx == index)
+            if conn.execute(sa.select(evaluation_rows.c.idx).where(*key)).first() is not None:
+                return False
+            conn.execute(evaluation_rows.insert().values(evaluation_id=evaluation_id, side=side, idx=index,
+                                                         body=json.dumps(body)))
+            done = conn.execute(sa.select(sa.func.count()).select_from(evaluation_rows)
+                                .where(evaluation_rows.c.evaluation_id == evaluation_id)).scalar()
+            conn.execute(evaluations.update().where(evaluations.c.id == evaluation_id).values(steps_done=done))
+            event.step = done
+            append_event(conn, event)
+        return True
+
+    def rows(self, evaluation_id: str, after: int | None = None, limit: int = 0) -> list[tuple[str, int, dict]]:
+        """(side, index, body) in dataset order, target before baseline at each index; `after`:
+        a `row_position` to continue from."""
+        r = evaluation_rows.c
+        order = sa.case((r.side == "target", 0), else_=1)
+        q = sa.select(r.side, r.idx, r.body).where(r.evaluation_id == evaluation_id).order_by(r.idx, order)
+        if after is not None:
+            index, side_rank = divmod(after, 2)
+            q = q.where(sa.or_(r.idx > index, sa.and_(r.idx == index, order > side_rank)))
+        if limit:
+            q = q.limit(limit)
+        with self.db.read() as conn:
+            return [(x.side, x.idx, json.loads(x.body)) for x in conn.execute(q)]
+
+
+def row_position(side: str, index: int) -> int:
+    """A row's place in listing order, as one number (a page token's position)."""
+    return index * 2 + (side != "target")

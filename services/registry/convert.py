@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 from google.protobuf import json_format, struct_pb2
 
 from llmops.api.registry.v1 import registry_pb2 as pb
@@ -19,6 +22,7 @@ from services.registry.domain import (
     Status,
     VersionRecord,
 )
+from services.registry.evidence import Comparison, Evidence, Gate, check_gate
 
 KIND_TO_PB = {Kind.MODEL: pb.MODEL_KIND_MODEL, Kind.PIPELINE: pb.MODEL_KIND_PIPELINE}
 KIND_FROM_PB = {v: k for k, v in KIND_TO_PB.items()}
@@ -36,7 +40,71 @@ def model_to_pb(m: ModelRecord) -> pb.Model:
         name=names.model_name(m.id), kind=KIND_TO_PB[m.kind], description=m.description, labels=m.labels,
         aliases=m.aliases, latest_version=m.latest_version, created_by=m.created_by,
         create_time=timestamp(m.create_time_us), update_time=timestamp(m.update_time_us),
+        gate=gate_to_pb(Gate.from_dict(m.gate)) if m.gate else None,
     )
+
+
+def gate_to_pb(g: Gate) -> pb.ApprovalGate:
+    out = pb.ApprovalGate(dataset_uri=g.dataset_uri, metric=g.metric, max_regression=g.max_regression,
+                          require_confidence=g.require_confidence, champion_alias=g.champion_alias)
+    if g.min_value is not None:
+        out.min_value = g.min_value
+    return out
+
+
+def gate_from_pb(g: pb.ApprovalGate) -> Gate:
+    """INVALID_ARGUMENT for a gate that names no dataset or an unknown metric."""
+    return check_gate(Gate(g.dataset_uri, g.metric, g.max_regression,
+                           g.min_value if g.HasField("min_value") else None, g.require_confidence,
+                           g.champion_alias or "production"))
+
+
+_EVALUATION = re.compile(r"evaluations/[a-z0-9]{1,32}")
+MAX_METRICS = 64
+
+
+def _metrics(values, what: str) -> dict[str, float]:
+    if len(values) > MAX_METRICS:
+        raise InvalidArgument(f"{what}: at most {MAX_METRICS} metrics, got {len(values)}")
+    out = {}
+    for k, v in values.items():
+        if not names.ALIAS.match(k) or not math.isfinite(v):
+            raise InvalidArgument(f"{what}: {k[:60]!r} must be a lowercase name with a finite value")
+        out[k] = float(v)
+    return out
+
+
+def evidence_from_pb(r: pb.EvaluationRecord) -> tuple[names.VersionRef, Evidence]:
+    """INVALID_ARGUMENT for a malformed record."""
+    if not _EVALUATION.fullmatch(r.evaluation):
+        raise InvalidArgument(f"record.evaluation {r.evaluation[:80]!r} must be `evaluations/{{id}}`")
+    ref = names.parse_version_ref(r.model_version)
+    if not r.dataset_uri or len(r.dataset_uri) > 1024 or len(r.dataset_version) > 200:
+        raise InvalidArgument("record.dataset_uri is required (up to 1024 characters, the version up to 200)")
+    comparisons = {}
+    for metric in _metrics(dict.fromkeys(r.comparisons, 0.0), "record.comparisons"):
+        mc = r.comparisons[metric]
+        names.parse_version_ref(mc.champion_version)
+        numbers = [mc.champion_value, mc.difference, mc.ci_low, mc.ci_high]
+        if not all(math.isfinite(x) for x in numbers) or mc.rows < 0:
+            raise InvalidArgument(f"record.comparisons[{metric!r}] needs finite values and rows >= 0")
+        comparisons[metric] = Comparison(mc.champion_version, *numbers, mc.rows,
+                                         mc.p_value if mc.HasField("p_value") else None)
+    return ref, Evidence(r.evaluation, ref.model, 0, r.dataset_uri, r.dataset_version,
+                         _metrics(r.metrics, "record.metrics"), comparisons, max(0, r.rows))
+
+
+def evidence_to_pb(e: Evidence) -> pb.EvaluationRecord:
+    out = pb.EvaluationRecord(evaluation=e.evaluation, model_version=names.version_name(e.model, e.version),
+                              dataset_uri=e.dataset_uri, dataset_version=e.dataset_version, metrics=e.metrics,
+                              rows=e.rows, recorded_by=e.recorded_by, record_time=timestamp(e.time_us))
+    for metric, c in e.comparisons.items():
+        mc = out.comparisons[metric]
+        mc.champion_version, mc.champion_value, mc.difference = c.champion_version, c.champion_value, c.difference
+        mc.ci_low, mc.ci_high, mc.rows = c.ci_low, c.ci_high, c.rows
+        if c.p_value is not None:
+            mc.p_value = c.p_value
+    return out
 
 
 def lineage_to_pb(lin: Lineage) -> pb.Lineage:

@@ -25,6 +25,7 @@ class EventType(enum.StrEnum):
     ALIAS_SET = "alias_set"
     ALIAS_DELETED = "alias_deleted"
     ARTIFACT_UPLOADED = "artifact_uploaded"
+    EVALUATION_RECORDED = "evaluation_recorded"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class ModelRecord:
     created_by: str
     create_time_us: int
     update_time_us: int
+    gate: dict | None = None  # evidence.Gate as a dict
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ POLICY = auth.Policy.for_service(SERVICE, {
     "DeleteAlias": Role.EDITOR,
     "ListEvents": Role.READER,
     "WatchEvents": Role.READER,
+    # evidence for approval gates: written by the evaluation service's key alone (granted this method)
+    "RecordEvaluation": Role.ADMIN,
+    "ListEvaluationRecords": Role.READER,
 })
 MAX_FILES = 10_000
 MAX_LABELS = 64
@@ -78,9 +81,10 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         model_id = names.check_model_id(request.model_id)
         model = request.model
         kind = convert.KIND_FROM_PB.get(model.kind, Kind.MODEL)
+        gate = convert.gate_from_pb(model.gate) if model.HasField("gate") else None
         telemetry.annotate(model=model_id)
         record = await self._db.run(self._store.create_model, _actor(), model_id, kind,
-                                    _check_text("description", model.description), _check_labels(model.labels))
+                                    _check_text("description", model.description), _check_labels(model.labels), gate)
         self._feed.notify()
         return convert.model_to_pb(record)
 
@@ -99,12 +103,16 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def UpdateModel(self, request: pb.UpdateModelRequest, context) -> pb.Model:
         model_id = names.model_id(request.name)
         mask = set(request.update_mask) or {"description", "labels"}
-        unknown = mask - {"description", "labels"}
+        unknown = mask - {"description", "labels", "gate"}
         if unknown:
-            raise InvalidArgument(f"update_mask has unknown fields {sorted(unknown)}; use description, labels")
+            raise InvalidArgument(f"update_mask has unknown fields {sorted(unknown)}; use description, labels, gate")
         description = _check_text("description", request.description) if "description" in mask else None
         labels = _check_labels(request.labels) if "labels" in mask else None
-        record = await self._db.run(self._store.update_model, _actor(), model_id, description, labels)
+        gate = ()
+        if "gate" in mask:  # a weaker gate lets more reach production: an approver's decision
+            auth.require(Role.APPROVER, "changing a model's approval gate")
+            gate = (convert.gate_from_pb(request.gate) if request.HasField("gate") else None,)
+        record = await self._db.run(self._store.update_model, _actor(), model_id, description, labels, gate)
         self._feed.notify()
         return convert.model_to_pb(record)
 
@@ -268,16 +276,21 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                                                           page.limit), lambda v: v.version)
         return pb.ListModelVersionsResponse(versions=[convert.version_to_pb(v) for v in rows], next_page_token=token)
 
-    async def _review(self, name: str, comment: str, approve: bool) -> pb.ModelVersion:
+    async def _review(self, name: str, comment: str, approve: bool, override_gate: bool = False) -> pb.ModelVersion:
         ref = names.parse_version_ref(name)
-        telemetry.annotate(model=ref.model, reference=str(ref))
+        telemetry.annotate(model=ref.model, reference=str(ref), override_gate=override_gate)
         record = await self._db.run(self._store.review_version, _actor(), ref, approve,
-                                    _check_text("comment", comment), self._gate)
+                                    _check_text("comment", comment), self._gate, override_gate)
         self._feed.notify()
         return convert.version_to_pb(record)
 
     async def ApproveModelVersion(self, request: pb.ApproveModelVersionRequest, context) -> pb.ModelVersion:
-        return await self._review(request.name, request.comment, True)
+        if request.override_gate:
+            auth.require(Role.ADMIN, "approving past the approval gate (override_gate)")
+            if not request.comment.strip():
+                raise InvalidArgument("override_gate needs a comment saying why the gate is overridden (it is the "
+                                      "audit trail's reason)", field="comment")
+        return await self._review(request.name, request.comment, True, request.override_gate)
 
     async def RejectModelVersion(self, request: pb.RejectModelVersionRequest, context) -> pb.ModelVersion:
         return await self._review(request.name, request.comment, False)
@@ -303,6 +316,24 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         record = await self._db.run(self._store.delete_alias, _actor(), model_id, alias)
         self._feed.notify()
         return convert.model_to_pb(record)
+
+    # -- evaluation records --------------------------------------------------------------------
+
+    async def RecordEvaluation(self, request: pb.RecordEvaluationRequest, context) -> pb.RecordEvaluationResponse:
+        ref, evidence = convert.evidence_from_pb(request.record)
+        telemetry.annotate(model=ref.model, reference=str(ref), evaluation=evidence.evaluation)
+        stored = await self._db.run(self._store.record_evaluation, _actor(), ref, evidence)
+        self._feed.notify()
+        return pb.RecordEvaluationResponse(record=convert.evidence_to_pb(stored))
+
+    async def ListEvaluationRecords(self, request: pb.ListEvaluationRecordsRequest,
+                                    context) -> pb.ListEvaluationRecordsResponse:
+        ref = names.parse_version_ref(request.model_version)
+        page = pagination.start(request, {"records": str(ref)}, int)
+        rows, token = page.finish(await self._db.run_read(self._store.evaluation_records, ref, page.position,
+                                                          page.limit), lambda r: r.id)
+        return pb.ListEvaluationRecordsResponse(records=[convert.evidence_to_pb(r) for r in rows],
+                                                next_page_token=token)
 
     # -- events --------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from llmops.core.errors import FailedPrecondition, NotFound
 from llmops.core.gates import AliasGate
-from llmops.core.storage import Database, Migration, add_column, freeze
+from llmops.core.storage import Database, Migration, add_column, freeze, steps
 from llmops.core.timeutil import now_us
 from llmops.core.versioned import Versioned, pointing
 from services.registry.domain import (
@@ -32,7 +32,8 @@ from services.registry.domain import (
     Status,
     VersionRecord,
 )
-from services.registry.names import VersionRef, parse_version_ref
+from services.registry.evidence import Comparison, Evidence, Gate, unmet
+from services.registry.names import VersionRef, parse_version_ref, version_name
 
 meta = sa.MetaData()
 
@@ -100,7 +101,25 @@ MIGRATIONS = [
     Migration(1, "models, versions, aliases, events", freeze(meta)),  # the tables above, as they were
     Migration(2, "the file an imported version was converted from",  # JSON of an ImportSource
               add_column(versions, sa.Column("import_source", sa.Text))),
+    Migration(3, "approval gates and the evaluation records they read",  # JSON of an evidence.Gate
+              steps(add_column(models, sa.Column("gate", sa.Text)), lambda conn: evaluation_records.create(conn))),
 ]
+# declared after migration 1 froze the first schema; migration 3 creates it
+evaluation_records = sa.Table(
+    "evaluation_records", meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("evaluation", sa.String(64), nullable=False),
+    sa.Column("dataset_uri", sa.Text, nullable=False),
+    sa.Column("dataset_version", sa.String(200), nullable=False),
+    sa.Column("metrics", sa.Text, nullable=False),
+    sa.Column("comparisons", sa.Text, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("recorded_by", sa.String(200), nullable=False),
+    sa.Column("time_us", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("model_id", "version", "evaluation", name="uq_evaluation_record"),
+)
 
 
 RESOURCES = Versioned("model", models, versions, aliases, fk="model_id", state="status",
@@ -124,6 +143,7 @@ class RegistryStore:
             id=row.name, kind=Kind(row.kind), description=row.description, labels=json.loads(row.labels),
             aliases=RESOURCES.alias_map(conn, row.id), latest_version=row.latest_version, created_by=row.created_by,
             create_time_us=row.create_time_us, update_time_us=row.update_time_us,
+            gate=json.loads(row.gate) if row.gate else None,
         )
 
     @staticmethod
@@ -191,16 +211,21 @@ class RegistryStore:
     def _touch(conn: Connection, mrow) -> None:
         conn.execute(models.update().where(models.c.id == mrow.id).values(update_time_us=now_us()))
 
-    def create_model(self, actor: Actor, model_id: str, kind: Kind, description: str, labels: dict[str, str]) -> ModelRecord:
+    def create_model(self, actor: Actor, model_id: str, kind: Kind, description: str, labels: dict[str, str],
+                     gate: Gate | None = None) -> ModelRecord:
         with self.db.write() as conn:
             t = now_us()
             row = RESOURCES.insert_parent(conn, model_id, kind=kind.value, description=description,
                                           labels=json.dumps(labels, sort_keys=True), created_by=actor.name,
-                                          create_time_us=t, update_time_us=t)
-            self._emit(conn, actor, EventType.MODEL_CREATED, model_id, details={"kind": kind.value})
+                                          create_time_us=t, update_time_us=t,
+                                          **({"gate": json.dumps(gate.to_dict())} if gate else {}))
+            details = {"kind": kind.value} | ({"gate": gate.describe()[:500]} if gate else {})
+            self._emit(conn, actor, EventType.MODEL_CREATED, model_id, details=details)
             return self._model(conn, row)
 
-    def update_model(self, actor: Actor, model_id: str, description: str | None, labels: dict[str, str] | None) -> ModelRecord:
+    def update_model(self, actor: Actor, model_id: str, description: str | None, labels: dict[str, str] | None,
+                     gate: tuple[Gate | None] = ()) -> ModelRecord:
+        """`gate`: empty to leave it, (None,) to remove it, (Gate,) to set it."""
         with self.db.write() as conn:
             row = RESOURCES.parent(conn, model_id, lock=True)
             values: dict = {"update_time_us": now_us()}
@@ -208,9 +233,12 @@ class RegistryStore:
                 values["description"] = description
             if labels is not None:
                 values["labels"] = json.dumps(labels, sort_keys=True)
+            details = {k: "changed" for k in values if k != "update_time_us"}
+            if gate:
+                values["gate"] = json.dumps(gate[0].to_dict()) if gate[0] else None
+                details["gate"] = gate[0].describe()[:500] if gate[0] else "removed"
             conn.execute(models.update().where(models.c.id == row.id).values(**values))
-            self._emit(conn, actor, EventType.MODEL_UPDATED, model_id,
-                       details={k: "changed" for k in values if k != "update_time_us"})
+            self._emit(conn, actor, EventType.MODEL_UPDATED, model_id, details=details)
             return self._model(conn, RESOURCES.parent(conn, model_id))
 
     def create_version(
@@ -252,15 +280,65 @@ class RegistryStore:
             raise NotFound(f"lineage base_version {base!r} does not exist: {exc.message}") from None
 
     def review_version(self, actor: Actor, ref: VersionRef, approve: bool, comment: str,
-                       gate: AliasGate) -> VersionRecord:
+                       gate: AliasGate, override_gate: bool = False) -> VersionRecord:
+        """With an approval gate on the model, approving needs a recorded evaluation that passes
+        it (FAILED_PRECONDITION saying what is missing) unless `override_gate` (the servicer
+        checked the caller is an admin); an override is audited with what it overrode."""
         with self.db.write() as conn:
             mrow, vrow, alias_map = self._resolve(conn, ref, lock=True)
+            details = {"comment": comment[:500]}
+            evidence_gate = Gate.from_dict(json.loads(mrow.gate)) if mrow.gate else None
+            if approve and evidence_gate is not None and vrow.status == Status.PENDING_APPROVAL:
+                name = version_name(ref.model, vrow.version)
+                champion = alias_map.get(evidence_gate.champion_alias)
+                why = unmet(evidence_gate, f"{ref.model}@{vrow.version}", self._evidence(conn, mrow, vrow.version),
+                            version_name(ref.model, champion) if champion and champion != vrow.version else None)
+                if why and not override_gate:
+                    raise FailedPrecondition(f"{name} does not pass the approval gate ({evidence_gate.describe()}): "
+                                             f"{why}. An admin may approve anyway with --override-gate and a comment")
+                details["gate"] = "overridden: " + why[:400] if why else "passed"
             reviewed = RESOURCES.review(conn, mrow, vrow, approve, actor.name, comment, gate)
             if reviewed is None:
                 return self._version(ref.model, vrow, alias_map)  # approving twice changes nothing
             self._emit(conn, actor, EventType.VERSION_APPROVED if approve else EventType.VERSION_REJECTED,
-                       ref.model, version=vrow.version, details={"comment": comment[:500]})
+                       ref.model, version=vrow.version, details=details)
             return self._version(ref.model, reviewed, alias_map)
+
+    # -- evaluation records --------------------------------------------------------------------
+
+    @staticmethod
+    def _evidence(conn: Connection, mrow, version: int, before: int | None = None, limit: int = 0) -> list[Evidence]:
+        e = evaluation_records.c
+        q = sa.select(evaluation_records).where(e.model_id == mrow.id, e.version == version).order_by(e.id.desc())
+        if before is not None:
+            q = q.where(e.id < before)
+        rows = conn.execute(q.limit(limit) if limit else q).all()
+        return [Evidence(r.evaluation, mrow.name, r.version, r.dataset_uri, r.dataset_version, json.loads(r.metrics),
+                         {k: Comparison(**v) for k, v in json.loads(r.comparisons).items()}, r.rows, r.recorded_by,
+                         r.time_us, r.id) for r in rows]
+
+    def record_evaluation(self, actor: Actor, ref: VersionRef, record: Evidence) -> Evidence:
+        """Store `record` against the version (once per evaluation: a retry returns the stored one)."""
+        with self.db.write() as conn:
+            mrow, vrow, _ = self._resolve(conn, ref, lock=True)
+            stored = next((r for r in self._evidence(conn, mrow, vrow.version) if r.evaluation == record.evaluation),
+                          None)
+            if stored is not None:
+                return stored
+            conn.execute(evaluation_records.insert().values(
+                model_id=mrow.id, version=vrow.version, evaluation=record.evaluation, dataset_uri=record.dataset_uri,
+                dataset_version=record.dataset_version, metrics=json.dumps(record.metrics),
+                comparisons=json.dumps({k: asdict(v) for k, v in record.comparisons.items()}), rows=record.rows,
+                recorded_by=actor.name, time_us=now_us()))
+            self._emit(conn, actor, EventType.EVALUATION_RECORDED, ref.model, version=vrow.version, details={
+                "evaluation": record.evaluation, "dataset": f"{record.dataset_uri}@{record.dataset_version}"[:500],
+                **{k: f"{v:.4g}" for k, v in sorted(record.metrics.items())[:20]}})
+            return self._evidence(conn, mrow, vrow.version)[0]
+
+    def evaluation_records(self, ref: VersionRef, before: int | None = None, limit: int = 0) -> list[Evidence]:
+        with self.db.read() as conn:
+            mrow, vrow, _ = self._resolve(conn, ref)
+            return self._evidence(conn, mrow, vrow.version, before, limit)
 
     def set_alias(self, actor: Actor, model_id: str, alias: str, version: int, gate: AliasGate) -> ModelRecord:
         with self.db.write() as conn:

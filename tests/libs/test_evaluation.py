@@ -201,3 +201,31 @@ def test_the_comparison_adds_the_judges_scores_when_a_judge_was_asked():
     assert "judge score (1-5)            4.67           3.00          +1.67" in text
     assert ("judge score: +2.00, 95% CI +2.00 to +2.00 (the candidate is better; 3 questions scored on both "
             "sides, rubric prompts/rubric/versions/2)") in text
+
+
+def test_run_metrics_count_failed_rows_as_wrong_and_compare_pairs_by_row():
+    from llmops.evaluation import scoring
+
+    def row(i, side, answer, ref, error="", latency=10.0, **extra):
+        r = scoring.Row(i, side, f"q{i}", ref, answer, scoring.answer_scores(answer, ref), latency, 3)
+        r.scores.update(extra)
+        return scoring.failed(r, error) if error else r
+
+    target = [row(0, "target", "An approver.", "an approver", hit=1.0, reciprocal_rank=1.0),
+              row(1, "target", "", "tokens", error="UNAVAILABLE: down"),
+              row(2, "target", "the trace id", "The trace id", latency=30.0, hit=0.0, reciprocal_rank=0.0)]
+    baseline = [row(0, "baseline", "nobody", "an approver", hit=1.0, reciprocal_rank=0.5),
+                row(1, "baseline", "tokens", "tokens"),
+                row(2, "baseline", "a trace", "The trace id", hit=1.0, reciprocal_rank=1.0)]
+    m = scoring.aggregate(target)
+    assert m["exact_match"] == pytest.approx(2 / 3) and m["error_rate"] == pytest.approx(1 / 3)
+    assert m["hit_rate"] == 0.5 and m["mrr"] == 0.5  # over the rows that name sources
+    assert m["latency_p50_ms"] == 10.0 and m["latency_p95_ms"] == 30.0  # answered rows only
+    by_metric = {c.metric: c for c in scoring.compare(target, baseline)}
+    em = by_metric["exact_match"]
+    assert (em.value, em.baseline_value, em.difference.rows) == (pytest.approx(2 / 3), pytest.approx(1 / 3), 3)
+    assert em.p_value is not None and by_metric["token_f1"].p_value is None
+    assert by_metric["error_rate"].difference.mean == pytest.approx(1 / 3)
+    assert scoring.verdict("error_rate", 0.1, 0.5) == "the target is worse"
+    assert scoring.verdict("exact_match", 0.1, 0.5) == "the target is better"
+    assert scoring.verdict("exact_match", -0.1, 0.5) == "not significant"

@@ -70,7 +70,8 @@ def test_new_and_upgraded_databases_have_the_declared_schema(service, database_u
 
 
 def test_a_registry_written_by_the_previous_release_upgrades_and_keeps_its_versions(database_url):
-    """Registry migration 2 (import sources) over a database of migration 1 with a version in it."""
+    """Registry migrations 2 (import sources) and 3 (gates, evaluation records) over a database of
+    migration 1 with a version in it."""
     from services.registry.domain import Actor, Kind, Lineage
     from services.registry.names import VersionRef
     from services.registry.store import MIGRATIONS, RegistryStore
@@ -85,12 +86,12 @@ def test_a_registry_written_by_the_previous_release_upgrades_and_keeps_its_versi
                              "description, created_by, create_time_us) VALUES (1, 1, '[]', 'd', 0, 'hf', '', '', '', "
                              "'', '{}', 'approved', '', 'old', 1)"))
     store = RegistryStore(db)
-    assert store.migrate() == 2
+    assert store.migrate() == 3
     old = store.get_version(VersionRef("m", 1, None))
     assert old.lineage.source is None and old.status == "approved" and old.created_by == "old"
     new = store.create_version(Actor("new"), "m", kind=Kind.MODEL, files=(), artifact_digest="e", size_bytes=0,
                                format_="hf", pipeline_spec=None, lineage=Lineage(), metrics={}, description="",
                                request_id=None)
     assert new.version == 2
-    assert store.migrate() == 2  # again: nothing to do
+    assert store.migrate() == 3  # again: nothing to do
     db.dispose()

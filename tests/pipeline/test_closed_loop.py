@@ -1,7 +1,7 @@
 """The closed loop on the CPU, every service its own process: answers through the pipeline,
 corrected through the feedback service, exported to a Delta table, a LoRA job on it, the candidate
-registered with lineage, `llmops models compare` showing it beats the base, approval and the
-alias moved, and the same questions through the pipeline answered with the corrections."""
+registered with lineage, `llmops models compare` showing it beats the base, a durable evaluation
+recorded against it that passes the model's approval gate, approval and the alias moved, and the same questions through the pipeline answered with the corrections."""
 
 from __future__ import annotations
 
@@ -95,8 +95,26 @@ def test_corrections_flow_into_a_tuned_candidate_that_serves_them_once_approved(
     assert champ_em == 0 and gain >= 30 and cand_em == round(candidate.metrics["exact_match"] * 100), compared
     assert f"served by: registry:{candidate.name} vs registry:{base.name}" in compared, compared
 
-    # 5. approve, move production: generation reloads, and the pipeline answers with the corrections
-    rag.client("approver").registry.approve(candidate.name, "beats production on the corrected questions")
+    # 5. the gate: approval needs an evaluation on the corrections that does not lose to production
+    approver = rag.client("approver").registry
+    dataset = f"{exported.table_uri}@{exported.table_version}"
+    cli(rag, "models", "gate", "loop-llm", "--dataset", exported.table_uri, "--metric", "exact_match",
+        "--require-confidence")
+    refused = subprocess.run([sys.executable, "-m", "llmops.cli.main", "models", "approve", candidate.name],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, **rag.env, "LLMOPS_API_KEY": rag.keys["approver"]})
+    assert refused.returncode != 0 and "does not pass the approval gate" in refused.stderr, refused.stderr
+    evaluated = cli(rag, "eval", "create", f"loop-llm@{candidate.version}", "--dataset", dataset,
+                    "--concurrency", "4", "--watch").stdout
+    print(evaluated)
+    assert re.search(rf"succeeded\s+{candidate.name} vs {base.name} .* rows 20/20 +recorded", evaluated), evaluated
+    assert re.search(r"^exact_match: \+0\.[3-9]\d*|^exact_match: \+1, ", evaluated, re.M), evaluated
+    [record] = approver.evaluation_records(candidate.name)
+    assert record.comparisons["exact_match"].ci_low > 0 and record.comparisons["exact_match"].champion_version == \
+        base.name
+
+    # 6. approve, move production: generation reloads, and the pipeline answers with the corrections
+    approver.approve(candidate.name, "beats production on the corrected questions")
     admin.registry.set_alias("loop-llm", "production", candidate.version)
     deadline = time.monotonic() + 120
     while reader.pipeline.run("loop-qa@production", next(iter(CORRECTIONS))).versions.model != candidate.name:

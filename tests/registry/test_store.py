@@ -34,21 +34,24 @@ def add_version(store: RegistryStore, model: str, request_id: str | None = None)
 
 
 def test_migrations_are_recorded_and_idempotent(store):
-    assert store.db.schema_version() == 2
-    assert store.migrate() == 2
+    assert store.db.schema_version() == 3
+    assert store.migrate() == 3
 
 
 def test_a_database_from_before_imports_gains_the_source_column(database_url):
     import sqlalchemy as sa
 
-    from services.registry.store import MIGRATIONS
+    from services.registry.store import MIGRATIONS, models
 
     old = RegistryStore(Database(database_url))
     old.db.migrate(MIGRATIONS[:1])  # the schema before imports existed (migration 1 is frozen)
     with old.db.read() as conn:
         assert "import_source" not in {c["name"] for c in sa.inspect(conn).get_columns("model_versions")}
-    old.create_model(ALICE, "m", Kind.MODEL, "", {})
-    assert old.db.migrate(MIGRATIONS) == 2
+    with old.db.write() as conn:  # a model as the first schema held it (today's columns would not insert)
+        conn.execute(models.insert().values(name="m", kind="model", description="", labels="{}", latest_version=0,
+                                            created_by="alice", create_time_us=1, update_time_us=1))
+    assert old.db.migrate(MIGRATIONS) == 3
+    assert old.get_model("m").gate is None  # models from before gates have none
     source = ImportSource("pypi:x==1/m.gguf", "c" * 64, 123, "gguf", "Q4_1")
     v = old.create_version(ALICE, "m", kind=Kind.MODEL, files=[FileEntry("model.safetensors", "a" * 64, 10)],
                            artifact_digest="b" * 64, size_bytes=10, format_="hf-causal-lm", pipeline_spec=None,

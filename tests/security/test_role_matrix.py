@@ -25,10 +25,16 @@ SERVICES = ("registry", "retrieval", "prompt", "generation", "pipeline", "feedba
 REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 
 
+# (process, contract module, servicer module) of every gRPC service; the fine-tuning process also
+# serves evaluations
+CONTRACTS = [(s, f"llmops.api.{s}.v1.{s}_pb2", f"services.{s}.servicer") for s in SERVICES] + [
+    ("finetuning", "llmops.api.finetuning.v1.evaluation_pb2", "services.finetuning.evaluation.servicer")]
+
+
 def _rpcs():
-    for service in SERVICES:
-        pb = importlib.import_module(f"llmops.api.{service}.v1.{service}_pb2")
-        policy = importlib.import_module(f"services.{service}.servicer").POLICY.rules
+    for service, contract, servicer in CONTRACTS:
+        pb = importlib.import_module(contract)
+        policy = importlib.import_module(servicer).POLICY.rules
         for svc in pb.DESCRIPTOR.services_by_name.values():
             for m in svc.methods:
                 path = f"/{svc.full_name}/{m.name}"
@@ -60,7 +66,7 @@ def _call(channel: grpc.Channel, path: str, m, key: str | None) -> grpc.StatusCo
 
 
 def test_every_rpc_allows_exactly_the_roles_its_policy_names(rag):
-    assert len(RPCS) >= 55  # every RPC of the seven contracts
+    assert len(RPCS) >= 63  # every RPC of the eight gRPC services
     failures, checked = [], 0
     for service, path, m, needed in RPCS:
         with grpc.insecure_channel(rag.procs[service].address) as channel:

@@ -8,7 +8,19 @@ import time
 
 import grpc
 
-from llmops.cli import datasets, feedback, generate, index, models, pipelines, prompts, stack, tracecmd, tune
+from llmops.cli import (
+    datasets,
+    evaluations,
+    feedback,
+    generate,
+    index,
+    models,
+    pipelines,
+    prompts,
+    stack,
+    tracecmd,
+    tune,
+)
 from llmops.client import CallError, Client
 from llmops.core import auth, localenv
 from llmops.core.errors import DomainError
@@ -108,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipelines.register(sub)
     feedback.register(sub)
     tune.register(sub)
+    evaluations.register(sub)
     datasets.register(sub)
     return parser
 

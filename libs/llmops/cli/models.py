@@ -101,8 +101,43 @@ def cmd_download(client: Client, args) -> None:
 
 
 def cmd_approve(client: Client, args) -> None:
-    v = client.registry.approve(args.ref, args.comment)
-    print(f"{v.name} approved by {v.review.reviewer}")
+    v = client.registry.approve(args.ref, args.comment, override_gate=args.override_gate)
+    print(f"{v.name} approved by {v.review.reviewer}" + (" (gate overridden)" if args.override_gate else ""))
+
+
+def cmd_gate(client: Client, args) -> None:
+    """Show, set or remove a model's approval gate."""
+    if args.remove:
+        client.registry.set_gate(args.model, None)
+        print(f"{args.model}: approval gate removed")
+        return
+    if args.dataset or args.metric:
+        if not (args.dataset and args.metric):
+            raise SystemExit("a gate needs both --dataset and --metric")
+        gate = pb.ApprovalGate(dataset_uri=args.dataset, metric=args.metric, max_regression=args.max_regression,
+                               require_confidence=args.require_confidence, champion_alias=args.champion_alias)
+        if args.min_value is not None:
+            gate.min_value = args.min_value
+        client.registry.set_gate(args.model, gate)
+    m = client.registry.get_model(args.model)
+    if not m.HasField("gate"):
+        print(f"{m.name}: no approval gate (a person's approval suffices)")
+        return
+    g = m.gate
+    floor = f", floor {g.min_value:g}" if g.HasField("min_value") else ""
+    print(f"{m.name}: {g.metric} on {g.dataset_uri}, at most {g.max_regression:g} below {g.champion_alias}"
+          f"{' (the whole 95% interval)' if g.require_confidence else ''}{floor}")
+
+
+def cmd_evidence(client: Client, args) -> None:
+    """The evaluations recorded against a version (what its gate reads)."""
+    for r in client.registry.evaluation_records(args.ref):
+        print(f"{r.evaluation}  {r.dataset_uri}@{r.dataset_version}  {r.rows} rows  by {r.recorded_by}")
+        for metric, value in sorted(r.metrics.items()):
+            c = r.comparisons.get(metric)
+            vs = (f"  vs {c.champion_version} {c.champion_value:.3g}: {c.difference:+.3g} "
+                  f"(95% CI {c.ci_low:+.3g} to {c.ci_high:+.3g})") if metric in r.comparisons else ""
+            print(f"  {metric:<20} {value:.3g}{vs}")
 
 
 def cmd_reject(client: Client, args) -> None:
@@ -235,10 +270,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("ref")
     a.add_argument("dest")
     a.set_defaults(run=cmd_download)
-    a = s.add_parser("approve", help="approve a version for protected aliases")
+    a = s.add_parser("approve", help="approve a version for protected aliases (it must pass the model's gate)")
     a.add_argument("ref")
     a.add_argument("--comment", default="")
+    a.add_argument("--override-gate", action="store_true",
+                   help="approve although no evaluation passes the gate (admin; --comment says why, audited)")
     a.set_defaults(run=cmd_approve)
+    a = s.add_parser("gate", help="show, set (approver) or remove a model's approval gate")
+    a.add_argument("model")
+    a.add_argument("--dataset", help="the dataset the evaluation must run (registry:NAME or a table URI)")
+    a.add_argument("--metric", help="exact_match, answer_match, token_f1, contains_reference, judge_score, hit_rate, "
+                                    "recall, mrr, citation_support or error_rate")
+    a.add_argument("--max-regression", type=float, default=0.0,
+                   help="how far below the champion the candidate may be (0.02: 2 points of a rate)")
+    a.add_argument("--min-value", type=float, help="an absolute floor (a ceiling for error_rate)")
+    a.add_argument("--require-confidence", action="store_true",
+                   help="the 95%% interval, not just the mean, must clear the allowed regression")
+    a.add_argument("--champion-alias", default="production")
+    a.add_argument("--remove", action="store_true")
+    a.set_defaults(run=cmd_gate)
+    a = s.add_parser("evidence", help="the evaluations recorded against a version")
+    a.add_argument("ref")
+    a.set_defaults(run=cmd_evidence)
     a = s.add_parser("reject", help="reject a version")
     a.add_argument("ref")
     a.add_argument("--comment", default="")

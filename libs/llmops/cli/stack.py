@@ -30,10 +30,13 @@ EXTRA_HTTP = {"pipeline": ("LLMOPS_PIPELINE_HTTP_PORT", "pipeline_http"),
 HTTP_SERVICES = {"modelserver"}  # BentoML: health is GET /readyz
 # Services that call others in the background (not on a caller's behalf) get their own key.
 PIPELINE_GRANTS = ("FeedbackService/LogInference", "FeedbackService/LogInferences")
+# The fine-tuning service downloads bases and datasets and registers candidates (editor); its
+# evaluations record their results as gate evidence and create a model version's evaluation route.
+FINETUNING_GRANTS = ("RegistryService/RecordEvaluation", "GenerationService/CreateRoute")
 # Each service's own key: the least role it needs, plus single methods granted beyond it.
 SERVICE_KEYS = {"modelserver": (auth.Role.READER, ()), "generation": (auth.Role.READER, ()),
                 "pipeline": (auth.Role.READER, PIPELINE_GRANTS),  # logs answers to the feedback service
-                "finetuning": (auth.Role.EDITOR, ())}  # downloads bases and datasets, registers candidates
+                "finetuning": (auth.Role.EDITOR, FINETUNING_GRANTS)}
 START_TIMEOUT_S = 120.0  # the model server imports BentoML, torch and DeepSpeed
 STOP_TIMEOUT_S = 20.0
 

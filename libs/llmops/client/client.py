@@ -7,6 +7,7 @@ import os
 
 import grpc
 
+from llmops.client.evaluation import EvaluationClient
 from llmops.client.feedback import FeedbackClient
 from llmops.client.finetuning import FineTuningClient
 from llmops.client.generation import GenerationClient
@@ -69,11 +70,17 @@ class Client:
     def finetuning(self) -> FineTuningClient:
         return FineTuningClient(self.channel("finetuning"))
 
+    @functools.cached_property
+    def evaluation(self) -> EvaluationClient:
+        """Evaluation runs (served by the fine-tuning service)."""
+        return EvaluationClient(self.channel("finetuning"))
+
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
-        for wrapper in ("registry", "retrieval", "prompt", "generation", "pipeline", "feedback", "finetuning"):
+        for wrapper in ("registry", "retrieval", "prompt", "generation", "pipeline", "feedback", "finetuning",
+                        "evaluation"):
             self.__dict__.pop(wrapper, None)
 
     def __enter__(self) -> Client:

@@ -49,12 +49,16 @@ class FineTuningClient(ServiceClient):
         return self._unary(self.stub.CancelTuningJob, pb.CancelTuningJobRequest(name=name))
 
     def watch(self, name: str, *, timeout: float | None = None) -> Iterator[pb.TuningJobEvent]:
-        """The job's events from the first, then new ones as they happen, until it ends (through
-        streams the server ends at their maximum age: a reopened one replays, so seen events are
-        skipped)."""
-        seen = 0
-        for msg in reopening(lambda t: self.stub.WatchTuningJob(pb.WatchTuningJobRequest(name=name), timeout=t),
-                             timeout):
-            if msg.event.sequence > seen:
-                seen = msg.event.sequence
-                yield msg.event
+        """The job's events from the first, then new ones as they happen, until it ends."""
+        return replayed_events(lambda t: self.stub.WatchTuningJob(pb.WatchTuningJobRequest(name=name), timeout=t),
+                               timeout)
+
+
+def replayed_events(open_stream, timeout: float | None) -> Iterator[pb.TuningJobEvent]:
+    """A run's events through streams the server ends at their maximum age: a reopened one
+    replays from the first, so events already seen are skipped."""
+    seen = 0
+    for msg in reopening(open_stream, timeout):
+        if msg.event.sequence > seen:
+            seen = msg.event.sequence
+            yield msg.event

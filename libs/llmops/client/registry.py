@@ -75,6 +75,11 @@ class RegistryClient(ServiceClient):
         return self._unary(self.stub.UpdateModel, pb.UpdateModelRequest(
             name=name, description=description or "", labels=labels or {}, update_mask=mask))
 
+    @operation("set_gate")
+    def set_gate(self, name: str, gate: pb.ApprovalGate | None) -> pb.Model:
+        """Declare (or, with None, remove) the evidence a version needs before approval."""
+        return self._unary(self.stub.UpdateModel, pb.UpdateModelRequest(name=name, gate=gate, update_mask=["gate"]))
+
     @operation("list_models")
     def list_models(self, *, kind: str | None = None, page_size: int = 100) -> list[pb.Model]:
         return self._paged(self.stub.ListModels, lambda token: pb.ListModelsRequest(
@@ -112,8 +117,29 @@ class RegistryClient(ServiceClient):
             parent=model, page_size=page_size, page_token=token), "versions")
 
     @operation("approve")
-    def approve(self, ref: str, comment: str = "") -> pb.ModelVersion:
-        return self._unary(self.stub.ApproveModelVersion, pb.ApproveModelVersionRequest(name=ref, comment=comment))
+    def approve(self, ref: str, comment: str = "", *, override_gate: bool = False) -> pb.ModelVersion:
+        return self._unary(self.stub.ApproveModelVersion, pb.ApproveModelVersionRequest(
+            name=ref, comment=comment, override_gate=override_gate))
+
+    @operation("record_evaluation")
+    def record_evaluation(self, evaluation: str, model_version: str, dataset_uri: str, dataset_version: str,
+                          metrics: dict[str, float], comparisons: dict[str, dict] | None = None) -> pb.EvaluationRecord:
+        """`comparisons`: metric -> MetricComparison fields as a dict (p_value None when n/a)."""
+        record = pb.EvaluationRecord(evaluation=evaluation, model_version=model_version, dataset_uri=dataset_uri,
+                                     dataset_version=dataset_version, metrics=metrics,
+                                     rows=int(metrics.get("rows", 0)))
+        for metric, c in (comparisons or {}).items():
+            mc = record.comparisons[metric]
+            mc.champion_version, mc.champion_value = c["champion_version"], c["baseline_value"]
+            mc.difference, mc.ci_low, mc.ci_high, mc.rows = c["difference"], c["ci_low"], c["ci_high"], c["rows"]
+            if c.get("p_value") is not None:
+                mc.p_value = c["p_value"]
+        return self._unary(self.stub.RecordEvaluation, pb.RecordEvaluationRequest(record=record)).record
+
+    @operation("evaluation_records")
+    def evaluation_records(self, ref: str, *, page_size: int = 100) -> list[pb.EvaluationRecord]:
+        return self._paged(self.stub.ListEvaluationRecords, lambda token: pb.ListEvaluationRecordsRequest(
+            model_version=ref, page_size=page_size, page_token=token), "records")
 
     @operation("reject")
     def reject(self, ref: str, comment: str = "") -> pb.ModelVersion:

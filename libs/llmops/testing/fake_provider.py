@@ -73,6 +73,7 @@ class FakeProvider:
         self.mode = "ok"  # ok | rate_limited | leaky_error | down
         self.requests: list[dict] = []
         self.token_delay_s = 0.0
+        self.answer_delay_s = 0.0  # before every answer (a slow provider)
         self.open_streams = 0  # streams being written now
         self.disconnects = 0  # streams whose client went away before the end
         provider = self
@@ -97,6 +98,7 @@ class FakeProvider:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 provider.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+                time.sleep(provider.answer_delay_s)
                 if self.path != "/v1/chat/completions":
                     return self._json(404, {"error": {"message": f"no route {self.path}"}})
                 sent = self.headers.get("authorization", "")

@@ -37,6 +37,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_ALIAS_SET: _ClassVar[EventType]
     EVENT_TYPE_ALIAS_DELETED: _ClassVar[EventType]
     EVENT_TYPE_ARTIFACT_UPLOADED: _ClassVar[EventType]
+    EVENT_TYPE_EVALUATION_RECORDED: _ClassVar[EventType]
 MODEL_KIND_UNSPECIFIED: ModelKind
 MODEL_KIND_MODEL: ModelKind
 MODEL_KIND_PIPELINE: ModelKind
@@ -53,9 +54,10 @@ EVENT_TYPE_VERSION_REJECTED: EventType
 EVENT_TYPE_ALIAS_SET: EventType
 EVENT_TYPE_ALIAS_DELETED: EventType
 EVENT_TYPE_ARTIFACT_UPLOADED: EventType
+EVENT_TYPE_EVALUATION_RECORDED: EventType
 
 class Model(_message.Message):
-    __slots__ = ("name", "kind", "description", "labels", "aliases", "latest_version", "created_by", "create_time", "update_time")
+    __slots__ = ("name", "kind", "description", "labels", "aliases", "latest_version", "created_by", "create_time", "update_time", "gate")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +81,7 @@ class Model(_message.Message):
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: ModelKind
     description: str
@@ -88,7 +91,108 @@ class Model(_message.Message):
     created_by: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., aliases: _Optional[_Mapping[str, int]] = ..., latest_version: _Optional[int] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    gate: ApprovalGate
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., aliases: _Optional[_Mapping[str, int]] = ..., latest_version: _Optional[int] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., gate: _Optional[_Union[ApprovalGate, _Mapping]] = ...) -> None: ...
+
+class ApprovalGate(_message.Message):
+    __slots__ = ("dataset_uri", "metric", "max_regression", "min_value", "require_confidence", "champion_alias")
+    DATASET_URI_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    MAX_REGRESSION_FIELD_NUMBER: _ClassVar[int]
+    MIN_VALUE_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_ALIAS_FIELD_NUMBER: _ClassVar[int]
+    dataset_uri: str
+    metric: str
+    max_regression: float
+    min_value: float
+    require_confidence: bool
+    champion_alias: str
+    def __init__(self, dataset_uri: _Optional[str] = ..., metric: _Optional[str] = ..., max_regression: _Optional[float] = ..., min_value: _Optional[float] = ..., require_confidence: _Optional[bool] = ..., champion_alias: _Optional[str] = ...) -> None: ...
+
+class MetricComparison(_message.Message):
+    __slots__ = ("champion_version", "champion_value", "difference", "ci_low", "ci_high", "p_value", "rows")
+    CHAMPION_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHAMPION_VALUE_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    champion_version: str
+    champion_value: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    rows: int
+    def __init__(self, champion_version: _Optional[str] = ..., champion_value: _Optional[float] = ..., difference: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., p_value: _Optional[float] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class EvaluationRecord(_message.Message):
+    __slots__ = ("evaluation", "model_version", "dataset_uri", "dataset_version", "metrics", "comparisons", "rows", "recorded_by", "record_time")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class ComparisonsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: MetricComparison
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[MetricComparison, _Mapping]] = ...) -> None: ...
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATASET_URI_FIELD_NUMBER: _ClassVar[int]
+    DATASET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    COMPARISONS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_BY_FIELD_NUMBER: _ClassVar[int]
+    RECORD_TIME_FIELD_NUMBER: _ClassVar[int]
+    evaluation: str
+    model_version: str
+    dataset_uri: str
+    dataset_version: str
+    metrics: _containers.ScalarMap[str, float]
+    comparisons: _containers.MessageMap[str, MetricComparison]
+    rows: int
+    recorded_by: str
+    record_time: _timestamp_pb2.Timestamp
+    def __init__(self, evaluation: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_uri: _Optional[str] = ..., dataset_version: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., comparisons: _Optional[_Mapping[str, MetricComparison]] = ..., rows: _Optional[int] = ..., recorded_by: _Optional[str] = ..., record_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordEvaluationRequest(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: EvaluationRecord
+    def __init__(self, record: _Optional[_Union[EvaluationRecord, _Mapping]] = ...) -> None: ...
+
+class RecordEvaluationResponse(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: EvaluationRecord
+    def __init__(self, record: _Optional[_Union[EvaluationRecord, _Mapping]] = ...) -> None: ...
+
+class ListEvaluationRecordsRequest(_message.Message):
+    __slots__ = ("model_version", "page_size", "page_token")
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    model_version: str
+    page_size: int
+    page_token: str
+    def __init__(self, model_version: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListEvaluationRecordsResponse(_message.Message):
+    __slots__ = ("records", "next_page_token")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[EvaluationRecord]
+    next_page_token: str
+    def __init__(self, records: _Optional[_Iterable[_Union[EvaluationRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ArtifactFile(_message.Message):
     __slots__ = ("path", "sha256", "size_bytes")
@@ -230,7 +334,7 @@ class ListModelsResponse(_message.Message):
     def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateModelRequest(_message.Message):
-    __slots__ = ("name", "description", "labels", "update_mask")
+    __slots__ = ("name", "description", "labels", "update_mask", "gate")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -242,11 +346,13 @@ class UpdateModelRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     labels: _containers.ScalarMap[str, str]
     update_mask: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., update_mask: _Optional[_Iterable[str]] = ...) -> None: ...
+    gate: ApprovalGate
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., update_mask: _Optional[_Iterable[str]] = ..., gate: _Optional[_Union[ApprovalGate, _Mapping]] = ...) -> None: ...
 
 class UploadArtifactHeader(_message.Message):
     __slots__ = ("model", "path", "sha256", "size_bytes")
@@ -327,12 +433,14 @@ class ListModelVersionsResponse(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ApproveModelVersionRequest(_message.Message):
-    __slots__ = ("name", "comment")
+    __slots__ = ("name", "comment", "override_gate")
     NAME_FIELD_NUMBER: _ClassVar[int]
     COMMENT_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDE_GATE_FIELD_NUMBER: _ClassVar[int]
     name: str
     comment: str
-    def __init__(self, name: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+    override_gate: bool
+    def __init__(self, name: _Optional[str] = ..., comment: _Optional[str] = ..., override_gate: _Optional[bool] = ...) -> None: ...
 
 class RejectModelVersionRequest(_message.Message):
     __slots__ = ("name", "comment")

@@ -112,6 +112,16 @@ class RegistryServiceStub:
                 request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.RecordEvaluation = channel.unary_unary(
+                '/llmops.registry.v1.RegistryService/RecordEvaluation',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationResponse.FromString,
+                _registered_method=True)
+        self.ListEvaluationRecords = channel.unary_unary(
+                '/llmops.registry.v1.RegistryService/ListEvaluationRecords',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListEvaluationRecordsRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListEvaluationRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -145,8 +155,9 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateModel(self, request, context):
-        """Updates a model's description and labels; INVALID_ARGUMENT for an unknown update_mask path,
-        NOT_FOUND for an unknown model. Role: editor.
+        """Updates a model's description, labels or approval gate; INVALID_ARGUMENT for an unknown
+        update_mask path or a malformed gate, NOT_FOUND for an unknown model. Role: editor (approver
+        to change the gate: a weaker gate lets more reach production).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -201,8 +212,10 @@ class RegistryServiceServicer:
 
     def ApproveModelVersion(self, request, context):
         """Approves a version for protected aliases, recording the approver and comment; NOT_FOUND for
-        an unknown version, FAILED_PRECONDITION when it was rejected. Idempotent for an approved
-        version. Role: approver.
+        an unknown version, FAILED_PRECONDITION when it was rejected, or when the model declares a
+        gate and no evaluation recorded for the version passes it (the message says what is missing).
+        An admin may override a gate with a comment; the override is audited. Idempotent for an
+        approved version. Role: approver (admin to override a gate).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -244,6 +257,24 @@ class RegistryServiceServicer:
     def WatchEvents(self, request, context):
         """Streams events as they happen (after replaying those after `after_sequence`), so other
         services can react without polling; INVALID_ARGUMENT for a negative cursor. Role: reader.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordEvaluation(self, request, context):
+        """Records an evaluation's result against the version it evaluated (the evaluation service
+        calls it when a run ends); NOT_FOUND for an unknown version, INVALID_ARGUMENT for a malformed
+        record. Recording the same evaluation again returns the stored record. Role: admin (the
+        evaluation service's key is granted this method alone: evidence is not an editor's to write).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvaluationRecords(self, request, context):
+        """Lists the evaluations recorded for a version, newest first; NOT_FOUND for an unknown
+        version. Role: reader.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -326,6 +357,16 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.WatchEventsRequest.FromString,
                     response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'RecordEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvaluation,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationResponse.SerializeToString,
+            ),
+            'ListEvaluationRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvaluationRecords,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListEvaluationRecordsRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListEvaluationRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -736,6 +777,60 @@ class RegistryService:
             '/llmops.registry.v1.RegistryService/WatchEvents',
             llmops_dot_registry_dot_v1_dot_registry__pb2.WatchEventsRequest.SerializeToString,
             llmops_dot_registry_dot_v1_dot_registry__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.RegistryService/RecordEvaluation',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.RecordEvaluationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvaluationRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.RegistryService/ListEvaluationRecords',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListEvaluationRecordsRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListEvaluationRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,
