@@ -54,6 +54,8 @@ def select(rows: list[tuple[InferenceRow, list[FeedbackRow]]], sel: Selection
     """(inference, reference kind, reference answer) of the rows that go out."""
     out = []
     for inference, fb in rows:
+        if inference.error:  # a failed request has no answer to learn from
+            continue
         ref = reference(fb)
         if ref is None:
             continue

@@ -54,7 +54,7 @@ def inference_to_pb(r: InferenceRow, payload: bool = True) -> pb.InferenceRecord
         prompt_version=r.prompt_version, index_version=r.index_version, model_version=r.model_version,
         chunk_ids=r.chunk_ids, latency_ms=r.latency_ms,
         input_tokens=r.input_tokens, output_tokens=r.output_tokens, caller=r.caller,
-        create_time=timestamp(r.create_time_us), pipeline=r.pipeline, feedback_count=r.feedback_count,
+        create_time=timestamp(r.create_time_us), pipeline=r.pipeline, feedback_count=r.feedback_count, error=r.error,
         sources=[pb.Source(**{**s, "text": s["text"] if payload else ""}) for s in r.sources])
     if payload:
         out.question, out.answer = r.question, r.answer
@@ -104,7 +104,7 @@ class FeedbackServicer(feedback_pb2_grpc.FeedbackServiceServicer):
             [{"document_id": s.document_id, "chunk_id": s.chunk_id, "score": s.score, "text": s.text[:MAX_TEXT]}
              for s in r.sources] or [{"document_id": "", "chunk_id": c, "score": 0.0, "text": ""} for c in r.chunk_ids],
             r.latency_ms, r.input_tokens, r.output_tokens, (r.caller or auth.caller().name)[:200],
-            _us(r.create_time), prompt_messages=_prompt(r.prompt_messages, where))
+            _us(r.create_time), prompt_messages=_prompt(r.prompt_messages, where), error=r.error[:200])
 
     async def LogInference(self, request, context) -> pb.LogInferenceResponse:
         row = self._row(request.record)

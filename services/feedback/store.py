@@ -64,6 +64,8 @@ MIGRATIONS = [
     Migration(1, "inferences, feedback", freeze(meta)),  # the tables above, as they were
     Migration(2, "inferences.prompt_messages",  # JSON list of {role, content}: the prompt as the model got it
               add_column(inferences, sa.Column("prompt_messages", sa.Text, nullable=False, server_default="[]"))),
+    Migration(3, "inferences.error",  # the status of a request that failed: monitoring's error rate
+              add_column(inferences, sa.Column("error", sa.String(200), nullable=False, server_default=""))),
 ]
 
 
@@ -87,6 +89,7 @@ class InferenceRow:
     seq: int = 0
     feedback_count: int = 0
     prompt_messages: list[dict] = field(default_factory=list)
+    error: str = ""
 
     @property
     def chunk_ids(self) -> list[str]:
@@ -130,7 +133,7 @@ def _inference(r) -> InferenceRow:
     return InferenceRow(r.request_id, r.trace_id, r.pipeline, r.pipeline_version, r.prompt_version, r.index_version,
                         r.model_version, r.question, r.answer, json.loads(r.sources), r.latency_ms, r.input_tokens,
                         r.output_tokens, r.caller, r.create_time_us, r.seq,
-                        prompt_messages=json.loads(r.prompt_messages))
+                        prompt_messages=json.loads(r.prompt_messages), error=r.error)
 
 
 def _feedback(r) -> FeedbackRow:
@@ -207,6 +210,7 @@ class FeedbackStore:
         reviewed = sa.select(feedback.c.request_id).where(feedback.c.source == 2)  # FEEDBACK_SOURCE_REVIEWER
         q = (sa.select(inferences, sa.func.coalesce(counts.c.n, 0).label("n"))
              .outerjoin(counts, counts.c.request_id == inferences.c.request_id)
+             .where(inferences.c.error == "")  # failed requests have nothing to review
              .order_by(inferences.c.seq.desc()).limit(limit))
         if pipeline:
             q = q.where(inferences.c.pipeline == pipeline)

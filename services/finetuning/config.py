@@ -15,10 +15,12 @@ class FineTuningConfig:
     jobs_dir: str = ""  # worker folders (data, checkpoints, output); default under $LLMOPS_HOME
     evaluations_dir: str = ""  # each evaluation's rows to answer; default under $LLMOPS_HOME
     registry_address: str = ""
-    # Evaluations call these services (answers, bundles, judges' rubrics); defaults: the local stack's.
+    # Evaluations and releases call these services (answers, bundles, judges' rubrics, live
+    # signals); defaults: the local stack's.
     generation_address: str = ""
     pipeline_address: str = ""
     prompt_address: str = ""
+    feedback_address: str = ""
     # the service's own key (role editor): downloads bases, registers candidates; granted
     # RegistryService/RecordEvaluation (evidence for gates) and GenerationService/CreateRoute
     # (a model version's evaluation route)
@@ -28,6 +30,8 @@ class FineTuningConfig:
     max_restarts: int = 3  # a worker that dies is started again (from its checkpoint) this often
     watch_poll_s: float = 1.0
     max_concurrent_evaluations: int = 2  # runs at once; each answers up to its `concurrency` rows at once
+    max_concurrent_releases: int = 16  # releases watched at once (one per bundle at a time)
+    release_poll_s: float = 1.0  # how often a release reads the live signals (a breach rolls back within it)
     # Where dataset_uri may point (besides registry: datasets): default the feedback service's
     # export folder and $LLMOPS_HOME/datasets.
     dataset_roots: tuple[str, ...] = ()
@@ -57,8 +61,9 @@ class FineTuningConfig:
         return self.registry_address or localenv.service_address("registry")
 
     def addresses(self) -> dict[str, str]:
-        """The services evaluations call."""
+        """The services evaluations and releases call."""
         return {"registry": self.registry(),
                 "generation": self.generation_address or localenv.service_address("generation"),
                 "pipeline": self.pipeline_address or localenv.service_address("pipeline"),
-                "prompt": self.prompt_address or localenv.service_address("prompt")}
+                "prompt": self.prompt_address or localenv.service_address("prompt"),
+                "feedback": self.feedback_address or localenv.service_address("feedback")}

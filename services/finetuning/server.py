@@ -9,7 +9,7 @@ import asyncio
 
 from opentelemetry import trace
 
-from llmops.api.finetuning.v1 import evaluation_pb2_grpc, finetuning_pb2_grpc
+from llmops.api.finetuning.v1 import evaluation_pb2_grpc, finetuning_pb2_grpc, release_pb2_grpc
 from llmops.client.client import Client
 from llmops.client.registry import RegistryClient
 from llmops.core import auth, channels
@@ -22,8 +22,12 @@ from services.finetuning.evaluation.servicer import POLICY as EVALUATION_POLICY
 from services.finetuning.evaluation.servicer import SERVICE as EVALUATION_SERVICE
 from services.finetuning.evaluation.servicer import EvaluationServicer
 from services.finetuning.jobs import JobRunner
+from services.finetuning.release.runner import ReleaseRunner
+from services.finetuning.release.servicer import POLICY as RELEASE_POLICY
+from services.finetuning.release.servicer import SERVICE as RELEASE_SERVICE
+from services.finetuning.release.servicer import ReleaseServicer
 from services.finetuning.servicer import POLICY, SERVICE, FineTuningServicer
-from services.finetuning.store import EvaluationStore, JobStore
+from services.finetuning.store import EvaluationStore, JobStore, ReleaseStore
 
 
 async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provider: trace.TracerProvider | None = None,
@@ -41,8 +45,12 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     evaluator = EvaluationRunner(evaluations, config.resolved_evaluations_dir(), client,
                                  config.max_concurrent_evaluations)
     await evaluator.start()
+    releases = ReleaseStore(db)
+    releaser = ReleaseRunner(releases, client, config.max_concurrent_releases, config.release_poll_s)
+    await releaser.start()
 
     async def close() -> None:
+        await releaser.stop()
         await evaluator.stop()
         await runner.stop()
         client.close()
@@ -52,5 +60,7 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     bindings = [ServiceBinding(SERVICE, finetuning_pb2_grpc.add_FineTuningServiceServicer_to_server,
                                FineTuningServicer(store, runner, registry, config), POLICY),
                 ServiceBinding(EVALUATION_SERVICE, evaluation_pb2_grpc.add_EvaluationServiceServicer_to_server,
-                               EvaluationServicer(evaluations, evaluator, client, config), EVALUATION_POLICY)]
+                               EvaluationServicer(evaluations, evaluator, client, config), EVALUATION_POLICY),
+                ServiceBinding(RELEASE_SERVICE, release_pb2_grpc.add_ReleaseServiceServicer_to_server,
+                               ReleaseServicer(releases, releaser, client, config), RELEASE_POLICY)]
     return await create_server(bindings, server_config, keys=keys, tracer_provider=tracer_provider, on_stop=[close])

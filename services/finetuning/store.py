@@ -74,14 +74,31 @@ evaluation_rows = sa.Table(
     sa.Column("idx", sa.Integer, primary_key=True),
     sa.Column("body", sa.Text, nullable=False),
 )
+releases = sa.Table(
+    "releases", meta,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("state", sa.SmallInteger, nullable=False, index=True),
+    sa.Column("model", sa.String(63), nullable=False, index=True),
+    sa.Column("steps_done", sa.BigInteger, nullable=False, default=0),  # steps passed
+    sa.Column("total_steps", sa.BigInteger, nullable=False, default=0),
+    sa.Column("result", sa.Text, nullable=False, default="{}"),  # percent, step start, signals, outcome
+    sa.Column("error", sa.Text, nullable=False, default=""),
+    sa.Column("restarts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("idempotency_key", sa.String(128), nullable=True),
+    sa.Column("create_time_us", sa.BigInteger, nullable=False),
+    sa.Column("end_time_us", sa.BigInteger, nullable=False, default=0),
+    sa.UniqueConstraint("created_by", "idempotency_key", name="uq_releases_idempotency"),
+)
 _JOBS_ONLY = sa.MetaData()
 for _t in (jobs, events):
     _t.to_metadata(_JOBS_ONLY)
 _EVALUATIONS_ONLY = sa.MetaData()
-for _t in (evaluations, evaluation_rows):
+for _t in (evaluations, evaluation_rows, releases):
     _t.to_metadata(_EVALUATIONS_ONLY)
 MIGRATIONS = [Migration(1, "jobs, events", freeze(_JOBS_ONLY)),
-              Migration(2, "evaluations and their rows", freeze(_EVALUATIONS_ONLY))]
+              Migration(2, "evaluations and their rows, releases", freeze(_EVALUATIONS_ONLY))]
 
 
 @dataclass
@@ -111,6 +128,23 @@ class EvaluationRecord:
     target_version: str = ""
     result: dict = field(default_factory=dict)
     recorded: bool = False
+    error: str = ""
+    restarts: int = 0
+    created_by: str = ""
+    idempotency_key: str | None = None
+    create_time_us: int = 0
+    end_time_us: int = 0
+
+
+@dataclass
+class ReleaseRecord:
+    id: str
+    spec: dict
+    state: int
+    model: str = ""
+    steps_done: int = 0
+    total_steps: int = 0
+    result: dict = field(default_factory=dict)
     error: str = ""
     restarts: int = 0
     created_by: str = ""
@@ -288,3 +322,17 @@ class EvaluationStore(RunStore):
 def row_position(side: str, index: int) -> int:
     """A row's place in listing order, as one number (a page token's position)."""
     return index * 2 + (side != "target")
+
+
+class ReleaseStore(RunStore):
+    table = releases
+    record = ReleaseRecord
+    JSON_COLUMNS = ("result",)
+    what = "release"
+    hint = "`llmops release list`"
+
+    def active(self, model: str) -> list[ReleaseRecord]:
+        """The model's releases that have not ended."""
+        with self.db.read() as conn:
+            return [self._read(r) for r in conn.execute(sa.select(releases).where(
+                releases.c.model == model, releases.c.state.not_in(TERMINAL)))]

@@ -9,7 +9,9 @@ model's work at the next token, for unary callers too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -122,8 +124,10 @@ class PipelineRunner:
     async def bundle(self, ref: str, deadline: Deadline) -> Bundle:
         if not ref.strip():
             raise InvalidArgument("pipeline is required: name a bundle as `name@alias` or `name@version`")
-        names.parse_version_ref("pipeline", "models", ref)  # INVALID_ARGUMENT for a malformed reference
+        parsed = names.parse_version_ref("pipeline", "models", ref)  # INVALID_ARGUMENT for a malformed reference
         try:
+            if parsed.alias:
+                ref = await self._canary(parsed.id, parsed.alias, ref)
             version = await self._bundles.resolve(ref)
         except grpc.aio.AioRpcError as exc:
             raise self._downstream(exc, "registry", deadline) from None
@@ -131,6 +135,16 @@ class PipelineRunner:
         if parsed is None:
             parsed = self._parsed[version.name] = self._parse(version)
         return parsed
+
+    async def _canary(self, name: str, alias: str, ref: str) -> str:
+        """`ref`, or the alias's canary version for the share of requests the canary takes (a
+        progressive release moves the share; each request draws on its own)."""
+        model = await self._bundles.model(name)
+        canary = model.canaries.get(alias)
+        if canary is None or canary.version < 1 or random.random() * 100 >= canary.percent:
+            return ref
+        trace.get_current_span().set_attribute("llmops.canary_percent", canary.percent)
+        return f"{name}@{canary.version}"
 
     @staticmethod
     def _parse(version: rpb.ModelVersion) -> Bundle:
@@ -209,6 +223,30 @@ class PipelineRunner:
         started = time.monotonic()
         self.check(q)
         b = await self.bundle(q.pipeline, deadline)
+        try:
+            async with contextlib.aclosing(self._answer(b, q, deadline, request_id, started)) as pieces:
+                async for piece in pieces:  # closing ours closes it at once (the generation call is cancelled)
+                    yield piece
+        except DomainError as exc:
+            await self._log_failure(request_id, q, b, exc, started)
+            raise
+
+    async def _log_failure(self, request_id: str, q: Question, b: Bundle, exc: DomainError, started: float) -> None:
+        """A request the bundle failed (not the caller's bad input) is logged as an error, so
+        monitoring and progressive releases see each version's error rate."""
+        if self._outbox is None or not request_id or isinstance(exc, InvalidArgument):
+            return
+        record = fpb.InferenceRecord(
+            request_id=request_id, trace_id=telemetry.current_trace_id(), pipeline_version=b.version,
+            pipeline=b.version.split("/")[1], question=q.text, latency_ms=(time.monotonic() - started) * 1e3,
+            caller=auth.caller().name, create_time=timestamp(now_us()), error=f"{exc.code}: {exc.message}"[:200])
+        try:
+            await self._outbox.add(record)
+        except Exception:  # the caller gets the error either way
+            log.exception("could not queue the failure record of %s", request_id)
+
+    async def _answer(self, b: Bundle, q: Question, deadline: Deadline, request_id: str,
+                      started: float) -> AsyncIterator[Piece]:
         sampling = b.params.sampling(q.sampling, q.prefix)
         max_tokens = sampling.max_tokens
         span = trace.get_current_span()

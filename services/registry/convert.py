@@ -41,6 +41,7 @@ def model_to_pb(m: ModelRecord) -> pb.Model:
         aliases=m.aliases, latest_version=m.latest_version, created_by=m.created_by,
         create_time=timestamp(m.create_time_us), update_time=timestamp(m.update_time_us),
         gate=gate_to_pb(Gate.from_dict(m.gate)) if m.gate else None,
+        canaries={a: pb.Canary(version=v, percent=p) for a, (v, p) in m.canaries.items()},
     )
 
 

@@ -26,6 +26,7 @@ class EventType(enum.StrEnum):
     ALIAS_DELETED = "alias_deleted"
     ARTIFACT_UPLOADED = "artifact_uploaded"
     EVALUATION_RECORDED = "evaluation_recorded"
+    CANARY_SET = "canary_set"
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class ModelRecord:
     create_time_us: int
     update_time_us: int
     gate: dict | None = None  # evidence.Gate as a dict
+    canaries: dict[str, tuple[int, int]] = field(default_factory=dict)  # alias -> (version, percent)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ POLICY = auth.Policy.for_service(SERVICE, {
     "ApproveModelVersion": Role.APPROVER,
     "RejectModelVersion": Role.APPROVER,
     "SetAlias": Role.EDITOR,  # approver for protected aliases, checked in the handler
+    "SetCanary": Role.EDITOR,  # approver for protected aliases, checked in the handler
     "DeleteAlias": Role.EDITOR,
     "ListEvents": Role.READER,
     "WatchEvents": Role.READER,
@@ -302,9 +303,24 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         alias = names.check_alias(request.alias)
         if request.version < 1:
             raise InvalidArgument(f"version must be a version number (>= 1), got {request.version}")
-        self._gate.require_mover(alias)
+        self._gate.require_mover(alias, granted=f"/{SERVICE}/SetAlias")
         telemetry.annotate(model=model_id, alias=alias, version=request.version)
         record = await self._db.run(self._store.set_alias, _actor(), model_id, alias, request.version, self._gate)
+        self._feed.notify()
+        return convert.model_to_pb(record)
+
+    async def SetCanary(self, request: pb.SetCanaryRequest, context) -> pb.Model:
+        model_id = names.model_id(request.model)
+        alias = names.check_alias(request.alias)
+        if not 0 <= request.percent <= 99:
+            raise InvalidArgument(f"percent must be 0-99 (0 ends the canary; all traffic is `llmops models alias`), "
+                                  f"got {request.percent}", field="percent")
+        if request.percent and request.version < 1:
+            raise InvalidArgument(f"version must be a version number (>= 1), got {request.version}", field="version")
+        self._gate.require_mover(alias, "sharing the traffic of", granted=f"/{SERVICE}/SetCanary")
+        telemetry.annotate(model=model_id, alias=alias, version=request.version, percent=request.percent)
+        record = await self._db.run(self._store.set_canary, _actor(), model_id, alias, request.version,
+                                    request.percent, _check_text("reason", request.reason), self._gate)
         self._feed.notify()
         return convert.model_to_pb(record)
 

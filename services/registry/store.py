@@ -14,7 +14,7 @@ from dataclasses import asdict
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from llmops.core.errors import FailedPrecondition, NotFound
+from llmops.core.errors import FailedPrecondition, InvalidArgument, NotFound
 from llmops.core.gates import AliasGate
 from llmops.core.storage import Database, Migration, add_column, freeze, steps
 from llmops.core.timeutil import now_us
@@ -101,8 +101,9 @@ MIGRATIONS = [
     Migration(1, "models, versions, aliases, events", freeze(meta)),  # the tables above, as they were
     Migration(2, "the file an imported version was converted from",  # JSON of an ImportSource
               add_column(versions, sa.Column("import_source", sa.Text))),
-    Migration(3, "approval gates and the evaluation records they read",  # JSON of an evidence.Gate
-              steps(add_column(models, sa.Column("gate", sa.Text)), lambda conn: evaluation_records.create(conn))),
+    Migration(3, "approval gates, the evaluation records they read, canaries",  # gate: JSON of an evidence.Gate
+              steps(add_column(models, sa.Column("gate", sa.Text)), lambda conn: evaluation_records.create(conn),
+                    lambda conn: canaries.create(conn))),
 ]
 # declared after migration 1 froze the first schema; migration 3 creates it
 evaluation_records = sa.Table(
@@ -119,6 +120,13 @@ evaluation_records = sa.Table(
     sa.Column("recorded_by", sa.String(200), nullable=False),
     sa.Column("time_us", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("model_id", "version", "evaluation", name="uq_evaluation_record"),
+)
+canaries = sa.Table(
+    "canaries", meta,
+    sa.Column("model_id", sa.Integer, primary_key=True),
+    sa.Column("alias", sa.String(63), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("percent", sa.Integer, nullable=False),
 )
 
 
@@ -144,6 +152,8 @@ class RegistryStore:
             aliases=RESOURCES.alias_map(conn, row.id), latest_version=row.latest_version, created_by=row.created_by,
             create_time_us=row.create_time_us, update_time_us=row.update_time_us,
             gate=json.loads(row.gate) if row.gate else None,
+            canaries={r.alias: (r.version, r.percent)
+                      for r in conn.execute(sa.select(canaries).where(canaries.c.model_id == row.id))},
         )
 
     @staticmethod
@@ -344,15 +354,53 @@ class RegistryStore:
         with self.db.write() as conn:
             mrow = RESOURCES.parent(conn, model_id, lock=True)
             previous = RESOURCES.set_alias(conn, mrow, alias, version, gate)
+            ended = self._end_canary(conn, mrow, alias)
             self._touch(conn, mrow)
             self._emit(conn, actor, EventType.ALIAS_SET, model_id, version=version, alias=alias,
-                       previous_version=previous)
+                       previous_version=previous, details={"canary_ended": str(ended)} if ended else None)
+            return self._model(conn, RESOURCES.parent(conn, model_id))
+
+    @staticmethod
+    def _end_canary(conn: Connection, mrow, alias: str) -> int:
+        """End `alias`'s canary (the alias moved or went); the canary's version, 0 when none."""
+        where = (canaries.c.model_id == mrow.id, canaries.c.alias == alias)
+        found = conn.execute(sa.select(canaries.c.version).where(*where)).scalar()
+        if found:
+            conn.execute(canaries.delete().where(*where))
+        return found or 0
+
+    def set_canary(self, actor: Actor, model_id: str, alias: str, version: int, percent: int, reason: str,
+                   gate: AliasGate) -> ModelRecord:
+        """Send `percent` of `alias`'s traffic to `version` (0 ends the canary). A protected alias's
+        canary must be an approved version, as the alias itself."""
+        with self.db.write() as conn:
+            mrow = RESOURCES.parent(conn, model_id, lock=True)
+            current = RESOURCES.alias_map(conn, mrow.id).get(alias)
+            if current is None:
+                raise NotFound(f"model {model_id!r} has no alias {alias!r}; a canary shares an alias's traffic")
+            if percent == 0:
+                version = self._end_canary(conn, mrow, alias)
+            else:
+                if version == current:
+                    raise InvalidArgument(f"{alias!r} already points to version {version}; a canary is another version")
+                row = RESOURCES.version_row(conn, mrow, version)
+                gate.check_target(alias, f"{model_id}@{version}", row.status)
+                where = (canaries.c.model_id == mrow.id, canaries.c.alias == alias)
+                if conn.execute(sa.select(canaries.c.version).where(*where)).first() is None:
+                    conn.execute(canaries.insert().values(model_id=mrow.id, alias=alias, version=version,
+                                                          percent=percent))
+                else:
+                    conn.execute(canaries.update().where(*where).values(version=version, percent=percent))
+            self._touch(conn, mrow)
+            self._emit(conn, actor, EventType.CANARY_SET, model_id, version=version, alias=alias,
+                       previous_version=current, details={"percent": str(percent), "reason": reason[:500]})
             return self._model(conn, RESOURCES.parent(conn, model_id))
 
     def delete_alias(self, actor: Actor, model_id: str, alias: str) -> ModelRecord:
         with self.db.write() as conn:
             mrow = RESOURCES.parent(conn, model_id, lock=True)
             previous = RESOURCES.delete_alias(conn, mrow, alias)
+            self._end_canary(conn, mrow, alias)
             self._touch(conn, mrow)
             self._emit(conn, actor, EventType.ALIAS_DELETED, model_id, alias=alias, previous_version=previous)
             return self._model(conn, RESOURCES.parent(conn, model_id))

@@ -140,3 +140,37 @@ def test_lower_is_better_metrics_gate_the_other_way():
     assert "above the ceiling 0.1" in unmet(gate, "r@2", [record(0.2, 0.15, 0.1, 0.2)], champion)
     assert "past the allowed regression" in unmet(gate, "r@2", [record(0.08, 0.03, 0.0, 0.06)], champion)
     assert unmet(gate, "r@2", [record(0.01, -0.04, -0.06, -0.02)], champion) is None
+
+
+def test_a_canary_shares_an_alias_and_ends_when_the_alias_moves(registry, keys_file):
+    new_version = _bundle(registry, "canaried")
+    admin, editor = registry.as_("admin"), registry.as_("editor")
+    v1, v2, _ = new_version(), new_version(), new_version()
+    for v in (v1, v2):
+        admin.approve(v.name)
+    admin.set_alias("canaried", "production", 1)
+    assert code_of(lambda: editor.set_canary("canaried", "production", 2, 10))[0] is grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(lambda: admin.set_canary("canaried", "production", 3, 10))[0] is \
+        grpc.StatusCode.FAILED_PRECONDITION  # v3 is not approved
+    for bad in ((2, 100), (1, 10), (2, -1)):
+        assert code_of(lambda b=bad: admin.set_canary("canaried", "production", *b))[0] is \
+            grpc.StatusCode.INVALID_ARGUMENT
+    assert code_of(lambda: admin.set_canary("canaried", "staging", 2, 10))[0] is grpc.StatusCode.NOT_FOUND
+    m = admin.set_canary("canaried", "production", 2, 10, reason="release step 1 of 3")
+    assert (m.canaries["production"].version, m.canaries["production"].percent) == (2, 10)
+    # the release controller's key moves it as an approver would, by grant
+    role, grants = SERVICE_KEYS["finetuning"]
+    controller = Client({"registry": registry.thread.address},
+                        auth.add_key(keys_file, "service-finetuning", role, grants=grants))
+    try:
+        assert controller.registry.set_canary("canaried", "production", 2, 50).canaries["production"].percent == 50
+        m = controller.registry.set_alias("canaried", "production", 2)
+    finally:
+        controller.close()
+    assert m.aliases["production"] == 2 and "production" not in m.canaries
+    events = [e for e in admin.list_events("canaried") if e.type == pb.EVENT_TYPE_CANARY_SET]
+    assert [(e.details["percent"], e.actor) for e in events] == [("10", "admin"), ("50", "service-finetuning")]
+    assert events[0].details["reason"] == "release step 1 of 3"
+    editor.set_alias("canaried", "staging", 1)  # an unprotected alias: an editor's
+    assert editor.set_canary("canaried", "staging", 3, 25).canaries["staging"].version == 3
+    assert "staging" not in editor.set_canary("canaried", "staging", 0, 0).canaries

@@ -28,7 +28,8 @@ REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 # (process, contract module, servicer module) of every gRPC service; the fine-tuning process also
 # serves evaluations
 CONTRACTS = [(s, f"llmops.api.{s}.v1.{s}_pb2", f"services.{s}.servicer") for s in SERVICES] + [
-    ("finetuning", "llmops.api.finetuning.v1.evaluation_pb2", "services.finetuning.evaluation.servicer")]
+    ("finetuning", "llmops.api.finetuning.v1.evaluation_pb2", "services.finetuning.evaluation.servicer"),
+    ("finetuning", "llmops.api.finetuning.v1.release_pb2", "services.finetuning.release.servicer")]
 
 
 def _rpcs():
@@ -66,7 +67,7 @@ def _call(channel: grpc.Channel, path: str, m, key: str | None) -> grpc.StatusCo
 
 
 def test_every_rpc_allows_exactly_the_roles_its_policy_names(rag):
-    assert len(RPCS) >= 63  # every RPC of the eight gRPC services
+    assert len(RPCS) >= 70  # every RPC of the nine gRPC services
     failures, checked = [], 0
     for service, path, m, needed in RPCS:
         with grpc.insecure_channel(rag.procs[service].address) as channel:

@@ -17,6 +17,7 @@ from llmops.cli import (
     models,
     pipelines,
     prompts,
+    release,
     stack,
     tracecmd,
     tune,
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.register(sub)
     tune.register(sub)
     evaluations.register(sub)
+    release.register(sub)
     datasets.register(sub)
     return parser
 

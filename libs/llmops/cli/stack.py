@@ -31,8 +31,11 @@ HTTP_SERVICES = {"modelserver"}  # BentoML: health is GET /readyz
 # Services that call others in the background (not on a caller's behalf) get their own key.
 PIPELINE_GRANTS = ("FeedbackService/LogInference", "FeedbackService/LogInferences")
 # The fine-tuning service downloads bases and datasets and registers candidates (editor); its
-# evaluations record their results as gate evidence and create a model version's evaluation route.
-FINETUNING_GRANTS = ("RegistryService/RecordEvaluation", "GenerationService/CreateRoute")
+# evaluations record their results as gate evidence and create a model version's evaluation route;
+# its releases move a protected alias's canary and the alias itself (a release is started by an
+# approver, and the registry still refuses versions that are not approved).
+FINETUNING_GRANTS = ("RegistryService/RecordEvaluation", "GenerationService/CreateRoute",
+                     "RegistryService/SetCanary", "RegistryService/SetAlias")
 # Each service's own key: the least role it needs, plus single methods granted beyond it.
 SERVICE_KEYS = {"modelserver": (auth.Role.READER, ()), "generation": (auth.Role.READER, ()),
                 "pipeline": (auth.Role.READER, PIPELINE_GRANTS),  # logs answers to the feedback service

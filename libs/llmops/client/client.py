@@ -14,6 +14,7 @@ from llmops.client.generation import GenerationClient
 from llmops.client.pipeline import PipelineClient
 from llmops.client.prompt import PromptClient
 from llmops.client.registry import RegistryClient
+from llmops.client.release import ReleaseClient
 from llmops.client.retrieval import RetrievalClient
 from llmops.core import channels
 from llmops.core.localenv import DEFAULT_PORTS, LocalConfig, service_address
@@ -75,12 +76,17 @@ class Client:
         """Evaluation runs (served by the fine-tuning service)."""
         return EvaluationClient(self.channel("finetuning"))
 
+    @functools.cached_property
+    def release(self) -> ReleaseClient:
+        """Progressive releases (served by the fine-tuning service)."""
+        return ReleaseClient(self.channel("finetuning"))
+
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
         for wrapper in ("registry", "retrieval", "prompt", "generation", "pipeline", "feedback", "finetuning",
-                        "evaluation"):
+                        "evaluation", "release"):
             self.__dict__.pop(wrapper, None)
 
     def __enter__(self) -> Client:

@@ -149,6 +149,12 @@ class RegistryClient(ServiceClient):
     def set_alias(self, model: str, alias: str, version: int) -> pb.Model:
         return self._unary(self.stub.SetAlias, pb.SetAliasRequest(model=model, alias=alias, version=version))
 
+    @operation("set_canary")
+    def set_canary(self, model: str, alias: str, version: int, percent: int, reason: str = "") -> pb.Model:
+        """Send `percent` (1-99) of `alias`'s traffic to `version`; 0 ends the canary."""
+        return self._unary(self.stub.SetCanary, pb.SetCanaryRequest(model=model, alias=alias, version=version,
+                                                                    percent=percent, reason=reason))
+
     @operation("delete_alias")
     def delete_alias(self, model: str, alias: str) -> pb.Model:
         return self._unary(self.stub.DeleteAlias, pb.DeleteAliasRequest(model=model, alias=alias))

@@ -36,6 +36,7 @@ class ModelFiles:
         self._prompt_counters: dict[str, Callable[[list[dict], str], int]] = {}
         self._has_chat_template: dict[str, bool] = {}
         self._resolved: dict[str, tuple[float, rpb.ModelVersion]] = {}
+        self._models: dict[str, tuple[float, rpb.Model]] = {}
 
     async def resolve(self, model_ref: str) -> rpb.ModelVersion:
         hit = self._resolved.get(model_ref)
@@ -44,6 +45,15 @@ class ModelFiles:
         version = await self._stub.GetModelVersion(rpb.GetModelVersionRequest(name=model_ref))
         self._resolved[model_ref] = (time.monotonic(), version)
         return version
+
+    async def model(self, name: str) -> rpb.Model:
+        """The registered model (aliases, canaries), resolved for `resolve_ttl_s` like references."""
+        hit = self._models.get(name)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return hit[1]
+        model = await self._stub.GetModel(rpb.GetModelRequest(name=name))
+        self._models[name] = (time.monotonic(), model)
+        return model
 
     def pin(self, model_ref: str, version: rpb.ModelVersion, ttl_s: float = float("inf")) -> None:
         """Resolve `model_ref` to `version` from now on (a follower of registry events calls this

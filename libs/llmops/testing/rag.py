@@ -42,6 +42,7 @@ class RagStack:
                   "LLMOPS_PROVIDER_TEST_KEY": CANARY, "LLMOPS_PROVIDER_STALE_KEY": "sk-stale-revoked", "LLMOPS_GENERATION_PROVIDER_ALLOWED_HOSTS": "127.0.0.1",
                   "LLMOPS_PIPELINE_HTTP_PORT": "0", "LLMOPS_FEEDBACK_HTTP_PORT": "0",
                   "LLMOPS_PIPELINE_BUNDLE_TTL_S": "0.5", "LLMOPS_MODELSERVER_CACHE_DIR": str(home / "model-cache"),
+                  "LLMOPS_FINETUNING_RELEASE_POLL_S": "0.2",
                   **{f"LLMOPS_{s.upper()}_ADDRESS": f"127.0.0.1:{p}" for s, p in self.ports.items()},
                   **{f"LLMOPS_{s.upper()}_API_KEY": k for s, k in service_keys.items()}}
         self.env = common

@@ -55,7 +55,7 @@ class Source(_message.Message):
     def __init__(self, document_id: _Optional[str] = ..., chunk_id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
 
 class InferenceRecord(_message.Message):
-    __slots__ = ("request_id", "trace_id", "pipeline_version", "prompt_version", "index_version", "model_version", "question", "chunk_ids", "answer", "latency_ms", "input_tokens", "output_tokens", "caller", "create_time", "sources", "pipeline", "feedback_count", "prompt_messages")
+    __slots__ = ("request_id", "trace_id", "pipeline_version", "prompt_version", "index_version", "model_version", "question", "chunk_ids", "answer", "latency_ms", "input_tokens", "output_tokens", "caller", "create_time", "sources", "pipeline", "feedback_count", "prompt_messages", "error")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     PIPELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class InferenceRecord(_message.Message):
     PIPELINE_FIELD_NUMBER: _ClassVar[int]
     FEEDBACK_COUNT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     trace_id: str
     pipeline_version: str
@@ -92,7 +93,8 @@ class InferenceRecord(_message.Message):
     pipeline: str
     feedback_count: int
     prompt_messages: _containers.RepeatedCompositeFieldContainer[_chat_pb2.ChatMessage]
-    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., prompt_version: _Optional[str] = ..., index_version: _Optional[str] = ..., model_version: _Optional[str] = ..., question: _Optional[str] = ..., chunk_ids: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., latency_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., caller: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., pipeline: _Optional[str] = ..., feedback_count: _Optional[int] = ..., prompt_messages: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ...) -> None: ...
+    error: str
+    def __init__(self, request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., pipeline_version: _Optional[str] = ..., prompt_version: _Optional[str] = ..., index_version: _Optional[str] = ..., model_version: _Optional[str] = ..., question: _Optional[str] = ..., chunk_ids: _Optional[_Iterable[str]] = ..., answer: _Optional[str] = ..., latency_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., caller: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., pipeline: _Optional[str] = ..., feedback_count: _Optional[int] = ..., prompt_messages: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class LogInferenceRequest(_message.Message):
     __slots__ = ("record",)
@@ -203,7 +205,7 @@ class GetFeedbackSummaryRequest(_message.Message):
     def __init__(self, pipeline: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class FeedbackSummary(_message.Message):
-    __slots__ = ("pipeline_version", "model_version", "requests", "feedback_count", "approval_rate", "mean_rating", "corrections", "latency_p50_ms", "latency_p95_ms", "total_tokens")
+    __slots__ = ("pipeline_version", "model_version", "requests", "feedback_count", "approval_rate", "mean_rating", "corrections", "latency_p50_ms", "latency_p95_ms", "total_tokens", "errors", "error_rate", "thumbs_down", "thumbs_down_rate")
     PIPELINE_VERSION_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +216,10 @@ class FeedbackSummary(_message.Message):
     LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    THUMBS_DOWN_FIELD_NUMBER: _ClassVar[int]
+    THUMBS_DOWN_RATE_FIELD_NUMBER: _ClassVar[int]
     pipeline_version: str
     model_version: str
     requests: int
@@ -224,7 +230,11 @@ class FeedbackSummary(_message.Message):
     latency_p50_ms: float
     latency_p95_ms: float
     total_tokens: int
-    def __init__(self, pipeline_version: _Optional[str] = ..., model_version: _Optional[str] = ..., requests: _Optional[int] = ..., feedback_count: _Optional[int] = ..., approval_rate: _Optional[float] = ..., mean_rating: _Optional[float] = ..., corrections: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+    errors: int
+    error_rate: float
+    thumbs_down: int
+    thumbs_down_rate: float
+    def __init__(self, pipeline_version: _Optional[str] = ..., model_version: _Optional[str] = ..., requests: _Optional[int] = ..., feedback_count: _Optional[int] = ..., approval_rate: _Optional[float] = ..., mean_rating: _Optional[float] = ..., corrections: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., total_tokens: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., thumbs_down: _Optional[int] = ..., thumbs_down_rate: _Optional[float] = ...) -> None: ...
 
 class GetFeedbackSummaryResponse(_message.Message):
     __slots__ = ("summaries",)

@@ -38,6 +38,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_ALIAS_DELETED: _ClassVar[EventType]
     EVENT_TYPE_ARTIFACT_UPLOADED: _ClassVar[EventType]
     EVENT_TYPE_EVALUATION_RECORDED: _ClassVar[EventType]
+    EVENT_TYPE_CANARY_SET: _ClassVar[EventType]
 MODEL_KIND_UNSPECIFIED: ModelKind
 MODEL_KIND_MODEL: ModelKind
 MODEL_KIND_PIPELINE: ModelKind
@@ -55,9 +56,10 @@ EVENT_TYPE_ALIAS_SET: EventType
 EVENT_TYPE_ALIAS_DELETED: EventType
 EVENT_TYPE_ARTIFACT_UPLOADED: EventType
 EVENT_TYPE_EVALUATION_RECORDED: EventType
+EVENT_TYPE_CANARY_SET: EventType
 
 class Model(_message.Message):
-    __slots__ = ("name", "kind", "description", "labels", "aliases", "latest_version", "created_by", "create_time", "update_time", "gate")
+    __slots__ = ("name", "kind", "description", "labels", "aliases", "latest_version", "created_by", "create_time", "update_time", "gate", "canaries")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +74,13 @@ class Model(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class CanariesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Canary
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Canary, _Mapping]] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +91,7 @@ class Model(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     GATE_FIELD_NUMBER: _ClassVar[int]
+    CANARIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: ModelKind
     description: str
@@ -92,7 +102,16 @@ class Model(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     gate: ApprovalGate
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., aliases: _Optional[_Mapping[str, int]] = ..., latest_version: _Optional[int] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., gate: _Optional[_Union[ApprovalGate, _Mapping]] = ...) -> None: ...
+    canaries: _containers.MessageMap[str, Canary]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., description: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., aliases: _Optional[_Mapping[str, int]] = ..., latest_version: _Optional[int] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., gate: _Optional[_Union[ApprovalGate, _Mapping]] = ..., canaries: _Optional[_Mapping[str, Canary]] = ...) -> None: ...
+
+class Canary(_message.Message):
+    __slots__ = ("version", "percent")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    percent: int
+    def __init__(self, version: _Optional[int] = ..., percent: _Optional[int] = ...) -> None: ...
 
 class ApprovalGate(_message.Message):
     __slots__ = ("dataset_uri", "metric", "max_regression", "min_value", "require_confidence", "champion_alias")
@@ -459,6 +478,20 @@ class SetAliasRequest(_message.Message):
     alias: str
     version: int
     def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class SetCanaryRequest(_message.Message):
+    __slots__ = ("model", "alias", "version", "percent", "reason")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    alias: str
+    version: int
+    percent: int
+    reason: str
+    def __init__(self, model: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[int] = ..., percent: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DeleteAliasRequest(_message.Message):
     __slots__ = ("model", "alias")

@@ -97,6 +97,11 @@ class RegistryServiceStub:
                 request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.SerializeToString,
                 response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.Model.FromString,
                 _registered_method=True)
+        self.SetCanary = channel.unary_unary(
+                '/llmops.registry.v1.RegistryService/SetCanary',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetCanaryRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.Model.FromString,
+                _registered_method=True)
         self.DeleteAlias = channel.unary_unary(
                 '/llmops.registry.v1.RegistryService/DeleteAlias',
                 request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasRequest.SerializeToString,
@@ -238,6 +243,18 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetCanary(self, request, context):
+        """Sends a share of an alias's traffic to another version (a canary; a progressive release moves
+        it step by step), or stops (percent 0). Clients that resolve the alias per request (the
+        pipeline) pick the canary with that probability; moving or deleting the alias ends its canary.
+        NOT_FOUND for an unknown model, alias or version, INVALID_ARGUMENT for a percent outside 0-99
+        or the version the alias points to, FAILED_PRECONDITION for a protected alias and a version
+        that is not approved. Role: editor (approver for a protected alias).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteAlias(self, request, context):
         """Removes an alias; NOT_FOUND for an unknown model or alias. Role: editor (approver for a
         protected alias).
@@ -341,6 +358,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
             'SetAlias': grpc.unary_unary_rpc_method_handler(
                     servicer.SetAlias,
                     request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.Model.SerializeToString,
+            ),
+            'SetCanary': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCanary,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetCanaryRequest.FromString,
                     response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.Model.SerializeToString,
             ),
             'DeleteAlias': grpc.unary_unary_rpc_method_handler(
@@ -695,6 +717,33 @@ class RegistryService:
             target,
             '/llmops.registry.v1.RegistryService/SetAlias',
             llmops_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.Model.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCanary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.RegistryService/SetCanary',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.SetCanaryRequest.SerializeToString,
             llmops_dot_registry_dot_v1_dot_registry__pb2.Model.FromString,
             options,
             channel_credentials,
