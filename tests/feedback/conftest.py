@@ -32,14 +32,14 @@ class FeedbackStack:
     def log(self, request_id: str, *, pipeline_version: str = "models/qa/versions/1",
             model_version: str = "models/llm/versions/1", latency_ms: float = 100.0, question: str = "q?",
             answer: str = "a.", tokens: tuple[int, int] = (10, 5), trace_id: str = "", create_us: int = 0,
-            prompt: list[tuple[str, str]] = ()):
+            prompt: list[tuple[str, str]] = (), error: str = ""):
         record = pb.InferenceRecord(
             request_id=request_id, trace_id=trace_id or request_id.ljust(32, "0")[:32], question=question,
             answer=answer, pipeline_version=pipeline_version, model_version=model_version, latency_ms=latency_ms,
             prompt_version="prompts/qa/versions/1", index_version="kb@1", input_tokens=tokens[0],
             output_tokens=tokens[1], sources=[pb.Source(document_id="d.md", chunk_id="d.md#0", score=0.9,
                                                         text="the source text")],
-            prompt_messages=[ChatMessage(role=r, content=c) for r, c in prompt])
+            prompt_messages=[ChatMessage(role=r, content=c) for r, c in prompt], error=error)
         if create_us:
             record.create_time.FromMicroseconds(create_us)
         return self.clients["editor"].feedback._unary(self.clients["editor"].feedback.stub.LogInference,

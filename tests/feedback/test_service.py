@@ -127,6 +127,8 @@ def test_summary_per_pipeline_and_model_version(fb):
     assert s.approval_rate == pytest.approx(2 / 3) and s.mean_rating == pytest.approx(4.0)
     assert (s.latency_p50_ms, s.latency_p95_ms) == (200, 400)
     assert by_model["models/llm/versions/2"].requests == 1
+    assert (s.errors, s.error_rate, s.thumbs_down) == (0, 0.0, 1)  # the quarantined thumb does not count
+    assert s.thumbs_down_rate == pytest.approx(1 / 4)
     code, msg = code_of(c.summary, "qa", start_us=now_us(), end_us=now_us() - 10**6)
     assert code is grpc.StatusCode.INVALID_ARGUMENT and "window" in msg
 
@@ -218,3 +220,14 @@ def test_batches_are_logged_in_one_call_and_idempotent(fb):
     code, msg = code_of(batch, "ok-1", "")
     assert code is grpc.StatusCode.INVALID_ARGUMENT and "records[1].request_id" in msg
     assert "ok-1" not in {r.request_id for r in editor.inferences()}  # all or nothing
+
+
+def test_failed_requests_count_as_errors_and_stay_out_of_review_and_latency(fb):
+    fb.log("ok-1", latency_ms=100)
+    fb.log("ok-2", latency_ms=200)
+    fb.log("failed", latency_ms=30_000, answer="", error="UNAVAILABLE: the generation service is unavailable")
+    c = fb.client()
+    [s] = c.summary("qa")
+    assert (s.requests, s.errors, s.error_rate) == (3, 1, pytest.approx(1 / 3))
+    assert s.latency_p95_ms == 200  # of answered requests
+    assert [r.request_id for r in c.inferences()] == ["ok-2", "ok-1"]  # nothing to review in a failure

@@ -12,7 +12,7 @@ def llmops_service(deps, data = [], visible_to = []):
     `deps`: the //libs layers it uses; `visible_to`: packages beyond tests and benchmarks."""
     native.py_library(
         name = "lib",
-        srcs = native.glob(["*.py"]),
+        srcs = native.glob(["**/*.py"]),  # a service may keep mechanisms in sub-packages
         data = data,
         imports = ["../.."],
         visibility = SERVICE_VISIBILITY + visible_to,

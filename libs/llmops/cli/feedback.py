@@ -44,12 +44,12 @@ def cmd_queue(client: Client, args) -> None:
 
 def cmd_summary(client: Client, args) -> None:
     rows = client.feedback.summary(args.pipeline, start_us=int((time.time() - args.hours * 3600) * 1e6))
-    print(f"{'pipeline version':<30} {'model version':<30} {'requests':>8} {'feedback':>8} {'approval':>8} "
-          f"{'rating':>6} {'fixes':>5} {'p50 ms':>8} {'p95 ms':>8} {'tokens':>8}")
+    print(f"{'pipeline version':<30} {'model version':<30} {'requests':>8} {'errors':>6} {'feedback':>8} "
+          f"{'approval':>8} {'down':>5} {'rating':>6} {'fixes':>5} {'p50 ms':>8} {'p95 ms':>8} {'tokens':>8}")
     for s in rows:
-        print(f"{s.pipeline_version:<30} {s.model_version:<30} {s.requests:>8} {s.feedback_count:>8} "
-              f"{s.approval_rate:>8.0%} {s.mean_rating:>6.2f} {s.corrections:>5} {s.latency_p50_ms:>8.1f} "
-              f"{s.latency_p95_ms:>8.1f} {s.total_tokens:>8}")
+        print(f"{s.pipeline_version:<30} {s.model_version:<30} {s.requests:>8} {s.error_rate:>6.0%} "
+              f"{s.feedback_count:>8} {s.approval_rate:>8.0%} {s.thumbs_down_rate:>5.0%} {s.mean_rating:>6.2f} "
+              f"{s.corrections:>5} {s.latency_p50_ms:>8.1f} {s.latency_p95_ms:>8.1f} {s.total_tokens:>8}")
 
 
 def cmd_watch(client: Client, args) -> None:
