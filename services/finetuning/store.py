@@ -20,25 +20,36 @@ STATE_NAMES = {VALIDATING: "VALIDATING", QUEUED: "QUEUED", RUNNING: "RUNNING", S
                CANCELLING: "CANCELLING", CANCELLED: "CANCELLED"}
 
 meta = sa.MetaData()
-jobs = sa.Table(
-    "jobs", meta,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("spec", sa.Text, nullable=False),
-    sa.Column("state", sa.SmallInteger, nullable=False, index=True),
-    sa.Column("steps_done", sa.BigInteger, nullable=False, default=0),
-    sa.Column("total_steps", sa.BigInteger, nullable=False, default=0),
+
+
+def _runs(name: str, *columns: sa.Column) -> sa.Table:
+    """A table of runs: the columns every kind has (request, state, progress, error, restarts,
+    who, idempotency, times) around the kind's own."""
+    return sa.Table(
+        name, meta,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("spec", sa.Text, nullable=False),
+        sa.Column("state", sa.SmallInteger, nullable=False, index=True),
+        sa.Column("steps_done", sa.BigInteger, nullable=False, default=0),
+        sa.Column("total_steps", sa.BigInteger, nullable=False, default=0),
+        *columns,
+        sa.Column("error", sa.Text, nullable=False, default=""),
+        sa.Column("restarts", sa.Integer, nullable=False, default=0),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        sa.Column("idempotency_key", sa.String(128), nullable=True),
+        sa.Column("create_time_us", sa.BigInteger, nullable=False),
+        sa.Column("end_time_us", sa.BigInteger, nullable=False, default=0),
+        sa.UniqueConstraint("created_by", "idempotency_key", name=f"uq_{name}_idempotency"),
+    )
+
+
+jobs = _runs(
+    "jobs",
     sa.Column("result_model_version", sa.String(200), nullable=False, default=""),
-    sa.Column("error", sa.Text, nullable=False, default=""),
     sa.Column("metrics", sa.Text, nullable=False, default="{}"),
-    sa.Column("restarts", sa.Integer, nullable=False, default=0),
-    sa.Column("created_by", sa.String(200), nullable=False),
-    sa.Column("idempotency_key", sa.String(128), nullable=True),
-    sa.Column("create_time_us", sa.BigInteger, nullable=False),
-    sa.Column("end_time_us", sa.BigInteger, nullable=False, default=0),
-    sa.UniqueConstraint("created_by", "idempotency_key", name="uq_jobs_idempotency"),
 )
 events = sa.Table(
-    "job_events", meta,
+    "job_events", meta,  # the events of every kind of run (ids are unique across kinds)
     sa.Column("job_id", sa.String(32), primary_key=True),
     sa.Column("sequence", sa.BigInteger, primary_key=True),
     sa.Column("state", sa.SmallInteger, nullable=False),
@@ -49,23 +60,11 @@ events = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("time_us", sa.BigInteger, nullable=False),
 )
-evaluations = sa.Table(
-    "evaluations", meta,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("spec", sa.Text, nullable=False),
-    sa.Column("state", sa.SmallInteger, nullable=False, index=True),
-    sa.Column("steps_done", sa.BigInteger, nullable=False, default=0),  # rows answered, both sides
-    sa.Column("total_steps", sa.BigInteger, nullable=False, default=0),
+evaluations = _runs(  # steps: rows answered, both sides
+    "evaluations",
     sa.Column("target_version", sa.String(200), nullable=False, default=""),
     sa.Column("result", sa.Text, nullable=False, default="{}"),  # metrics, baseline metrics, comparisons
     sa.Column("recorded", sa.Boolean, nullable=False, default=False),
-    sa.Column("error", sa.Text, nullable=False, default=""),
-    sa.Column("restarts", sa.Integer, nullable=False, default=0),
-    sa.Column("created_by", sa.String(200), nullable=False),
-    sa.Column("idempotency_key", sa.String(128), nullable=True),
-    sa.Column("create_time_us", sa.BigInteger, nullable=False),
-    sa.Column("end_time_us", sa.BigInteger, nullable=False, default=0),
-    sa.UniqueConstraint("created_by", "idempotency_key", name="uq_evaluations_idempotency"),
 )
 evaluation_rows = sa.Table(
     "evaluation_rows", meta,
@@ -74,22 +73,10 @@ evaluation_rows = sa.Table(
     sa.Column("idx", sa.Integer, primary_key=True),
     sa.Column("body", sa.Text, nullable=False),
 )
-releases = sa.Table(
-    "releases", meta,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("spec", sa.Text, nullable=False),
-    sa.Column("state", sa.SmallInteger, nullable=False, index=True),
+releases = _runs(  # steps: canary steps passed
+    "releases",
     sa.Column("model", sa.String(63), nullable=False, index=True),
-    sa.Column("steps_done", sa.BigInteger, nullable=False, default=0),  # steps passed
-    sa.Column("total_steps", sa.BigInteger, nullable=False, default=0),
     sa.Column("result", sa.Text, nullable=False, default="{}"),  # percent, step start, signals, outcome
-    sa.Column("error", sa.Text, nullable=False, default=""),
-    sa.Column("restarts", sa.Integer, nullable=False, default=0),
-    sa.Column("created_by", sa.String(200), nullable=False),
-    sa.Column("idempotency_key", sa.String(128), nullable=True),
-    sa.Column("create_time_us", sa.BigInteger, nullable=False),
-    sa.Column("end_time_us", sa.BigInteger, nullable=False, default=0),
-    sa.UniqueConstraint("created_by", "idempotency_key", name="uq_releases_idempotency"),
 )
 _JOBS_ONLY = sa.MetaData()
 for _t in (jobs, events):
@@ -102,15 +89,15 @@ MIGRATIONS = [Migration(1, "jobs, events", freeze(_JOBS_ONLY)),
 
 
 @dataclass
-class JobRecord:
+class RunRecord:
+    """What every kind of run has (the columns `_runs` declares)."""
+
     id: str
     spec: dict
     state: int
     steps_done: int = 0
     total_steps: int = 0
-    result_model_version: str = ""
     error: str = ""
-    metrics: dict = field(default_factory=dict)
     restarts: int = 0
     created_by: str = ""
     idempotency_key: str | None = None
@@ -119,38 +106,22 @@ class JobRecord:
 
 
 @dataclass
-class EvaluationRecord:
-    id: str
-    spec: dict
-    state: int
-    steps_done: int = 0
-    total_steps: int = 0
+class JobRecord(RunRecord):
+    result_model_version: str = ""
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class EvaluationRecord(RunRecord):
     target_version: str = ""
     result: dict = field(default_factory=dict)
     recorded: bool = False
-    error: str = ""
-    restarts: int = 0
-    created_by: str = ""
-    idempotency_key: str | None = None
-    create_time_us: int = 0
-    end_time_us: int = 0
 
 
 @dataclass
-class ReleaseRecord:
-    id: str
-    spec: dict
-    state: int
+class ReleaseRecord(RunRecord):
     model: str = ""
-    steps_done: int = 0
-    total_steps: int = 0
     result: dict = field(default_factory=dict)
-    error: str = ""
-    restarts: int = 0
-    created_by: str = ""
-    idempotency_key: str | None = None
-    create_time_us: int = 0
-    end_time_us: int = 0
 
 
 @dataclass

@@ -32,3 +32,15 @@ def test_no_judgement_before_enough_requests_then_each_margin_on_its_own():
     assert breach(m, Signals(requests=20, latency_p95_ms=151), stable).startswith("latency p95 151 ms vs 100 ms")
     unchecked = Margins(-1, -1, -1, 20)  # negative margins are not checked
     assert breach(unchecked, Signals(requests=20, errors=20, latency_p95_ms=10_000), stable) is None
+
+
+def test_a_judge_score_drop_breaches_once_both_sides_have_enough_judged_answers():
+    m = Margins(min_requests=20, max_judge_score_drop=0.5, min_judged=5)
+    stable = Signals(requests=100, judged=10, judge_sum=40.0)  # mean 4.0
+    assert breach(m, Signals(requests=3, judged=4, judge_sum=4.0), stable) is None  # too few judged
+    why = breach(m, Signals(requests=3, judged=5, judge_sum=15.0), stable)  # mean 3.0, before enough requests
+    assert why.startswith("judge score 3.00 vs 4.00 (allowed -0.5) over 5 vs 10 judged answers")
+    assert breach(m, Signals(requests=30, judged=5, judge_sum=18.0), stable) is None  # 3.6: within the margin
+    assert not enough(m, Signals(requests=30, judged=4), stable, judging=True)
+    assert enough(m, Signals(requests=30, judged=5), stable, judging=True)
+    assert of_version([], CANDIDATE, {CANDIDATE: (2, 7.0)}).judge_score == 3.5

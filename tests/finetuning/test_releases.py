@@ -16,6 +16,7 @@ from llmops.api.finetuning.v1 import finetuning_pb2 as fpb
 from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.client import CallError
 from llmops.client.generation import provider_target
+from llmops.client.prompt import variable
 from llmops.testing.services import code_of
 
 pytestmark = pytest.mark.slow  # the whole stack
@@ -78,9 +79,13 @@ def test_a_good_candidate_is_promoted_through_every_step_across_a_restart(rag):
     approver.registry.approve(candidate.name)
     assert code_of(lambda: rag.client("editor").release.start(f"rel-good@{candidate.version}"))[0] is \
         grpc.StatusCode.PERMISSION_DENIED
+    admin.prompt.create_template("rel-rubric")
+    rubric = admin.prompt.create_version("rel-rubric", [("user", "Q: {{ question }}\nA: {{ answer }}\nScore 1-5.")],
+                                         variables=[variable("question"), variable("reference"), variable("answer")])
     with Traffic(rag, "rel-good") as traffic:
         r = approver.release.start(f"rel-good@{candidate.version}", steps=[25, 50, 100], interval_s=1.5,
-                                   margins=MARGINS)
+                                   margins={**MARGINS, "min_judged": 2}, judge_route="ext",
+                                   rubric=f"rel-rubric@{rubric.version}", judge_sample_percent=100)
         assert (r.stable_version, r.candidate_version) == ("models/rel-good/versions/1", candidate.name)
         assert code_of(lambda: approver.release.start(f"rel-good@{candidate.version}"))[0] is \
             grpc.StatusCode.FAILED_PRECONDITION  # one release of a bundle at a time
@@ -101,6 +106,9 @@ def test_a_good_candidate_is_promoted_through_every_step_across_a_restart(rag):
     messages = [e.message for e in approver.release.watch(r.name)]
     assert any("the service restarted; the release resumes" in m for m in messages), messages
     assert sum("passed at" in m for m in messages) == 2 and r.candidate_signals["requests"] >= 5
+    # the judge scored live answers of both sides (the loopback provider's verdict is always 1)
+    assert r.candidate_signals["judged"] >= 2 and r.stable_signals["judged"] >= 2
+    assert r.candidate_signals["judge_score"] == r.stable_signals["judge_score"] == 1.0
 
 
 def test_a_candidate_whose_route_errors_is_rolled_back_at_once_and_an_abort_gives_traffic_back(rag):

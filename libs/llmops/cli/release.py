@@ -37,8 +37,9 @@ def signals(r: pb.Release) -> str:
     out = []
     for side, s in (("candidate", r.candidate_signals), ("stable", r.stable_signals)):
         if s:
+            judged = f"  judge {s['judge_score']:.2f} ({int(s['judged'])} judged)" if "judged" in s else ""
             out.append(f"  {side:<9} {int(s.get('requests', 0)):>6} requests  errors {s.get('error_rate', 0):.1%}  "
-                       f"thumbs down {s.get('thumbs_down_rate', 0):.1%}  p95 {s.get('latency_p95_ms', 0):.0f} ms")
+                       f"thumbs down {s.get('thumbs_down_rate', 0):.1%}  p95 {s.get('latency_p95_ms', 0):.0f} ms{judged}")
     return "\n".join(out)
 
 
@@ -54,7 +55,8 @@ def cmd_start(client: Client, args) -> None:
                    "min_requests": args.min_requests or 0}
     steps = [int(x) for x in args.steps.split(",")] if args.steps else None
     r = client.release.start(args.candidate, alias=args.alias, steps=steps, interval_s=args.interval,
-                             margins=margins)
+                             margins=margins, judge_route=args.judge or "", rubric=args.rubric or "",
+                             judge_sample_percent=args.judge_sample)
     print(line(r))
     if args.watch:
         watch(client, r.name)
@@ -100,6 +102,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-thumbs-down-increase", type=float, help="in rate units (default 0.1)")
     c.add_argument("--max-latency-ratio", type=float, help="candidate p95 / stable p95 (default 1.5)")
     c.add_argument("--min-requests", type=int, help="per side and step before judging (default 20)")
+    c.add_argument("--judge", metavar="ROUTE", help="an LLM judge scoring a sample of both versions' live answers")
+    c.add_argument("--rubric", metavar="TEMPLATE@ALIAS", help="the judge's rubric (a prompt template)")
+    c.add_argument("--judge-sample", type=int, default=0, metavar="PERCENT", help="answers judged (default 10)")
     c.add_argument("--watch", action="store_true", help="follow it to its end")
     c.set_defaults(run=cmd_start)
     c = rs.add_parser("status", help="one release: its step, share and live signals")

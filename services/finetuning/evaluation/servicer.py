@@ -42,6 +42,24 @@ def evaluation_id(name: str) -> str:
     return ident
 
 
+def judge_spec(client, judge: pb.JudgeSpec, field: str) -> dict | None:
+    """A judge (route and rubric) as a run stores it, both checked to exist; None for no judge."""
+    if not judge.route and not judge.rubric:
+        return None
+    if not judge.route or not judge.rubric:
+        raise InvalidArgument("a judge needs both a route and a rubric (a prompt template `name@version` or "
+                              "`name@alias`)", field=field)
+    try:
+        client.generation.get_route(judge.route)
+    except CallError as exc:
+        raise call_error(exc, f"judge route {judge.route[:100]!r}", "generation") from None
+    try:
+        client.prompt.get_version(judge.rubric)
+    except CallError as exc:
+        raise call_error(exc, f"judge rubric {judge.rubric[:100]!r}", "prompt") from None
+    return {"route": judge.route, "rubric": judge.rubric}
+
+
 def evaluation_to_pb(e: EvaluationRecord, payload: bool = True) -> pb.Evaluation:
     s = e.spec
     target, baseline = Target.from_dict(s["target"]), Target.from_dict(s.get("baseline"))
@@ -104,22 +122,6 @@ class EvaluationServicer(evaluation_pb2_grpc.EvaluationServiceServicer):
         ref = f"{model}@{number}"
         return ref, self._resolve(ref, "baseline")
 
-    def _judge(self, judge: pb.JudgeSpec) -> dict | None:
-        if not judge.route and not judge.rubric:
-            return None
-        if not judge.route or not judge.rubric:
-            raise InvalidArgument("a judge needs both a route and a rubric (a prompt template `name@version` or "
-                                  "`name@alias`)", field="evaluation.judge")
-        try:
-            self._client.generation.get_route(judge.route)
-        except CallError as exc:
-            raise call_error(exc, f"judge route {judge.route[:100]!r}", "generation") from None
-        try:
-            self._client.prompt.get_version(judge.rubric)
-        except CallError as exc:
-            raise call_error(exc, f"judge rubric {judge.rubric[:100]!r}", "prompt") from None
-        return {"route": judge.route, "rubric": judge.rubric}
-
     def _fetch(self, name: str, version: str, dest: Path) -> str:
         try:
             return datasets.registry_fetch(self._client.registry)(name, version, dest)
@@ -159,7 +161,7 @@ class EvaluationServicer(evaluation_pb2_grpc.EvaluationServiceServicer):
         if baseline is not None and baseline.kind != target.kind:
             raise FailedPrecondition(f"the baseline {baseline_ref!r} is a {targets.KIND_NAMES[baseline.kind]} and the "
                                      f"target a {targets.KIND_NAMES[target.kind]}; compare like with like")
-        judge = self._judge(e.judge)
+        judge = judge_spec(self._client, e.judge, "evaluation.judge")
         uri = e.dataset_uri if datasets.is_registry(e.dataset_uri) else self._datasets.resolve(
             e.dataset_uri, "evaluation.dataset_uri")
         data = self._dataset(uri, e.dataset_version)

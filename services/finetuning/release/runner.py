@@ -1,6 +1,7 @@
 """Running progressive releases: for each step the candidate takes its share of the alias's
 traffic (the alias's canary in the registry; the pipeline draws per request), the feedback
-service's signals for candidate and stable version are read every `poll_s` over the step, a
+service's signals for candidate and stable version are read every `poll_s` over the step (and,
+with a judge, a sample of both versions' new answers is scored), a
 breach rolls back at once (canary ended, reason recorded in the registry's event and here), and a
 step passes when its interval is over with enough requests on both sides and no breach. The last
 step (100%) moves the alias to the candidate.
@@ -13,16 +14,25 @@ restart interrupted still ends the canary.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 
 from llmops.client.base import CallError
 from llmops.core.timeutil import now_us
+from llmops.evaluation.judge import Judge
 from services.finetuning import store as st
 from services.finetuning.queue import RunQueue
 from services.finetuning.release import signals
 from services.finetuning.store import ReleaseRecord, ReleaseStore
 
 log = logging.getLogger(__name__)
+JUDGE_WINDOW = 200  # newest answers looked at per poll
+JUDGE_PER_POLL = 8  # answers judged per poll at most (each is a generation call)
+
+
+def sampled(request_id: str, percent: int) -> bool:
+    """Whether an answer is in the judge's sample: a stable draw from its request id."""
+    return int(hashlib.sha256(request_id.encode()).hexdigest()[:8], 16) % 100 < percent
 
 
 class ReleaseRunner(RunQueue):
@@ -101,7 +111,7 @@ class ReleaseRunner(RunQueue):
             if result.get("step") != i:  # a new step; a resumed one keeps its start and its canary
                 reason = f"releases/{rel.id}: step {i + 1} of {len(steps)}"
                 await asyncio.to_thread(self._client.registry.set_canary, model, alias, number, percent, reason)
-                result.update(step=i, percent=percent, step_start_us=now_us())
+                result.update(step=i, percent=percent, step_start_us=now_us(), judged={}, judged_ids=[])
                 await self._record(rel.id, st.RUNNING, f"step {i + 1} of {len(steps)}: {percent}% of {model}@{alias} "
                                    f"traffic to {spec['candidate_version']}", result=result, step=i)
             verdict, why = await self._watch(rel, result)
@@ -119,13 +129,18 @@ class ReleaseRunner(RunQueue):
         margins = signals.Margins(**spec["margins"])
         start, interval_us = result["step_start_us"], spec["interval_s"] * 1e6
         wake = self._wakes[rel.id]
+        judge = None
+        if spec.get("judge"):
+            judge = await asyncio.to_thread(Judge, self._client, spec["judge"]["route"], spec["judge"]["rubric"])
         last: tuple = ()
         while True:
             if rel.id in self._stopping:
                 return "stopped", ""
+            if judge is not None:
+                await asyncio.to_thread(self._judge_sample, rel, result, judge)
             summaries = await asyncio.to_thread(self._client.feedback.summary, spec["model"], start_us=start)
-            candidate = signals.of_version(summaries, spec["candidate_version"])
-            stable = signals.of_version(summaries, spec["stable_version"])
+            candidate = signals.of_version(summaries, spec["candidate_version"], result.get("judged"))
+            stable = signals.of_version(summaries, spec["stable_version"], result.get("judged"))
             now = (candidate.to_dict(), stable.to_dict())
             if now != last:  # shown by GetRelease while the step runs
                 last = now
@@ -134,7 +149,7 @@ class ReleaseRunner(RunQueue):
             why = signals.breach(margins, candidate, stable)
             if why:
                 return "breach", why
-            if now_us() - start >= interval_us and signals.enough(margins, candidate, stable):
+            if now_us() - start >= interval_us and signals.enough(margins, candidate, stable, judge is not None):
                 return "passed", (f"error rate {candidate.error_rate:.1%} vs {stable.error_rate:.1%}, thumbs down "
                                   f"{candidate.thumbs_down_rate:.1%} vs {stable.thumbs_down_rate:.1%}, p95 "
                                   f"{candidate.latency_p95_ms:.0f} vs {stable.latency_p95_ms:.0f} ms over "
@@ -144,6 +159,28 @@ class ReleaseRunner(RunQueue):
                 await asyncio.wait_for(wake.wait(), self._poll_s)
             except TimeoutError:
                 pass
+
+    def _judge_sample(self, rel: ReleaseRecord, result: dict, judge: Judge) -> None:
+        """Score this step's new live answers of both versions that fall in the sample (drawn
+        by request id, so a restart draws the same), a few per poll."""
+        spec = rel.spec
+        versions = (spec["candidate_version"], spec["stable_version"])
+        seen = set(result["judged_ids"])
+        records = self._client.feedback.inferences(pipeline=spec["model"], limit=JUDGE_WINDOW)
+        picked = [r for r in records if r.pipeline_version in versions and r.request_id not in seen
+                  and r.create_time.ToMicroseconds() >= result["step_start_us"]
+                  and sampled(r.request_id, spec["judge_sample_percent"])]
+        for r in picked[:JUDGE_PER_POLL]:
+            result["judged_ids"].append(r.request_id)
+            try:
+                verdict = judge(r.question, "", r.answer)
+            except CallError as exc:  # the judge's trouble is not the candidate's: no score
+                log.warning("release %s: the judge failed on %s: %s", rel.id, r.request_id, exc)
+                continue
+            if verdict.score is not None:
+                count, total = result["judged"].get(r.pipeline_version, (0, 0.0))
+                result["judged"][r.pipeline_version] = (count + 1, total + verdict.score)
+        del result["judged_ids"][:-JUDGE_WINDOW * 10]
 
     async def _roll_back(self, rel: ReleaseRecord, result: dict, why: str) -> None:
         await asyncio.to_thread(self._end_canary, rel, f"rolled back: {why}")

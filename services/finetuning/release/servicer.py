@@ -9,6 +9,7 @@ import functools
 import math
 import secrets
 
+from llmops.api.finetuning.v1 import evaluation_pb2 as epb
 from llmops.api.finetuning.v1 import release_pb2 as pb
 from llmops.api.finetuning.v1 import release_pb2_grpc
 from llmops.api.registry.v1 import registry_pb2 as rpb
@@ -17,6 +18,7 @@ from llmops.core import auth, names, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import FailedPrecondition, InvalidArgument
 from llmops.core.timeutil import timestamp
+from services.finetuning.evaluation.servicer import judge_spec
 from services.finetuning.queue import follow_events
 from services.finetuning.release.runner import ReleaseRunner
 from services.finetuning.release.signals import Margins
@@ -48,7 +50,10 @@ def release_to_pb(r: ReleaseRecord) -> pb.Release:
         candidate_version=s["candidate_version"], state=r.state, steps_passed=r.steps_done,
         percent=result.get("percent", 0), outcome=result.get("outcome", ""),
         candidate_signals=result.get("candidate_signals", {}), stable_signals=result.get("stable_signals", {}),
-        created_by=r.created_by, create_time=timestamp(r.create_time_us))
+        created_by=r.created_by, create_time=timestamp(r.create_time_us),
+        judge_sample_percent=s.get("judge_sample_percent", 0))
+    if s.get("judge"):
+        out.judge.CopyFrom(epb.JudgeSpec(**s["judge"]))
     if r.end_time_us:
         out.end_time.CopyFrom(timestamp(r.end_time_us))
     return out
@@ -67,11 +72,14 @@ def check_margins(r: pb.Release) -> dict:
     if not r.HasField("margins"):
         return Margins().to_dict()
     m = r.margins
-    values = [m.max_error_rate_increase, m.max_thumbs_down_rate_increase, m.max_latency_p95_ratio]
-    if not all(math.isfinite(v) for v in values) or not 0 <= m.min_requests <= 1_000_000:
-        raise InvalidArgument("release.margins must be finite numbers (negative: not checked) and min_requests "
-                              "0-1000000", field="release.margins")
-    return Margins(*values, m.min_requests or Margins.min_requests).to_dict()
+    drop = m.max_judge_score_drop if m.HasField("max_judge_score_drop") else Margins.max_judge_score_drop
+    values = [m.max_error_rate_increase, m.max_thumbs_down_rate_increase, m.max_latency_p95_ratio, drop]
+    if not all(math.isfinite(v) for v in values) or not 0 <= m.min_requests <= 1_000_000 or \
+            not 0 <= m.min_judged <= 10_000:
+        raise InvalidArgument("release.margins must be finite numbers (negative: not checked), min_requests "
+                              "0-1000000 and min_judged 0-10000", field="release.margins")
+    return Margins(*values[:3], m.min_requests or Margins.min_requests, drop,
+                   m.min_judged or Margins.min_judged).to_dict()
 
 
 class ReleaseServicer(release_pb2_grpc.ReleaseServiceServicer):
@@ -119,13 +127,19 @@ class ReleaseServicer(release_pb2_grpc.ReleaseServiceServicer):
             raise InvalidArgument(f"release.interval_s {interval:g} is out of range [{low:g}, {high:g}]",
                                   field="release.interval_s")
         margins = check_margins(r)
+        judge = await asyncio.to_thread(judge_spec, self._client, r.judge, "release.judge")
+        sample = r.judge_sample_percent or 10
+        if not 1 <= sample <= 100:
+            raise InvalidArgument(f"release.judge_sample_percent {sample} must be 1-100",
+                                  field="release.judge_sample_percent")
         model, candidate, stable = await asyncio.to_thread(self._resolve, r.candidate, alias)
         running = await self._db.run_read(self._store.active, model)
         if running:
             raise FailedPrecondition(f"releases/{running[0].id} of {model} is still running; abort it first "
                                      f"(`llmops release abort releases/{running[0].id}`)")
         spec = {"candidate": r.candidate, "model": model, "alias": alias, "steps": steps, "interval_s": interval,
-                "margins": margins, "candidate_version": candidate, "stable_version": stable}
+                "margins": margins, "candidate_version": candidate, "stable_version": stable, "judge": judge,
+                "judge_sample_percent": sample}
         record, replayed = await self._db.run(self._store.create, ReleaseRecord(
             secrets.token_hex(8), spec, QUEUED, model=model, total_steps=len(steps), created_by=auth.caller().name,
             idempotency_key=key or None), f"{candidate} replaces {stable} on {alias}, steps {steps}")

@@ -1,7 +1,7 @@
 """What a progressive release judges: each version's live signals over the current step (from the
-feedback service's summary: requests, errors, thumbs down, latency p95) and whether the candidate
-is worse than the stable version by more than the declared margins, with enough requests on both
-sides to say so."""
+feedback service's summary: requests, errors, thumbs down, latency p95; with a judge, the mean
+score of a sample of its answers) and whether the candidate is worse than the stable version by
+more than the declared margins, with enough requests (and judged answers) on both sides to say so."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ class Margins:
     max_thumbs_down_rate_increase: float = 0.1
     max_latency_p95_ratio: float = 1.5
     min_requests: int = 20
+    max_judge_score_drop: float = 0.5  # only with a judge
+    min_judged: int = 5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -25,6 +27,12 @@ class Signals:
     errors: int = 0
     thumbs_down: int = 0
     latency_p95_ms: float = 0.0
+    judged: int = 0  # answers the judge scored
+    judge_sum: float = 0.0
+
+    @property
+    def judge_score(self) -> float:
+        return self.judge_sum / self.judged if self.judged else 0.0
 
     @property
     def error_rate(self) -> float:
@@ -36,13 +44,18 @@ class Signals:
         return self.thumbs_down / answered if answered else 0.0
 
     def to_dict(self) -> dict[str, float]:
-        return {"requests": float(self.requests), "error_rate": self.error_rate,
-                "thumbs_down_rate": self.thumbs_down_rate, "latency_p95_ms": self.latency_p95_ms}
+        out = {"requests": float(self.requests), "error_rate": self.error_rate,
+               "thumbs_down_rate": self.thumbs_down_rate, "latency_p95_ms": self.latency_p95_ms}
+        if self.judged:
+            out.update(judged=float(self.judged), judge_score=self.judge_score)
+        return out
 
 
-def of_version(summaries, pipeline_version: str) -> Signals:
-    """One bundle version's signals from the summary's rows (one per model version it used)."""
-    out = Signals()
+def of_version(summaries, pipeline_version: str, judged: dict | None = None) -> Signals:
+    """One bundle version's signals from the summary's rows (one per model version it used) and
+    the judge's scores so far (`judged`: version -> [count, sum])."""
+    count, total = (judged or {}).get(pipeline_version, (0, 0.0))
+    out = Signals(judged=count, judge_sum=total)
     for s in summaries:
         if s.pipeline_version == pipeline_version:
             out.requests += s.requests
@@ -52,13 +65,19 @@ def of_version(summaries, pipeline_version: str) -> Signals:
     return out
 
 
-def enough(m: Margins, candidate: Signals, stable: Signals) -> bool:
-    return candidate.requests >= m.min_requests and stable.requests >= m.min_requests
+def enough(m: Margins, candidate: Signals, stable: Signals, judging: bool = False) -> bool:
+    """Both sides have the requests (and, when a judge samples, the judged answers) a step needs."""
+    requests = candidate.requests >= m.min_requests and stable.requests >= m.min_requests
+    return requests and (not judging or min(candidate.judged, stable.judged) >= m.min_judged)
 
 
 def breach(m: Margins, candidate: Signals, stable: Signals) -> str | None:
     """Why the candidate is worse than the margins allow, or None (also while the requests are too
     few to judge)."""
+    if (0 <= m.max_judge_score_drop and min(candidate.judged, stable.judged) >= m.min_judged
+            and candidate.judge_score < stable.judge_score - m.max_judge_score_drop):
+        return (f"judge score {candidate.judge_score:.2f} vs {stable.judge_score:.2f} (allowed "
+                f"-{m.max_judge_score_drop:g}) over {candidate.judged} vs {stable.judged} judged answers")
     if not enough(m, candidate, stable):
         return None
     over = f"over {candidate.requests} vs {stable.requests} requests"

@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from llmops.api.finetuning.v1 import evaluation_pb2 as llmops_dot_finetuning_dot_v1_dot_evaluation__pb2
 from llmops.api.finetuning.v1 import finetuning_pb2 as llmops_dot_finetuning_dot_v1_dot_finetuning__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"llmops/finetuning/v1/release.proto\x12\x14llmops.finetuning.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%llmops/finetuning/v1/finetuning.proto\"\x8d\x01\n\x0eReleaseMargins\x12\x1f\n\x17max_error_rate_increase\x18\x01 \x01(\x01\x12%\n\x1dmax_thumbs_down_rate_increase\x18\x02 \x01(\x01\x12\x1d\n\x15max_latency_p95_ratio\x18\x03 \x01(\x01\x12\x14\n\x0cmin_requests\x18\x04 \x01(\x05\"\x9e\x06\n\x07Release\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x11\n\tcandidate\x18\x02 \x01(\t\x12\r\n\x05\x61lias\x18\x03 \x01(\t\x12\r\n\x05steps\x18\x04 \x03(\x05\x12\x12\n\ninterval_s\x18\x05 \x01(\x01\x12\x35\n\x07margins\x18\x06 \x01(\x0b\x32$.llmops.finetuning.v1.ReleaseMargins\x12\x1c\n\x0estable_version\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1f\n\x11\x63\x61ndidate_version\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x33\n\x05state\x18\t \x01(\x0e\x32\x1e.llmops.finetuning.v1.JobStateB\x04\xe2\x41\x01\x03\x12\x1a\n\x0csteps_passed\x18\n \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x15\n\x07percent\x18\x0b \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x15\n\x07outcome\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12T\n\x11\x63\x61ndidate_signals\x18\r \x03(\x0b\x32\x33.llmops.finetuning.v1.Release.CandidateSignalsEntryB\x04\xe2\x41\x01\x03\x12N\n\x0estable_signals\x18\x0e \x03(\x0b\x32\x30.llmops.finetuning.v1.Release.StableSignalsEntryB\x04\xe2\x41\x01\x03\x12\x18\n\ncreated_by\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x1a\x37\n\x15\x43\x61ndidateSignalsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x34\n\x12StableSignalsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01:+\xea\x41(\n\x12llmops.dev/Release\x12\x12releases/{release}\"_\n\x14\x43reateReleaseRequest\x12.\n\x07release\x18\x01 \x01(\x0b\x32\x1d.llmops.finetuning.v1.Release\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"\'\n\x11GetReleaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"<\n\x13ListReleasesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x14ListReleasesResponse\x12/\n\x08releases\x18\x01 \x03(\x0b\x32\x1d.llmops.finetuning.v1.Release\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13\x41\x62ortReleaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"#\n\x13WatchReleaseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"K\n\x14WatchReleaseResponse\x12\x33\n\x05\x65vent\x18\x01 \x01(\x0b\x32$.llmops.finetuning.v1.TuningJobEvent2\xec\x03\n\x0eReleaseService\x12Z\n\rCreateRelease\x12*.llmops.finetuning.v1.CreateReleaseRequest\x1a\x1d.llmops.finetuning.v1.Release\x12T\n\nGetRelease\x12\'.llmops.finetuning.v1.GetReleaseRequest\x1a\x1d.llmops.finetuning.v1.Release\x12\x65\n\x0cListReleases\x12).llmops.finetuning.v1.ListReleasesRequest\x1a*.llmops.finetuning.v1.ListReleasesResponse\x12X\n\x0c\x41\x62ortRelease\x12).llmops.finetuning.v1.AbortReleaseRequest\x1a\x1d.llmops.finetuning.v1.Release\x12g\n\x0cWatchRelease\x12).llmops.finetuning.v1.WatchReleaseRequest\x1a*.llmops.finetuning.v1.WatchReleaseResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"llmops/finetuning/v1/release.proto\x12\x14llmops.finetuning.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%llmops/finetuning/v1/evaluation.proto\x1a%llmops/finetuning/v1/finetuning.proto\"\xdd\x01\n\x0eReleaseMargins\x12\x1f\n\x17max_error_rate_increase\x18\x01 \x01(\x01\x12%\n\x1dmax_thumbs_down_rate_increase\x18\x02 \x01(\x01\x12\x1d\n\x15max_latency_p95_ratio\x18\x03 \x01(\x01\x12\x14\n\x0cmin_requests\x18\x04 \x01(\x05\x12!\n\x14max_judge_score_drop\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nmin_judged\x18\x06 \x01(\x05\x42\x17\n\x15_max_judge_score_drop\"\xec\x06\n\x07Release\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x11\n\tcandidate\x18\x02 \x01(\t\x12\r\n\x05\x61lias\x18\x03 \x01(\t\x12\r\n\x05steps\x18\x04 \x03(\x05\x12\x12\n\ninterval_s\x18\x05 \x01(\x01\x12\x35\n\x07margins\x18\x06 \x01(\x0b\x32$.llmops.finetuning.v1.ReleaseMargins\x12\x1c\n\x0estable_version\x18\x07 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1f\n\x11\x63\x61ndidate_version\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x33\n\x05state\x18\t \x01(\x0e\x32\x1e.llmops.finetuning.v1.JobStateB\x04\xe2\x41\x01\x03\x12\x1a\n\x0csteps_passed\x18\n \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x15\n\x07percent\x18\x0b \x01(\x05\x42\x04\xe2\x41\x01\x03\x12\x15\n\x07outcome\x18\x0c \x01(\tB\x04\xe2\x41\x01\x03\x12T\n\x11\x63\x61ndidate_signals\x18\r \x03(\x0b\x32\x33.llmops.finetuning.v1.Release.CandidateSignalsEntryB\x04\xe2\x41\x01\x03\x12N\n\x0estable_signals\x18\x0e \x03(\x0b\x32\x30.llmops.finetuning.v1.Release.StableSignalsEntryB\x04\xe2\x41\x01\x03\x12.\n\x05judge\x18\x12 \x01(\x0b\x32\x1f.llmops.finetuning.v1.JudgeSpec\x12\x1c\n\x14judge_sample_percent\x18\x13 \x01(\x05\x12\x18\n\ncreated_by\x18\x0f \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x32\n\x08\x65nd_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x1a\x37\n\x15\x43\x61ndidateSignalsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x34\n\x12StableSignalsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01:+\xea\x41(\n\x12llmops.dev/Release\x12\x12releases/{release}\"_\n\x14\x43reateReleaseRequest\x12.\n\x07release\x18\x01 \x01(\x0b\x32\x1d.llmops.finetuning.v1.Release\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"\'\n\x11GetReleaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"<\n\x13ListReleasesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"`\n\x14ListReleasesResponse\x12/\n\x08releases\x18\x01 \x03(\x0b\x32\x1d.llmops.finetuning.v1.Release\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x13\x41\x62ortReleaseRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"#\n\x13WatchReleaseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"K\n\x14WatchReleaseResponse\x12\x33\n\x05\x65vent\x18\x01 \x01(\x0b\x32$.llmops.finetuning.v1.TuningJobEvent2\xec\x03\n\x0eReleaseService\x12Z\n\rCreateRelease\x12*.llmops.finetuning.v1.CreateReleaseRequest\x1a\x1d.llmops.finetuning.v1.Release\x12T\n\nGetRelease\x12\'.llmops.finetuning.v1.GetReleaseRequest\x1a\x1d.llmops.finetuning.v1.Release\x12\x65\n\x0cListReleases\x12).llmops.finetuning.v1.ListReleasesRequest\x1a*.llmops.finetuning.v1.ListReleasesResponse\x12X\n\x0c\x41\x62ortRelease\x12).llmops.finetuning.v1.AbortReleaseRequest\x1a\x1d.llmops.finetuning.v1.Release\x12g\n\x0cWatchRelease\x12).llmops.finetuning.v1.WatchReleaseRequest\x1a*.llmops.finetuning.v1.WatchReleaseResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -69,28 +70,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETRELEASEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_ABORTRELEASEREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_ABORTRELEASEREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
-  _globals['_RELEASEMARGINS']._serialized_start=193
-  _globals['_RELEASEMARGINS']._serialized_end=334
-  _globals['_RELEASE']._serialized_start=337
-  _globals['_RELEASE']._serialized_end=1135
-  _globals['_RELEASE_CANDIDATESIGNALSENTRY']._serialized_start=981
-  _globals['_RELEASE_CANDIDATESIGNALSENTRY']._serialized_end=1036
-  _globals['_RELEASE_STABLESIGNALSENTRY']._serialized_start=1038
-  _globals['_RELEASE_STABLESIGNALSENTRY']._serialized_end=1090
-  _globals['_CREATERELEASEREQUEST']._serialized_start=1137
-  _globals['_CREATERELEASEREQUEST']._serialized_end=1232
-  _globals['_GETRELEASEREQUEST']._serialized_start=1234
-  _globals['_GETRELEASEREQUEST']._serialized_end=1273
-  _globals['_LISTRELEASESREQUEST']._serialized_start=1275
-  _globals['_LISTRELEASESREQUEST']._serialized_end=1335
-  _globals['_LISTRELEASESRESPONSE']._serialized_start=1337
-  _globals['_LISTRELEASESRESPONSE']._serialized_end=1433
-  _globals['_ABORTRELEASEREQUEST']._serialized_start=1435
-  _globals['_ABORTRELEASEREQUEST']._serialized_end=1476
-  _globals['_WATCHRELEASEREQUEST']._serialized_start=1478
-  _globals['_WATCHRELEASEREQUEST']._serialized_end=1513
-  _globals['_WATCHRELEASERESPONSE']._serialized_start=1515
-  _globals['_WATCHRELEASERESPONSE']._serialized_end=1590
-  _globals['_RELEASESERVICE']._serialized_start=1593
-  _globals['_RELEASESERVICE']._serialized_end=2085
+  _globals['_RELEASEMARGINS']._serialized_start=232
+  _globals['_RELEASEMARGINS']._serialized_end=453
+  _globals['_RELEASE']._serialized_start=456
+  _globals['_RELEASE']._serialized_end=1332
+  _globals['_RELEASE_CANDIDATESIGNALSENTRY']._serialized_start=1178
+  _globals['_RELEASE_CANDIDATESIGNALSENTRY']._serialized_end=1233
+  _globals['_RELEASE_STABLESIGNALSENTRY']._serialized_start=1235
+  _globals['_RELEASE_STABLESIGNALSENTRY']._serialized_end=1287
+  _globals['_CREATERELEASEREQUEST']._serialized_start=1334
+  _globals['_CREATERELEASEREQUEST']._serialized_end=1429
+  _globals['_GETRELEASEREQUEST']._serialized_start=1431
+  _globals['_GETRELEASEREQUEST']._serialized_end=1470
+  _globals['_LISTRELEASESREQUEST']._serialized_start=1472
+  _globals['_LISTRELEASESREQUEST']._serialized_end=1532
+  _globals['_LISTRELEASESRESPONSE']._serialized_start=1534
+  _globals['_LISTRELEASESRESPONSE']._serialized_end=1630
+  _globals['_ABORTRELEASEREQUEST']._serialized_start=1632
+  _globals['_ABORTRELEASEREQUEST']._serialized_end=1673
+  _globals['_WATCHRELEASEREQUEST']._serialized_start=1675
+  _globals['_WATCHRELEASEREQUEST']._serialized_end=1710
+  _globals['_WATCHRELEASERESPONSE']._serialized_start=1712
+  _globals['_WATCHRELEASERESPONSE']._serialized_end=1787
+  _globals['_RELEASESERVICE']._serialized_start=1790
+  _globals['_RELEASESERVICE']._serialized_end=2282
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@ import datetime
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.api import resource_pb2 as _resource_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from llmops.api.finetuning.v1 import evaluation_pb2 as _evaluation_pb2
 from llmops.api.finetuning.v1 import finetuning_pb2 as _finetuning_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -13,19 +14,23 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReleaseMargins(_message.Message):
-    __slots__ = ("max_error_rate_increase", "max_thumbs_down_rate_increase", "max_latency_p95_ratio", "min_requests")
+    __slots__ = ("max_error_rate_increase", "max_thumbs_down_rate_increase", "max_latency_p95_ratio", "min_requests", "max_judge_score_drop", "min_judged")
     MAX_ERROR_RATE_INCREASE_FIELD_NUMBER: _ClassVar[int]
     MAX_THUMBS_DOWN_RATE_INCREASE_FIELD_NUMBER: _ClassVar[int]
     MAX_LATENCY_P95_RATIO_FIELD_NUMBER: _ClassVar[int]
     MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_JUDGE_SCORE_DROP_FIELD_NUMBER: _ClassVar[int]
+    MIN_JUDGED_FIELD_NUMBER: _ClassVar[int]
     max_error_rate_increase: float
     max_thumbs_down_rate_increase: float
     max_latency_p95_ratio: float
     min_requests: int
-    def __init__(self, max_error_rate_increase: _Optional[float] = ..., max_thumbs_down_rate_increase: _Optional[float] = ..., max_latency_p95_ratio: _Optional[float] = ..., min_requests: _Optional[int] = ...) -> None: ...
+    max_judge_score_drop: float
+    min_judged: int
+    def __init__(self, max_error_rate_increase: _Optional[float] = ..., max_thumbs_down_rate_increase: _Optional[float] = ..., max_latency_p95_ratio: _Optional[float] = ..., min_requests: _Optional[int] = ..., max_judge_score_drop: _Optional[float] = ..., min_judged: _Optional[int] = ...) -> None: ...
 
 class Release(_message.Message):
-    __slots__ = ("name", "candidate", "alias", "steps", "interval_s", "margins", "stable_version", "candidate_version", "state", "steps_passed", "percent", "outcome", "candidate_signals", "stable_signals", "created_by", "create_time", "end_time")
+    __slots__ = ("name", "candidate", "alias", "steps", "interval_s", "margins", "stable_version", "candidate_version", "state", "steps_passed", "percent", "outcome", "candidate_signals", "stable_signals", "judge", "judge_sample_percent", "created_by", "create_time", "end_time")
     class CandidateSignalsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +59,8 @@ class Release(_message.Message):
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_SIGNALS_FIELD_NUMBER: _ClassVar[int]
     STABLE_SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_SAMPLE_PERCENT_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -71,10 +78,12 @@ class Release(_message.Message):
     outcome: str
     candidate_signals: _containers.ScalarMap[str, float]
     stable_signals: _containers.ScalarMap[str, float]
+    judge: _evaluation_pb2.JudgeSpec
+    judge_sample_percent: int
     created_by: str
     create_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., candidate: _Optional[str] = ..., alias: _Optional[str] = ..., steps: _Optional[_Iterable[int]] = ..., interval_s: _Optional[float] = ..., margins: _Optional[_Union[ReleaseMargins, _Mapping]] = ..., stable_version: _Optional[str] = ..., candidate_version: _Optional[str] = ..., state: _Optional[_Union[_finetuning_pb2.JobState, str]] = ..., steps_passed: _Optional[int] = ..., percent: _Optional[int] = ..., outcome: _Optional[str] = ..., candidate_signals: _Optional[_Mapping[str, float]] = ..., stable_signals: _Optional[_Mapping[str, float]] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., candidate: _Optional[str] = ..., alias: _Optional[str] = ..., steps: _Optional[_Iterable[int]] = ..., interval_s: _Optional[float] = ..., margins: _Optional[_Union[ReleaseMargins, _Mapping]] = ..., stable_version: _Optional[str] = ..., candidate_version: _Optional[str] = ..., state: _Optional[_Union[_finetuning_pb2.JobState, str]] = ..., steps_passed: _Optional[int] = ..., percent: _Optional[int] = ..., outcome: _Optional[str] = ..., candidate_signals: _Optional[_Mapping[str, float]] = ..., stable_signals: _Optional[_Mapping[str, float]] = ..., judge: _Optional[_Union[_evaluation_pb2.JudgeSpec, _Mapping]] = ..., judge_sample_percent: _Optional[int] = ..., created_by: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateReleaseRequest(_message.Message):
     __slots__ = ("release", "idempotency_key")
