@@ -8,9 +8,11 @@ Usage is the same for unary and streamed calls: the counts the backend reported 
 stream the caller cancelled, the tokens delivered so far).
 
 Recorded usage is kept per minute and written to SQL in batches every `flush_s` (and on stop),
-keeping the database off the request path; GetUsage adds what is not yet written. Limits are
-per replica: with several replicas each enforces its own windows (budgets are read from SQL
-when a caller first appears)."""
+keeping the database off the request path; GetUsage adds what is not yet written.
+
+Where the windows live: in this replica's memory by default (each replica enforces its own;
+budgets are read from SQL when a caller first appears), or, with `LLMOPS_REDIS_URL`, in Redis
+for every replica together (`shared_limits`), the same rules in one atomic script."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from llmops.core.errors import ResourceExhausted
+from services.generation.shared_limits import Refused, SharedWindows
 from services.generation.store import GenerationStore, UsageDelta
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class Reservation:
     reserved: int
     max_tokens: int  # possibly clamped by the budget
     settled: bool = False
+    shared_id: str = ""  # the reservation's id in the shared windows
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,29 @@ class LimitSpec:
     token_budget: int = 0
 
 
+def _over_rpm(caller: str, route: str, limits: LimitSpec, retry_after_s: float) -> ResourceExhausted:
+    return ResourceExhausted(
+        f"{caller} reached the limit of {limits.requests_per_minute} requests per minute on route {route!r}",
+        retry_after_s=retry_after_s)
+
+
+def _over_budget(caller: str, route: str, limits: LimitSpec, input_tokens: int) -> ResourceExhausted:
+    return ResourceExhausted(f"{caller} has used the token budget of {limits.token_budget} on route {route!r} "
+                             f"(this request needs {input_tokens} input tokens); an admin can raise it")
+
+
+def _over_tpm(caller: str, route: str, limits: LimitSpec, used: int, need: int, retry_after_s: float):
+    return ResourceExhausted(
+        f"{caller} would exceed {limits.tokens_per_minute} tokens per minute on route {route!r} "
+        f"({used} used in the last minute, this request needs up to {need})", retry_after_s=retry_after_s)
+
+
 class Accounting:
-    def __init__(self, store: GenerationStore, flush_s: float = 1.0):
+    def __init__(self, store: GenerationStore, flush_s: float = 1.0, shared: SharedWindows | None = None):
         self._store = store
         self._flush_s = flush_s
+        self._shared = shared
+        self._settling: set[asyncio.Task] = set()
         self._windows: dict[tuple[str, str], Window] = defaultdict(Window)
         self._pending: dict[tuple[str, str, int], list[int]] = {}
         self._loading: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -78,49 +101,68 @@ class Accounting:
         """Reserve capacity for one request or raise RESOURCE_EXHAUSTED (with a retry delay
         where waiting helps)."""
         key = (caller, route)
+        if self._shared is not None:
+            return await self._admit_shared(caller, route, limits, input_tokens, max_tokens)
         w = self._windows[key]
         if limits.token_budget and w.used_total is None:
             async with self._loading[key]:
                 if w.used_total is None:
-                    rows = await self._store.db.run_read(self._store.usage, caller, route, 0, 2**62)
-                    w.used_total = sum(r.input_tokens + r.output_tokens for r in rows) + self._pending_tokens(key)
+                    w.used_total = await self._used_total(caller, route)
         now = time.monotonic()
         w.prune(now)
         if limits.requests_per_minute and len(w.requests) >= limits.requests_per_minute:
-            raise ResourceExhausted(
-                f"{caller} reached the limit of {limits.requests_per_minute} requests per minute on route {route!r}",
-                retry_after_s=max(0.05, WINDOW_S - (now - w.requests[0])))
+            raise _over_rpm(caller, route, limits, max(0.05, WINDOW_S - (now - w.requests[0])))
         if limits.token_budget:
             left = limits.token_budget - (w.used_total or 0) - w.reserved - input_tokens
             if left < 1:
-                raise ResourceExhausted(
-                    f"{caller} has used the token budget of {limits.token_budget} on route {route!r} "
-                    f"(this request needs {input_tokens} input tokens); an admin can raise it")
+                raise _over_budget(caller, route, limits, input_tokens)
             max_tokens = min(max_tokens, left)
         need = input_tokens + max_tokens
         if limits.tokens_per_minute:
             used = w.tokens_in_window() + w.reserved
             if used + need > limits.tokens_per_minute:
                 wait = WINDOW_S - (now - w.tokens[0][0]) if w.tokens else 1.0
-                raise ResourceExhausted(
-                    f"{caller} would exceed {limits.tokens_per_minute} tokens per minute on route {route!r} "
-                    f"({used} used in the last minute, this request needs up to {need})", retry_after_s=max(0.05, wait))
+                raise _over_tpm(caller, route, limits, used, need, max(0.05, wait))
         w.requests.append(now)
         w.reserved += need
         return Reservation(caller, route, need, max_tokens)
+
+    async def _used_total(self, caller: str, route: str) -> int:
+        """All-time tokens of a caller on a route: what SQL has plus what is not written yet."""
+        rows = await self._store.db.run_read(self._store.usage, caller, route, 0, 2**62)
+        return sum(r.input_tokens + r.output_tokens for r in rows) + self._pending_tokens((caller, route))
+
+    async def _admit_shared(self, caller: str, route: str, limits: LimitSpec, input_tokens: int,
+                            max_tokens: int) -> Reservation:
+        try:
+            max_tokens, need, shared_id = await self._shared.admit(
+                caller, route, limits.requests_per_minute, limits.tokens_per_minute, limits.token_budget,
+                input_tokens, max_tokens, lambda: self._used_total(caller, route))
+        except Refused as refused:
+            if refused.kind == "rpm":
+                raise _over_rpm(caller, route, limits, refused.retry_after_s) from None
+            if refused.kind == "budget":
+                raise _over_budget(caller, route, limits, input_tokens) from None
+            raise _over_tpm(caller, route, limits, refused.used, input_tokens + max_tokens,
+                            refused.retry_after_s) from None
+        return Reservation(caller, route, need, max_tokens, shared_id=shared_id)
 
     def settle(self, r: Reservation, input_tokens: int, output_tokens: int) -> None:
         """Replace the reservation with what was really used, and record it (once)."""
         if r.settled:
             return
         r.settled = True
-        key = (r.caller, r.route)
-        w = self._windows[key]
-        w.reserved -= r.reserved
         total = input_tokens + output_tokens
-        w.tokens.append((time.monotonic(), total))
-        if w.used_total is not None:
-            w.used_total += total
+        if self._shared is not None:
+            task = asyncio.get_running_loop().create_task(self._settle_shared(r, total))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+        else:
+            w = self._windows[(r.caller, r.route)]
+            w.reserved -= r.reserved
+            w.tokens.append((time.monotonic(), total))
+            if w.used_total is not None:
+                w.used_total += total
         minute = int(time.time() // 60)
         p = self._pending.setdefault((r.caller, r.route, minute), [0, 0, 0])
         p[0] += 1
@@ -129,6 +171,16 @@ class Accounting:
 
     def _pending_tokens(self, key: tuple[str, str]) -> int:
         return sum(v[1] + v[2] for (c, r, _), v in self._pending.items() if (c, r) == key)
+
+    async def settled(self) -> None:
+        """Wait for settlements still on their way to the shared store (none in memory)."""
+        await asyncio.gather(*self._settling, return_exceptions=True)
+
+    async def _settle_shared(self, r: Reservation, total: int) -> None:
+        try:
+            await self._shared.settle(r.caller, r.route, r.shared_id, r.reserved, total)
+        except Exception:  # the hold expires by itself; the usage is in SQL either way
+            log.exception("could not settle a reservation in the shared limits store")
 
     async def flush(self) -> None:
         if not self._pending:
@@ -152,7 +204,10 @@ class Accounting:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        await asyncio.gather(*self._settling, return_exceptions=True)
         await self.flush()
+        if self._shared is not None:
+            await self._shared.close()
 
     async def usage(self, caller: str | None, route: str | None, start_minute: int, end_minute: int) -> list[UsageDelta]:
         rows = await self._store.db.run_read(self._store.usage, caller, route, start_minute, end_minute)

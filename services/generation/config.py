@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,12 @@ class GenerationConfig:
     resolve_ttl_s: float = 5.0  # alias resolution cache when no registry events are followed
     render_workers: int = 2  # sandbox processes rendering model chat templates (started when first needed)
     usage_flush_s: float = 1.0
+    # Limits and budgets shared by every replica (redis://host:port/db); default LLMOPS_REDIS_URL,
+    # and without either each replica enforces its own in memory.
+    redis_url: str = ""
+
+    def resolved_redis_url(self) -> str:
+        return self.redis_url or os.environ.get("LLMOPS_REDIS_URL", "")
 
     def resolved_database_url(self) -> str:
         return self.database_url or localenv.default_sqlite_url("generation")

@@ -16,11 +16,12 @@ from llmops.core.model_files import ModelFiles
 from llmops.core.server import Server, ServerConfig, ServiceBinding, create_server
 from llmops.core.storage import Database
 from llmops.core.tls import client_from_env
-from services.generation.accounting import Accounting
+from services.generation.accounting import WINDOW_S, Accounting
 from services.generation.config import GenerationConfig
 from services.generation.credentials import Credentials
 from services.generation.follow import AliasFollower
 from services.generation.servicer import POLICY, SERVICE, GenerationServicer
+from services.generation.shared_limits import SharedWindows
 from services.generation.store import GenerationStore
 from services.generation.upstream import Upstream
 
@@ -31,7 +32,9 @@ async def build(server_config: ServerConfig, keys: auth.KeyStore, tracer_provide
     db = Database(config.resolved_database_url())
     store = GenerationStore(db)
     await asyncio.to_thread(store.migrate)
-    accounting = Accounting(store, config.usage_flush_s)
+    redis_url = config.resolved_redis_url()
+    shared = SharedWindows(redis_url, WINDOW_S) if redis_url else None
+    accounting = Accounting(store, config.usage_flush_s, shared)
     accounting.start()
     # The service's own key when it has one (needed to follow events); else the caller's.
     registry = channels.aio_channel(config.registry(), config.api_key or auth.current_key.get)
