@@ -1,6 +1,12 @@
 """Client channels: a default deadline on every unary call, retries for UNAVAILABLE only (the one
 code that says the request did not run), and the API key and W3C trace context on every call.
-Sync channels serve applications and the CLI; aio channels serve services calling services."""
+Sync channels serve applications and the CLI; aio channels serve services calling services.
+
+A target may name several replicas: `host:port,host:port` (IP addresses; `localhost` is read as
+127.0.0.1) or `dns:///name:port` (every address the name resolves to). Such channels spread calls
+round robin over the replicas that report SERVING on the standard health service, so a replica
+that goes NOT_SERVING as it stops gracefully receives no new calls, and a call it refuses in the
+meantime (UNAVAILABLE) is retried on another."""
 
 from __future__ import annotations
 
@@ -27,6 +33,13 @@ RETRY_SERVICE_CONFIG = json.dumps({
             "retryableStatusCodes": ["UNAVAILABLE"],
         },
     }]
+})
+
+# For several replicas: round robin over the healthy ones (client-side health checking).
+REPLICAS_SERVICE_CONFIG = json.dumps({
+    **json.loads(RETRY_SERVICE_CONFIG),
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "healthCheckConfig": {"serviceName": ""},
 })
 
 CHANNEL_OPTIONS = [
@@ -119,11 +132,23 @@ class _Channel(grpc.Channel):
         return False
 
 
+def resolve_target(target: str) -> tuple[str, list[tuple]]:
+    """(gRPC target, channel options) for one address, several (`a:1,b:2`) or a `dns:` name."""
+    if "," not in target and not target.startswith("dns:"):
+        return target, CHANNEL_OPTIONS
+    if not target.startswith("dns:"):
+        target = "ipv4:" + ",".join(a.strip().replace("localhost:", "127.0.0.1:") for a in target.split(","))
+    options = [(k, REPLICAS_SERVICE_CONFIG if k == "grpc.service_config" else v) for k, v in CHANNEL_OPTIONS]
+    return target, options
+
+
 def sync_channel(target: str, api_key: str | None, *, default_timeout_s: float = DEFAULT_TIMEOUT_S) -> grpc.Channel:
-    """A channel to `target`, over TLS when LLMOPS_TLS_CA_FILE is set (llmops.core.tls)."""
+    """A channel to `target` (one address or several replicas), over TLS when LLMOPS_TLS_CA_FILE
+    is set (llmops.core.tls)."""
     tls = client_from_env()
-    raw = (grpc.secure_channel(target, tls.grpc_credentials(), options=CHANNEL_OPTIONS) if tls
-           else grpc.insecure_channel(target, options=CHANNEL_OPTIONS))
+    target, options = resolve_target(target)
+    raw = (grpc.secure_channel(target, tls.grpc_credentials(), options=options) if tls
+           else grpc.insecure_channel(target, options=options))
     return _Channel(raw, api_key, default_timeout_s)
 
 
@@ -167,10 +192,10 @@ def aio_channel(target: str, api_key: ApiKey, *, default_timeout_s: float = DEFA
         _AioStreamStream(api_key, default_timeout_s, False),
     ]
     tls = client_from_env()
+    target, options = resolve_target(target)
     if tls:
-        return grpc.aio.secure_channel(target, tls.grpc_credentials(), options=CHANNEL_OPTIONS,
-                                       interceptors=interceptors)
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+        return grpc.aio.secure_channel(target, tls.grpc_credentials(), options=options, interceptors=interceptors)
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
 
 
 def downstream_error(exc: grpc.aio.AioRpcError, service: str) -> Exception:

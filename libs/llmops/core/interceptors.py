@@ -8,6 +8,7 @@ errors to status codes. One wrapper instead of one per concern keeps the per-cal
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -184,6 +185,18 @@ class StreamAged(Unavailable):
         super().__init__(message, reason=STREAM_AGED, **details)
 
 
+async def _aged_call(call, deadline: float | None) -> None:
+    """A streaming handler that writes its items itself, ended like `_aged` at `deadline`."""
+    if deadline is None:
+        await call
+        return
+    try:
+        async with asyncio.timeout_at(deadline):
+            await call
+    except TimeoutError:
+        raise StreamAged("the stream reached its maximum age and was closed; reopen it", retry_after_s=0) from None
+
+
 async def _aged(items, deadline: float):
     """`items` until the loop's clock reaches `deadline`; then StreamAged. The timeout covers
     only the wait for the next item, never the yield, so it cancels the stream's own work."""
@@ -306,11 +319,14 @@ class StagedInterceptor(grpc.aio.ServerInterceptor):
                 if bidi and self._deadlines is not None and not call.open:
                     request = self._deadlines.idle_bounded(request)
                 stream_deadline = call.state.get("stream_deadline")
-                if stream_deadline is None:
-                    async for item in inner_stream(request, context):
+                stream = inner_stream(request, context)
+                if inspect.isawaitable(stream):  # a handler that writes with context.write (health Watch)
+                    await _aged_call(stream, stream_deadline)
+                elif stream_deadline is None:
+                    async for item in stream:
                         yield item
                 else:
-                    async for item in _aged(inner_stream(request, context), stream_deadline):
+                    async for item in _aged(stream, stream_deadline):
                         yield item
             except GeneratorExit:
                 call.code = grpc.StatusCode.CANCELLED

@@ -49,6 +49,9 @@ class ServerConfig:
     idle_timeout_s: float = 30.0  # the longest wait for the next message of a client stream (uploads)
     max_message_bytes: int = 4 * 1024 * 1024  # large payloads are streamed, never one message
     grace_period_s: float = 10.0
+    # On a graceful stop, how long NOT_SERVING is reported before new calls are refused, so
+    # health-checking clients of several replicas move away first (0 for one replica).
+    drain_s: float = 0.0
     default_timeout_s: float = 30.0
     max_timeout_s: float = 600.0
     keys_file: str = ""  # default: $LLMOPS_HOME/keys.json
@@ -90,6 +93,7 @@ class Server:
         self.http_port: int | None = None  # a service that also serves HTTP (e.g. an OpenAI-compatible API)
         self.metrics_port: int | None = None
         self.tls: tls_.ServerTLS | None = None  # the HTTP listeners beside it use the same
+        self.drain_s = 0.0  # ServerConfig.drain_s
 
     @property
     def address(self) -> str:
@@ -129,10 +133,13 @@ class Server:
         self._watchers.append(asyncio.get_running_loop().create_task(loop()))
 
     async def stop(self, grace_s: float | None) -> None:
-        """NOT_SERVING first (load balancers stop sending), then let in-flight calls finish."""
+        """NOT_SERVING first, and a moment (`drain_s`) for load balancers and health-checking
+        clients to stop sending, then let in-flight calls finish."""
         for task in self._watchers:
             task.cancel()
         await self.set_serving(False)
+        if self.drain_s:
+            await asyncio.sleep(self.drain_s)
         await self.grpc_server.stop(grace_s)
         for hook in self._on_stop:
             await hook()
@@ -191,6 +198,7 @@ async def create_server(
         raise ConfigError(f"cannot bind {config.host}:{config.port}")
     await server.start()
     started = Server(server, health, port, names, on_stop)
+    started.drain_s = config.drain_s
     started.tls = tls
     await started.set_serving(True)
     return started
