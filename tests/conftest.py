@@ -28,6 +28,22 @@ def llmops_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server on loopback (moto), the AWS_* variables pointing at it."""
+    from llmops.testing.s3 import S3Server
+
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server) -> str:
+    """A new empty bucket, `s3://name`."""
+    return s3_server.bucket()
+
+
+@pytest.fixture(scope="session")
 def demo_model(tmp_path_factory) -> Path:
     """The demo model, trained for a few steps only (tests need its shape, not its answers)."""
     from llmops.modeling import demo

@@ -11,6 +11,7 @@ from llmops.core import localenv
 class RegistryConfig:
     database_url: str = ""  # default: SQLite under $LLMOPS_HOME/data/registry
     artifact_root: str = ""  # local folder or fsspec URL; default under $LLMOPS_HOME/data/registry
+    spool_dir: str = ""  # where uploads are staged and hashed; default beside a folder root, else the temp dir
     max_artifact_bytes: int = 50 * 1024**3  # per file
     protected_aliases: tuple[str, ...] = ("production",)
     event_poll_s: float = 1.0  # watchers also poll, so events written by other replicas arrive

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from opentelemetry import trace
 
@@ -28,7 +29,7 @@ async def build(
     db = Database(config.resolved_database_url())
     store = RegistryStore(db)
     await asyncio.to_thread(store.migrate)
-    blobs = BlobStore(config.resolved_artifact_root())
+    blobs = BlobStore(config.resolved_artifact_root(), Path(config.spool_dir) if config.spool_dir else None)
     servicer = RegistryServicer(store, blobs, EventFeed(store, config.event_poll_s), config)
 
     async def close() -> None:

@@ -17,10 +17,10 @@ from services.feedback.server import build
 
 
 class FeedbackStack:
-    def __init__(self, home, database_url: str):
+    def __init__(self, home, database_url: str, export_root: str = ""):
         self.home = home
         self.keys = make_keys(home / "keys.json")
-        self.export_root = home / "datasets"
+        self.export_root = export_root or home / "datasets"
         config = FeedbackConfig(database_url=database_url, export_root=str(self.export_root), feedback_per_minute=40,
                                 http_port=0, watch_poll_s=0.2)
         self.server = ServerThread(functools.partial(build, config=config), auth.KeyStore(home / "keys.json")).start()

@@ -74,6 +74,8 @@ def test_identical_content_is_stored_once(registry, tmp_path):
     again = reg.upload_file("m", "copy.safetensors", folder / "model.safetensors")
     assert not first.deduplicated and again.deduplicated
     assert first.file.sha256 == again.file.sha256
+    assert [k.rsplit("/", 1)[1] for k in registry.stored()] == [first.file.sha256]  # one blob, at its final key
+    assert not registry.staged()
 
 
 def test_create_version_retry_with_same_request_id_returns_the_same_version(registry, tmp_path):
@@ -186,7 +188,7 @@ def test_unsafe_artifact_names_are_refused(registry, tmp_path, path):
     f.write_text("{}")
     code, msg = code_of(reg.upload_file, "m", path, f)
     assert code is INVALID
-    assert not list((tmp_path / "artifacts").glob("sha256/*/*"))
+    assert not registry.stored()
 
 
 @pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt", "weights.pkl", "ckpt.pth", "model.ckpt"])
@@ -214,7 +216,7 @@ def test_pickle_content_is_refused_whatever_its_name(registry, tmp_path):
     bad_json = tmp_path / "config.json"
     bad_json.write_text("{not json")
     assert code_of(reg.upload_file, "m", "config.json", bad_json)[0] is INVALID
-    assert not list((tmp_path / "artifacts").glob("sha256/*/*"))
+    assert not registry.stored()
 
 
 def finished_spans(exporter, suffix: str, timeout: float = 3.0):
@@ -243,8 +245,7 @@ def test_digest_mismatch_stores_nothing(registry, tmp_path):
     wrong = sha256(b"something else")
     code, msg = code_of(_raw_upload, reg, "m", "model.safetensors", wrong, len(data), [data[:3000], data[3000:]])
     assert code is grpc.StatusCode.DATA_LOSS and "nothing was stored" in msg
-    assert not list((tmp_path / "artifacts").glob("sha256/*/*"))
-    assert not list((tmp_path / "artifacts" / ".spool").iterdir())
+    assert not registry.stored() and not registry.staged()
     code, _ = code_of(_raw_upload, reg, "m", "model.safetensors", sha256(data), len(data) - 1, [data])
     assert code is INVALID  # more bytes than declared
 
@@ -254,7 +255,7 @@ def test_oversized_uploads_are_resource_exhausted(registry, tmp_path):
     reg.create_model("m")
     code, msg = code_of(_raw_upload, reg, "m", "big.safetensors", "0" * 64, 64 * 1024 * 1024, [])
     assert code is grpc.StatusCode.RESOURCE_EXHAUSTED and "LLMOPS_REGISTRY_MAX_ARTIFACT_BYTES" in msg
-    assert not list((tmp_path / "artifacts").glob("sha256/*/*"))
+    assert not registry.stored()
 
 
 def test_upload_stream_must_start_with_a_header(registry):

@@ -127,3 +127,18 @@ def test_continuous_sync_follows_new_table_versions(retrieval, tmp_path):
     assert [p.table_version for p in passes] == [0, 1]
     assert passes[1].rows_upserted == 3
     assert r.get_index("live").document_count == 8 and r.get_index("live").source_table_version == 1
+
+
+def test_sync_from_a_table_in_s3(retrieval, s3_bucket):
+    """The same incremental sync from a Delta table in an S3-compatible store (a loopback server)."""
+    r = retrieval.as_("editor")
+    uri = f"{s3_bucket}/tables/notes"
+    write_deltalake(uri, rows(range(50)))
+    r.create_index("kb", chunk_size=64, chunk_overlap=0)
+    assert sync(r, "kb", uri)[-1].rows_upserted == 50
+    table = DeltaTable(uri)
+    table.update(updates={"body": "'Row updated: approvals and aliases.'"}, predicate="doc_id = 'doc-0001'")
+    table.delete("doc_id IN ('doc-0002', 'doc-0003')")
+    last = sync(r, "kb", uri)[-1]
+    assert (last.rows_upserted, last.rows_deleted, last.table_version) == (1, 2, DeltaTable(uri).version())
+    assert r.get_index("kb").document_count == 48

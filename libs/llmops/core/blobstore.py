@@ -1,7 +1,9 @@
 """A content-addressed blob store: a local folder by default, any fsspec URL (s3://, gs://, ...)
 for scale-out. Content is staged in a local spool file while its sha256 and size are computed;
-only content matching the declared digest is moved under `sha256/<ab>/<digest>`, so a failed or
-lying upload leaves nothing behind and a stored blob is never partial."""
+only content matching the declared digest is moved under `sha256/<ab>/<digest>` (renamed in a
+folder; one PUT of the final key in an object store, which is atomic there), so a failed or lying
+upload leaves nothing behind and a stored blob is never partial. For S3-compatible servers the
+endpoint comes from the standard `AWS_ENDPOINT_URL` (and credentials from `AWS_*`)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import hashlib
 import os
 import re
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -106,10 +107,8 @@ class BlobStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        else:
-            tmp_key = f"{self._root}/tmp/{uuid.uuid4().hex}"
-            self._fs.put_file(str(staged), tmp_key)
-            self._fs.mv(tmp_key, f"{self._root}/{key}")
+        else:  # an object store's PUT is atomic: the key shows the whole blob or nothing
+            self._fs.put_file(str(staged), f"{self._root}/{key}")
             staged.unlink(missing_ok=True)
         return True
 

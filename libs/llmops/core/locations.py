@@ -22,6 +22,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LENGTH = 1024
 
 
+def is_url(value: str) -> bool:
+    """An object-store URL (`s3://...` and the like)."""
+    scheme, sep, _ = value.partition("://")
+    return bool(sep) and scheme.lower() in REMOTE_SCHEMES
+
+
 def check_text(value: str, field: str) -> str:
     """INVALID_ARGUMENT for control characters (NUL included) or an over-long location."""
     if len(value) > MAX_LENGTH:
@@ -39,11 +45,17 @@ class Locations:
     roots: tuple[Path, ...]
     prefixes: tuple[str, ...] = ()
     setting: str = ""
+    base_url: str = ""  # when the first root is an object-store URL: relative names resolve under it
 
     @classmethod
     def of(cls, roots: Sequence[str | Path], prefixes: Sequence[str] = (), setting: str = "") -> Locations:
-        return cls(tuple(Path(r).expanduser().resolve() for r in roots if str(r)),
-                   tuple(p for p in prefixes if p), setting)
+        """`roots` may hold object-store URLs (`s3://bucket/datasets`): they are allowed like
+        prefixes, and the first root, local or not, is where relative names go."""
+        urls = [str(r).rstrip("/") for r in roots if is_url(str(r))]
+        local = tuple(Path(r).expanduser().resolve() for r in roots if str(r) and not is_url(str(r)))
+        first = str(roots[0]) if roots else ""
+        return cls(local, tuple(p for p in (*prefixes, *urls) if p), setting,
+                   first.rstrip("/") if is_url(first) else "")
 
     def _refuse(self, field: str, what: str) -> InvalidArgument:
         hint = f" (an administrator can allow more with {self.setting})" if self.setting else ""
@@ -65,6 +77,11 @@ class Locations:
         if sep and scheme != "file":
             raise InvalidArgument(f"{field}: scheme {scheme!r} is not supported; use a path or "
                                   f"{', '.join(s + '://' for s in REMOTE_SCHEMES)}")
+        if self.base_url and not sep and not value.startswith(("/", "~")):
+            name = posixpath.normpath(value)
+            if name.startswith("..") or name == ".":
+                raise self._refuse(field, "outside the folders this service may use")
+            return f"{self.base_url}/{name}"
         if not self.roots:
             raise self._refuse(field, "a local path, and this service has no local roots configured")
         path = Path(rest if sep else value).expanduser()
