@@ -31,14 +31,24 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--details", action="store_true")
     args = parser.parse_args()
+    own_home = "LLMOPS_HOME" not in os.environ  # a stack it starts in its own home, it stops
     os.environ.setdefault("LLMOPS_HOME", tempfile.mkdtemp(prefix="llmops-bench-rag-"))
-    from llmops import demo
     from llmops.cli import stack
+
+    stack.up()
+    try:
+        return _run(args)
+    finally:
+        if own_home:
+            stack.down()
+
+
+def _run(args) -> int:
+    from llmops import demo
     from llmops.client import Client
     from llmops.client.generation import registry_target
     from llmops.evaluation import datasets, rag
 
-    stack.up()
     ds = datasets.from_jsonl(DATASET)
     results = {}
     with Client.local() as client:

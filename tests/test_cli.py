@@ -27,9 +27,11 @@ def llmops(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def stack(llmops_home):
-    llmops("up", "--free-ports")
-    yield llmops_home
-    llmops("down")
+    try:
+        llmops("up", "--free-ports")
+        yield llmops_home
+    finally:  # also when `up` failed halfway: what it started is stopped, never left running
+        llmops("down", check=False)
 
 
 def test_up_status_models_workflow_trace_and_down(stack, tmp_path):
