@@ -38,9 +38,9 @@ def s3_server():
 
 
 @pytest.fixture
-def s3_bucket(s3_server) -> str:
-    """A new empty bucket, `s3://name`."""
-    return s3_server.bucket()
+def s3_location(s3_server) -> str:
+    """A new empty place in the test bucket, `s3://llmops-tests/<random>`."""
+    return s3_server.location()
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,9 @@ INSERT_BATCH = 1000
 OUTPUT = ["chunk_id", "document_id", "text", "metadata"]
 
 
+EMBEDDED_KEEPALIVE = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
+
+
 @dataclass(frozen=True)
 class ChunkRow:
     chunk_id: str
@@ -103,7 +106,12 @@ class VectorStore:
             if self._conn is None:
                 from pymilvus import MilvusClient
 
-                self._conn = MilvusClient(uri=self.uri, token=self._token, timeout=10)
+                # Milvus Lite's gRPC server keeps C-core's defaults: pings at most every 5 min and
+                # none on idle connections. pymilvus pings every 10 s, which earns GOAWAY
+                # ENHANCE_YOUR_CALM ("too_many_pings") during long calls and a torn-down channel.
+                # A Milvus server accepts pymilvus's defaults.
+                options = {"grpc_options": EMBEDDED_KEEPALIVE} if self.embedded else {}
+                self._conn = MilvusClient(uri=self.uri, token=self._token, timeout=10, **options)
             return self._conn
 
     def _drop_client(self) -> None:

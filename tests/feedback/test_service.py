@@ -233,27 +233,27 @@ def test_failed_requests_count_as_errors_and_stay_out_of_review_and_latency(fb):
     assert [r.request_id for r in c.inferences()] == ["ok-2", "ok-1"]  # nothing to review in a failure
 
 
-def test_exports_go_to_an_object_store_and_read_back_as_datasets(tmp_path, s3_bucket):
+def test_exports_go_to_an_object_store_and_read_back_as_datasets(tmp_path, s3_location):
     """An S3 export root (a loopback S3 server): names resolve under it, every export is a new
     Delta table version there, fine-tuning reads it back, and other buckets stay refused."""
     from llmops.evaluation import datasets
     from tests.feedback.conftest import FeedbackStack
 
-    stack = FeedbackStack(tmp_path, f"sqlite:///{tmp_path / 'fb.db'}", export_root=f"{s3_bucket}/datasets")
+    stack = FeedbackStack(tmp_path, f"sqlite:///{tmp_path / 'fb.db'}", export_root=f"{s3_location}/datasets")
     try:
         for rid in ("a", "b"):
             stack.log(rid, question=f"question {rid}", answer=f"answer {rid}")
         stack.client().give(request_id="a", corrected_answer="corrected a")
         editor = stack.client("editor")
         first = editor.export("qa-train", corrected_only=True)
-        assert first.table_uri == f"{s3_bucket}/datasets/qa-train" and first.row_count == 1
+        assert first.table_uri == f"{s3_location}/datasets/qa-train" and first.row_count == 1
         stack.client().give(request_id="b", corrected_answer="corrected b")
         second = editor.export("qa-train", corrected_only=True)
         assert second.table_version == first.table_version + 1
         assert DeltaTable(second.table_uri).to_pyarrow_table().num_rows == 2
         ds = datasets.load(second.table_uri, str(first.table_version))  # as a tuning job or evaluation reads it
         assert ds.version == str(first.table_version) and ds.chat[0][-1]["content"] == "corrected a"
-        for outside in ("s3://another-bucket/t", f"{s3_bucket}/elsewhere/t", "../up"):
+        for outside in ("s3://another-bucket/t", f"{s3_location}/elsewhere/t", "../up"):
             assert code_of(editor.export, outside)[0] is grpc.StatusCode.INVALID_ARGUMENT
     finally:
         stack.close()

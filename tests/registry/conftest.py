@@ -53,7 +53,7 @@ def registry(request, keys, key_store, tmp_path, spans):
     """The registry with its artifacts in a local folder, and again in S3 (a loopback server)."""
     provider, _ = spans
     root = str(tmp_path / "artifacts") if request.param == "folder" else \
-        f"{request.getfixturevalue('s3_bucket')}/artifacts"
+        f"{request.getfixturevalue('s3_location')}/artifacts"
     spool = "" if request.param == "folder" else str(tmp_path / "spool")
     harness = start_registry(keys, key_store, tmp_path, f"sqlite:///{tmp_path / 'registry.db'}", provider,
                              max_artifact_bytes=32 * 1024 * 1024, artifact_root=root, spool_dir=spool)

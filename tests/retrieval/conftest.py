@@ -31,7 +31,7 @@ def retrieval(keys, key_store, tmp_path, spans):
     config = RetrievalConfig(database_url=f"sqlite:///{tmp_path / 'retrieval.db'}",
                              milvus_data_dir=str(tmp_path / "milvus"), sync_poll_s=0.2,
                              table_roots=(str(tmp_path),), model_roots=(str(tmp_path / "models"),),
-                             table_allowed_prefixes=("s3://",))  # the loopback S3 server's buckets
+                             table_allowed_prefixes=("s3://llmops-tests/",))  # the loopback S3 server's buckets
     factory = functools.partial(build, tracer_provider=provider, config=config)
     thread = ServerThread(lambda sc, ks: factory(sc, ks), key_store, ServerConfig(port=0)).start()
     harness = RetrievalHarness(thread, keys)

@@ -129,10 +129,10 @@ def test_continuous_sync_follows_new_table_versions(retrieval, tmp_path):
     assert r.get_index("live").document_count == 8 and r.get_index("live").source_table_version == 1
 
 
-def test_sync_from_a_table_in_s3(retrieval, s3_bucket):
+def test_sync_from_a_table_in_s3(retrieval, s3_location):
     """The same incremental sync from a Delta table in an S3-compatible store (a loopback server)."""
     r = retrieval.as_("editor")
-    uri = f"{s3_bucket}/tables/notes"
+    uri = f"{s3_location}/tables/notes"
     write_deltalake(uri, rows(range(50)))
     r.create_index("kb", chunk_size=64, chunk_overlap=0)
     assert sync(r, "kb", uri)[-1].rows_upserted == 50

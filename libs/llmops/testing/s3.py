@@ -9,6 +9,7 @@ import uuid
 
 from llmops.testing.services import free_port
 
+BUCKET = "llmops-tests"
 ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
        "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
 
@@ -21,6 +22,7 @@ class S3Server:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._saved: dict[str, str | None] = {}
+        self._bucket_made = False
 
     def start(self) -> S3Server:
         import logging
@@ -32,13 +34,15 @@ class S3Server:
             os.environ[k] = v
         return self
 
-    def bucket(self) -> str:
-        """A new empty bucket, as `s3://name`."""
+    def location(self) -> str:
+        """A new empty place in the test bucket, `s3://llmops-tests/<random>` (services under test
+        allow-list `s3://llmops-tests/`)."""
         import boto3
 
-        name = f"llmops-{uuid.uuid4().hex[:12]}"
-        boto3.client("s3", endpoint_url=self.endpoint).create_bucket(Bucket=name)
-        return f"s3://{name}"
+        if not self._bucket_made:
+            boto3.client("s3", endpoint_url=self.endpoint).create_bucket(Bucket=BUCKET)
+            self._bucket_made = True
+        return f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}"
 
     def stop(self) -> None:
         self._server.stop()
