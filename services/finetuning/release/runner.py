@@ -136,9 +136,17 @@ class ReleaseRunner(RunQueue):
         while True:
             if rel.id in self._stopping:
                 return "stopped", ""
-            if judge is not None:
-                await asyncio.to_thread(self._judge_sample, rel, result, judge)
-            summaries = await asyncio.to_thread(self._client.feedback.summary, spec["model"], start_us=start)
+            try:
+                if judge is not None:
+                    await asyncio.to_thread(self._judge_sample, rel, result, judge)
+                summaries = await asyncio.to_thread(self._client.feedback.summary, spec["model"], start_us=start)
+            except CallError as exc:  # no signals for now: hold the share and look again
+                if exc.code.name not in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"):
+                    raise
+                log.warning("release %s: no signals this poll (%s); holding at %s%%", rel.id, exc.code.name,
+                            result.get("percent"))
+                await asyncio.sleep(self._poll_s)
+                continue
             candidate = signals.of_version(summaries, spec["candidate_version"], result.get("judged"))
             stable = signals.of_version(summaries, spec["stable_version"], result.get("judged"))
             now = (candidate.to_dict(), stable.to_dict())
