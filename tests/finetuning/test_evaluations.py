@@ -16,10 +16,9 @@ from llmops.api.finetuning.v1 import evaluation_pb2 as epb
 from llmops.api.finetuning.v1 import finetuning_pb2 as fpb
 from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.client.generation import provider_target
-from llmops.client.prompt import variable
 from llmops.core import auth
 from llmops.evaluation import datasets
-from llmops.testing.services import code_of
+from llmops.testing.services import code_of, until_ended
 
 pytestmark = pytest.mark.slow  # the whole stack
 
@@ -39,12 +38,7 @@ def _dataset(rag, tmp_path, name: str, rows: list[dict]) -> str:
 
 
 def _wait(client, name: str, timeout: float = 120.0) -> epb.Evaluation:
-    deadline = time.monotonic() + timeout
-    while (e := client.evaluation.get(name)).state not in (fpb.JOB_STATE_SUCCEEDED, fpb.JOB_STATE_FAILED,
-                                                           fpb.JOB_STATE_CANCELLED):
-        assert time.monotonic() < deadline, f"{name} still {fpb.JobState.Name(e.state)}: {e.rows_done}/{e.total_rows}"
-        time.sleep(0.2)
-    return e
+    return until_ended(lambda: client.evaluation.get(name), timeout)
 
 
 def test_a_bundle_candidate_is_compared_with_production_recorded_and_read_by_the_gate(rag, tmp_path):
@@ -87,12 +81,7 @@ def test_a_bundle_candidate_is_compared_with_production_recorded_and_read_by_the
 
 def test_a_model_version_is_answered_through_its_pinned_route_and_judged(rag, tmp_path):
     dataset = _dataset(rag, tmp_path, "eval-judge", ROWS[:2])
-    admin = rag.client("admin")
-    admin.prompt.create_template("eval-rubric")
-    rubric = admin.prompt.create_version("eval-rubric", [
-        ("system", "Score the answer from 1 to 5 against the reference."),
-        ("user", "Question: {{ question }}\nReference: {{ reference }}\nAnswer: {{ answer }}")],
-        variables=[variable("question"), variable("reference"), variable("answer")])
+    rubric = rag.rubric("eval-rubric")
     editor = rag.client("editor")
     e = _wait(editor, editor.evaluation.create("demo@production", dataset, judge_route="ext",
                                                rubric=f"eval-rubric@{rubric.version}").name)

@@ -16,8 +16,7 @@ from llmops.api.finetuning.v1 import finetuning_pb2 as fpb
 from llmops.api.registry.v1 import registry_pb2 as rpb
 from llmops.client import CallError
 from llmops.client.generation import provider_target
-from llmops.client.prompt import variable
-from llmops.testing.services import code_of
+from llmops.testing.services import code_of, until_ended
 
 pytestmark = pytest.mark.slow  # the whole stack
 
@@ -57,12 +56,7 @@ class Traffic:
 
 
 def _ended(client, name: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while (r := client.release.get(name)).state not in (fpb.JOB_STATE_SUCCEEDED, fpb.JOB_STATE_FAILED,
-                                                        fpb.JOB_STATE_CANCELLED):
-        assert time.monotonic() < deadline, f"{name} still at step {r.steps_passed}, {r.percent}%"
-        time.sleep(0.2)
-    return r
+    return until_ended(lambda: client.release.get(name), timeout)
 
 
 def _canary_events(admin, model: str) -> list:
@@ -79,9 +73,7 @@ def test_a_good_candidate_is_promoted_through_every_step_across_a_restart(rag):
     approver.registry.approve(candidate.name)
     assert code_of(lambda: rag.client("editor").release.start(f"rel-good@{candidate.version}"))[0] is \
         grpc.StatusCode.PERMISSION_DENIED
-    admin.prompt.create_template("rel-rubric")
-    rubric = admin.prompt.create_version("rel-rubric", [("user", "Q: {{ question }}\nA: {{ answer }}\nScore 1-5.")],
-                                         variables=[variable("question"), variable("reference"), variable("answer")])
+    rubric = rag.rubric("rel-rubric")
     with Traffic(rag, "rel-good") as traffic:
         r = approver.release.start(f"rel-good@{candidate.version}", steps=[25, 50, 100], interval_s=1.5,
                                    margins={**MARGINS, "min_judged": 2}, judge_route="ext",

@@ -222,16 +222,11 @@ def test_a_judge_route_scores_answers_by_a_versioned_rubric(rag, tmp_path):
     (the provider answers a JSON object of the requested schema)."""
     import json
 
-    from llmops.client.prompt import variable
     from llmops.evaluation import datasets, judge
     from llmops.evaluation import rag as rag_eval
 
     admin = rag.client("admin")
-    admin.prompt.create_template("judge-rubric")
-    version = admin.prompt.create_version("judge-rubric", [
-        ("system", "Score the answer from 1 to 5 against the reference."),
-        ("user", "Question: {{ question }}\nReference: {{ reference }}\nAnswer: {{ answer }}")],
-        variables=[variable("question"), variable("reference"), variable("answer")])
+    version = rag.rubric("judge-rubric")
     admin.prompt.approve(version.name)
     admin.prompt.set_alias("judge-rubric", "production", version.version)
     j = judge.Judge(rag.client(), "ext", "judge-rubric@production")

@@ -85,6 +85,16 @@ class RagStack:
         admin.registry.set_alias(name, "production", b.version)
         return b
 
+    def rubric(self, name: str):
+        """A judge's rubric: a prompt template `name` with the variables question, reference and
+        answer (version 1, not approved); the PromptVersion."""
+        admin = self.clients["admin"]
+        admin.prompt.create_template(name)
+        return admin.prompt.create_version(name, [
+            ("system", "Score the answer from 1 to 5 against the reference."),
+            ("user", "Question: {{ question }}\nReference: {{ reference }}\nAnswer: {{ answer }}")],
+            variables=[variable("question"), variable("reference"), variable("answer")])
+
     def client(self, role: str = "reader") -> Client:
         return self.clients[role]
 

@@ -58,6 +58,14 @@ class ServerThread:
         self._thread.join(10)
 
 
+def until_ended(get: Callable[[], object], timeout: float = 120.0):
+    """Poll `get()` (a tuning job, evaluation or release) until its state is terminal; returns it."""
+    from llmops.api.finetuning.v1 import finetuning_pb2 as fpb
+
+    ended = (fpb.JOB_STATE_SUCCEEDED, fpb.JOB_STATE_FAILED, fpb.JOB_STATE_CANCELLED)
+    return wait_until(lambda: (run := get()).state in ended and run, timeout, interval=0.2, what="the run to end")
+
+
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02, what: str = ""):
     """Poll `predicate` until it returns something truthy (returned), or fail after `timeout`
     seconds naming `what`: a test waits for the condition it needs, never for a guessed time."""
