@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,34 @@ DEFAULT_PORTS = {
 }
 
 
+_GIVEN: set[int] = set()  # ports handed out by this process (not bound yet, maybe)
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (the OS picks it), for a process about to bind it."""
-    with socket.socket() as s:
+    """A port nothing listens on right now, for a process about to bind it. Drawn below the
+    ephemeral range: a process may bind it many seconds later (services start one after the
+    other), and by then outgoing connections, which take ephemeral ports, could have taken one
+    the OS had picked. Never the same port twice from one process."""
+    low, high = 20000, _ephemeral_low()
+    for _ in range(200) if high - low > 1000 else ():
+        port = random.randrange(low, high)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    with socket.socket() as s:  # a machine whose ephemeral range starts low: let the OS pick
         s.bind((host, 0))
         return s.getsockname()[1]
 
