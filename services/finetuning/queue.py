@@ -1,4 +1,4 @@
-"""The queue both kinds of run share (tuning jobs, evaluations): runs wait QUEUED in the store, at
+"""The queue every kind of run shares (tuning jobs, evaluations, releases): runs wait QUEUED in the store, at
 most `limit` run at once, every state change is a compare-and-set recorded as an event, and a
 cancel ends a run that has not started at once, else asks the running one to stop.
 
@@ -26,6 +26,7 @@ class RunQueue:
     and `_stop(run_id)` (ask a running run to stop)."""
 
     resume_message = "the service restarted; the run resumes"
+    stop_word = "cancel"  # what stopping this kind of run is called, for messages
 
     def __init__(self, store: RunStore, limit: int):
         self._store = store
@@ -36,10 +37,6 @@ class RunQueue:
         self._wake = asyncio.Event()
         self.signal = ChangeSignal()  # notified on every event written (watchers follow it)
         self._loop: asyncio.Task | None = None
-
-    @property
-    def name(self) -> str:
-        return self._store.what
 
     async def start(self) -> None:
         for run in await self._db.run(self._store.in_states, st.RUNNING, st.CANCELLING):
@@ -118,7 +115,9 @@ class RunQueue:
 
     async def cancel(self, run):
         """CANCELLED at once when it has not started, else CANCELLING until it stops;
-        FAILED_PRECONDITION when it ended meanwhile."""
+        FAILED_PRECONDITION when it has ended (or ends meanwhile)."""
+        if run.state in st.TERMINAL:
+            raise self._ended(run)
         if run.state == st.QUEUED:
             done = await self._record(run.id, st.CANCELLED, "cancelled before it started", state=st.CANCELLED,
                                       expect=(st.QUEUED,))
@@ -130,10 +129,13 @@ class RunQueue:
             now = await self._db.run(self._store.get, run.id)
             if now.state == st.CANCELLING:
                 return now
-            raise FailedPrecondition(f"{self.name} {run.id} already ended ({st.STATE_NAMES[now.state]}); nothing to "
-                                     "cancel")
+            raise self._ended(now)
         self._stop(run.id)
         return cancelling
+
+    def _ended(self, run) -> FailedPrecondition:
+        return FailedPrecondition(f"{self._store.collection}/{run.id} already ended ({st.STATE_NAMES[run.state]}); "
+                                  f"nothing to {self.stop_word}")
 
 
 async def follow_events(store: RunStore, signal: ChangeSignal, run_id: str, poll_s: float):

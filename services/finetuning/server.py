@@ -1,7 +1,8 @@
-"""Wiring: tuning jobs (store, runner with worker processes, servicer) and evaluations (store,
-runner, servicer) in one process and one database. The service reaches the other services with
-its own key (downloading bases, registering candidates, answering evaluation rows, recording
-results), in worker threads through the sync clients the CLI uses."""
+"""Wiring: tuning jobs (store, runner with worker processes, servicer), evaluations and releases
+(store, runner, servicer each) in one process and one database. The service reaches the other
+services with its own key (downloading bases, registering candidates, answering evaluation rows,
+recording results, moving canaries, reading live signals), in worker threads through the sync
+clients the CLI uses."""
 
 from __future__ import annotations
 

@@ -18,12 +18,13 @@ from llmops.api.finetuning.v1 import finetuning_pb2_grpc
 from llmops.client.base import CallError
 from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
-from llmops.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from llmops.core.errors import InvalidArgument, NotFound, Unavailable
+from llmops.core.locations import Locations
 from llmops.core.timeutil import timestamp
 from llmops.evaluation import datasets
 from services.finetuning.jobs import JobRunner
 from services.finetuning.queue import follow_events
-from services.finetuning.store import QUEUED, TERMINAL, EventRecord, JobRecord, JobStore
+from services.finetuning.store import QUEUED, EventRecord, JobRecord, JobStore
 from services.finetuning.training import RunSpec
 
 SERVICE = pb.DESCRIPTOR.services_by_name["FineTuningService"].full_name
@@ -46,13 +47,6 @@ RANGES = {"epochs": (1, 100), "learning_rate": (1e-7, 1.0), "batch_size": (1, 25
           "lora_rank": (1, 256), "lora_alpha": (1, 4096), "checkpoint_interval_steps": (1, 1_000_000)}
 
 
-def job_id(name: str) -> str:
-    ident = name.removeprefix("tuningJobs/")
-    if not ident or not ident.isalnum() or len(ident) > 32:
-        raise InvalidArgument(f"malformed tuning job name {name[:80]!r}; use `tuningJobs/{{id}}`")
-    return ident
-
-
 def call_error(exc: CallError, what: str, service: str) -> Exception:
     """Another service's answer about something the caller named, as this service's status."""
     if exc.code.name == "NOT_FOUND":
@@ -60,6 +54,22 @@ def call_error(exc: CallError, what: str, service: str) -> Exception:
     if exc.code.name in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
         return InvalidArgument(f"{what}: {exc.message}")
     return Unavailable(f"the {service} service is unavailable ({exc.code.name}); retry shortly", service=service)
+
+
+def read_dataset(registry, locations: Locations, uri: str, version: str, field: str) -> datasets.Dataset:
+    """A dataset a caller named: `registry:NAME` (fetched with the service's key) or a Delta table
+    the service's locations allow (its `uri` is the location as resolved)."""
+    if not datasets.is_registry(uri):
+        uri = locations.resolve(uri, field)
+
+    def fetch(name: str, number: str, dest: Path) -> str:
+        try:
+            return datasets.registry_fetch(registry)(name, number, dest)
+        except CallError as exc:
+            raise call_error(exc, f"dataset registry:{name}", "registry") from None
+
+    with tempfile.TemporaryDirectory(prefix="dataset-") as scratch:
+        return datasets.load(uri, version, fetch, Path(scratch) / "data")
 
 
 def hyperparameters(h: pb.Hyperparameters, method: int) -> dict:
@@ -116,16 +126,6 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
             raise InvalidArgument(f"{v.name} is a pipeline bundle; name a model version")
         return v.name
 
-    def _fetch(self, name: str, version: str, dest: Path) -> str:
-        try:
-            return datasets.registry_fetch(self._registry)(name, version, dest)
-        except CallError as exc:
-            raise call_error(exc, f"dataset registry:{name}", "registry") from None
-
-    def _dataset(self, uri: str, version: str) -> datasets.Dataset:
-        with tempfile.TemporaryDirectory(prefix="dataset-") as scratch:
-            return datasets.load(uri, version, self._fetch, Path(scratch) / "data")
-
     async def CreateTuningJob(self, request, context) -> pb.TuningJob:
         j, key = request.job, request.idempotency_key
         if len(key) > 128:
@@ -151,9 +151,9 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         if not j.base_model:
             raise InvalidArgument("base_model is required: `name@alias` or `name@version`")
         base_version = await asyncio.to_thread(self._base_version, j.base_model)
-        dataset_uri = j.dataset_uri if datasets.is_registry(j.dataset_uri) else self._datasets.resolve(
-            j.dataset_uri, "dataset_uri")
-        data = await asyncio.to_thread(self._dataset, dataset_uri, j.dataset_version)
+        data = await asyncio.to_thread(read_dataset, self._registry, self._datasets, j.dataset_uri, j.dataset_version,
+                                       "dataset_uri")
+        dataset_uri = data.uri
         rows, table_version = datasets.require_chat(data), data.version
         output_model = j.output_model or base_version.split("/")[1]
         spec = {"base_model": j.base_model, "base_version": base_version, "dataset_uri": dataset_uri,
@@ -193,7 +193,7 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         (d / "spec.json").write_text(run.to_json())
 
     async def GetTuningJob(self, request, context) -> pb.TuningJob:
-        return job_to_pb(await self._db.run_read(self._store.get, job_id(request.name)), auth.sees_payload())
+        return job_to_pb(await self._db.run_read(self._store.get, self._store.ident(request.name)), auth.sees_payload())
 
     async def ListTuningJobs(self, request, context) -> pb.ListTuningJobsResponse:
         page = pagination.start(request, {"list": "jobs"}, int)
@@ -203,14 +203,11 @@ class FineTuningServicer(finetuning_pb2_grpc.FineTuningServiceServicer):
         return pb.ListTuningJobsResponse(jobs=[job_to_pb(j, payload) for j in rows], next_page_token=token)
 
     async def CancelTuningJob(self, request, context) -> pb.TuningJob:
-        job = await self._db.run_read(self._store.get, job_id(request.name))
-        if job.state in TERMINAL:
-            raise FailedPrecondition(f"tuningJobs/{job.id} already ended ({pb.JobState.Name(job.state)}); nothing "
-                                     "to cancel")
+        job = await self._db.run_read(self._store.get, self._store.ident(request.name))
         return job_to_pb(await self._runner.cancel(job))
 
     async def WatchTuningJob(self, request, context) -> AsyncIterator[pb.WatchTuningJobResponse]:
-        ident = job_id(request.name)
+        ident = self._store.ident(request.name)
         payload = auth.sees_payload()
         await self._db.run_read(self._store.get, ident)  # NOT_FOUND first
         async for event in follow_events(self._store, self._runner.signal, ident, self._config.watch_poll_s):

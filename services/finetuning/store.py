@@ -1,7 +1,7 @@
-"""Tuning jobs, evaluation runs and their events in SQL. A run's request is one JSON document;
-its state, progress and result are columns. Both kinds share one state machine (`RunStore`: a
-compare-and-set on the state, a terminal state never left) and one event log with an
-increasing sequence per run, which the Watch RPCs follow."""
+"""Tuning jobs, evaluation runs, releases and their events in SQL. A run's request is one JSON
+document; its state, progress and result are columns. Every kind shares one state machine
+(`RunStore`: a compare-and-set on the state, a terminal state never left) and one event log with
+an increasing sequence per run, which the Watch RPCs follow."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from llmops.core.errors import NotFound
+from llmops.core.errors import InvalidArgument, NotFound
 from llmops.core.storage import Database, Migration, freeze
 from llmops.core.timeutil import now_us
 
@@ -144,6 +144,7 @@ class RunStore:
     record: type
     JSON_COLUMNS: tuple[str, ...] = ()
     what = "run"
+    collection = "runs"  # resource names are `{collection}/{id}`
     hint = ""
 
     def __init__(self, db: Database):
@@ -151,6 +152,13 @@ class RunStore:
 
     def migrate(self) -> int:
         return self.db.migrate(MIGRATIONS)
+
+    def ident(self, name: str) -> str:
+        """The id in `{collection}/{id}` (or a bare id); INVALID_ARGUMENT when malformed."""
+        ident = name.removeprefix(f"{self.collection}/")
+        if not ident or not ident.isalnum() or len(ident) > 32:
+            raise InvalidArgument(f"malformed {self.what} name {name[:80]!r}; use `{self.collection}/{{id}}`")
+        return ident
 
     def _read(self, r):
         values = {c: getattr(r, c) for c in r._fields}
@@ -248,6 +256,7 @@ class JobStore(RunStore):
     record = JobRecord
     JSON_COLUMNS = ("metrics",)
     what = "tuning job"
+    collection = "tuningJobs"
     hint = "`llmops tune list`"
 
 
@@ -256,6 +265,7 @@ class EvaluationStore(RunStore):
     record = EvaluationRecord
     JSON_COLUMNS = ("result",)
     what = "evaluation"
+    collection = "evaluations"
     hint = "`llmops eval list`"
 
     def add_row(self, evaluation_id: str, side: str, index: int, body: dict, event: EventRecord) -> bool:
@@ -300,6 +310,7 @@ class ReleaseStore(RunStore):
     record = ReleaseRecord
     JSON_COLUMNS = ("result",)
     what = "release"
+    collection = "releases"
     hint = "`llmops release list`"
 
     def active(self, model: str) -> list[ReleaseRecord]:

@@ -204,7 +204,7 @@ class Accounting:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        await asyncio.gather(*self._settling, return_exceptions=True)
+        await self.settled()
         await self.flush()
         if self._shared is not None:
             await self._shared.close()

@@ -317,11 +317,14 @@ class RegistryStore:
     # -- evaluation records --------------------------------------------------------------------
 
     @staticmethod
-    def _evidence(conn: Connection, mrow, version: int, before: int | None = None, limit: int = 0) -> list[Evidence]:
+    def _evidence(conn: Connection, mrow, version: int, before: int | None = None, limit: int = 0,
+                  evaluation: str | None = None) -> list[Evidence]:
         e = evaluation_records.c
         q = sa.select(evaluation_records).where(e.model_id == mrow.id, e.version == version).order_by(e.id.desc())
         if before is not None:
             q = q.where(e.id < before)
+        if evaluation is not None:
+            q = q.where(e.evaluation == evaluation)
         rows = conn.execute(q.limit(limit) if limit else q).all()
         return [Evidence(r.evaluation, mrow.name, r.version, r.dataset_uri, r.dataset_version, json.loads(r.metrics),
                          {k: Comparison(**v) for k, v in json.loads(r.comparisons).items()}, r.rows, r.recorded_by,
@@ -331,10 +334,9 @@ class RegistryStore:
         """Store `record` against the version (once per evaluation: a retry returns the stored one)."""
         with self.db.write() as conn:
             mrow, vrow, _ = self._resolve(conn, ref, lock=True)
-            stored = next((r for r in self._evidence(conn, mrow, vrow.version) if r.evaluation == record.evaluation),
-                          None)
-            if stored is not None:
-                return stored
+            stored = self._evidence(conn, mrow, vrow.version, evaluation=record.evaluation)
+            if stored:
+                return stored[0]
             conn.execute(evaluation_records.insert().values(
                 model_id=mrow.id, version=vrow.version, evaluation=record.evaluation, dataset_uri=record.dataset_uri,
                 dataset_version=record.dataset_version, metrics=json.dumps(record.metrics),
@@ -343,7 +345,7 @@ class RegistryStore:
             self._emit(conn, actor, EventType.EVALUATION_RECORDED, ref.model, version=vrow.version, details={
                 "evaluation": record.evaluation, "dataset": f"{record.dataset_uri}@{record.dataset_version}"[:500],
                 **{k: f"{v:.4g}" for k, v in sorted(record.metrics.items())[:20]}})
-            return self._evidence(conn, mrow, vrow.version)[0]
+            return self._evidence(conn, mrow, vrow.version, evaluation=record.evaluation)[0]
 
     def evaluation_records(self, ref: VersionRef, before: int | None = None, limit: int = 0) -> list[Evidence]:
         with self.db.read() as conn:

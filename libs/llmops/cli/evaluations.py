@@ -9,8 +9,9 @@ import argparse
 from tqdm import tqdm
 
 from llmops.api.finetuning.v1 import evaluation_pb2 as pb
-from llmops.api.finetuning.v1 import finetuning_pb2 as fpb
+from llmops.cli.tune import state_name
 from llmops.client import Client
+from llmops.evaluation.compare import columns
 from llmops.evaluation.datasets import parse_ref
 from llmops.evaluation.scoring import verdict
 
@@ -18,15 +19,11 @@ SHOWN = ("exact_match", "answer_match", "token_f1", "contains_reference", "hit_r
          "citation_support", "judge_score", "error_rate", "latency_p50_ms", "latency_p95_ms", "mean_output_tokens")
 
 
-def _state(s: int) -> str:
-    return fpb.JobState.Name(s).removeprefix("JOB_STATE_").lower()
-
-
 def line(e: pb.Evaluation) -> str:
     baseline = f" vs {e.baseline_version}" if e.baseline_version else ""
     recorded = "  recorded" if e.recorded else ""
     error = f"  ({e.error})" if e.error else ""
-    return (f"{e.name}  {_state(e.state):<10} {e.target_version}{baseline} on {e.dataset_uri}@{e.dataset_version}  "
+    return (f"{e.name}  {state_name(e.state):<10} {e.target_version}{baseline} on {e.dataset_uri}@{e.dataset_version}  "
             f"rows {e.rows_done}/{e.total_rows}{recorded}{error}")
 
 
@@ -42,8 +39,7 @@ def report(e: pb.Evaluation) -> str:
         base = e.baseline_metrics.get(m)
         rows.append((m, f"{e.metrics[m]:.3g}", f"{base:.3g}" if base is not None else "",
                      f"{c.difference:+.3g}" if c is not None else ""))
-    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(4)]
-    out = ["  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in (head, *rows)]
+    out = columns(head, rows, rule=False)
     for c in e.comparisons:
         p = f"; McNemar p = {c.p_value:.3g}" if c.HasField("p_value") else ""
         out.append(f"{c.metric}: {c.difference:+.3g}, 95% CI {c.ci_low:+.3g} to {c.ci_high:+.3g} "
@@ -62,7 +58,7 @@ def watch(client: Client, name: str) -> pb.Evaluation:
                 if "failed" in event.message:
                     bar.write(event.message.removeprefix("progress: "))
             elif event.message not in ("queued", "started"):
-                bar.write(f"{_state(event.state)}: {event.message}")
+                bar.write(f"{state_name(event.state)}: {event.message}")
     finally:
         bar.close()
     return client.evaluation.get(name)

@@ -8,6 +8,7 @@ import re
 
 from llmops.api.finetuning.v1 import finetuning_pb2 as fpb
 from llmops.api.finetuning.v1 import release_pb2 as pb
+from llmops.cli.tune import state_name
 from llmops.client import Client
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
@@ -24,7 +25,7 @@ def duration(text: str) -> float:
 
 def _state(r: pb.Release) -> str:
     return {fpb.JOB_STATE_SUCCEEDED: "promoted", fpb.JOB_STATE_FAILED: "rolled back",
-            fpb.JOB_STATE_CANCELLED: "aborted"}.get(r.state, fpb.JobState.Name(r.state).removeprefix("JOB_STATE_").lower())
+            fpb.JOB_STATE_CANCELLED: "aborted"}.get(r.state, state_name(r.state))
 
 
 def line(r: pb.Release) -> str:
@@ -64,7 +65,7 @@ def cmd_start(client: Client, args) -> None:
 
 def watch(client: Client, name: str) -> None:
     for e in client.release.watch(name):
-        print(f"{fpb.JobState.Name(e.state).removeprefix('JOB_STATE_').lower():<10} {e.message}")
+        print(f"{state_name(e.state):<10} {e.message}")
     r = client.release.get(name)
     print(line(r))
 

@@ -11,14 +11,15 @@ from llmops.api.finetuning.v1 import finetuning_pb2 as pb
 from llmops.client import Client
 
 
-def _state(s: int) -> str:
+def state_name(s: int) -> str:
+    """A run's state as the CLI prints it (tuning jobs, evaluations, releases share JobState)."""
     return pb.JobState.Name(s).removeprefix("JOB_STATE_").lower()
 
 
 def _line(j: pb.TuningJob) -> str:
     result = f"  -> {j.result_model_version}" if j.result_model_version else ""
     error = f"  ({j.error})" if j.error else ""
-    return (f"{j.name}  {_state(j.state):<10} {pb.Method.Name(j.method).removeprefix('METHOD_').lower():<5} "
+    return (f"{j.name}  {state_name(j.state):<10} {pb.Method.Name(j.method).removeprefix('METHOD_').lower():<5} "
             f"{j.base_model} on {j.dataset_uri}@{j.dataset_version}  step {j.steps_done}/{j.total_steps}"
             f"{result}{error}")
 
@@ -36,7 +37,7 @@ def watch(client: Client, name: str) -> pb.TuningJob:
                 bar.update(max(0, e.step - bar.n))
                 bar.set_postfix(loss=f"{e.loss:.3f}")
             elif kind not in ("progress", "started"):
-                bar.write(f"{_state(e.state)}: {e.message}" + (f" (step {e.step})" if e.step else ""))
+                bar.write(f"{state_name(e.state)}: {e.message}" + (f" (step {e.step})" if e.step else ""))
     finally:
         bar.close()
     return client.finetuning.get(name)

@@ -38,22 +38,22 @@ class ModelFiles:
         self._resolved: dict[str, tuple[float, rpb.ModelVersion]] = {}
         self._models: dict[str, tuple[float, rpb.Model]] = {}
 
-    async def resolve(self, model_ref: str) -> rpb.ModelVersion:
-        hit = self._resolved.get(model_ref)
+    async def _fresh(self, cache: dict, key: str, fetch):
+        """`cache[key]` when fetched less than `resolve_ttl_s` ago, else `await fetch()` (kept)."""
+        hit = cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < self._ttl:
             return hit[1]
-        version = await self._stub.GetModelVersion(rpb.GetModelVersionRequest(name=model_ref))
-        self._resolved[model_ref] = (time.monotonic(), version)
-        return version
+        value = await fetch()
+        cache[key] = (time.monotonic(), value)
+        return value
+
+    async def resolve(self, model_ref: str) -> rpb.ModelVersion:
+        return await self._fresh(self._resolved, model_ref, lambda: self._stub.GetModelVersion(
+            rpb.GetModelVersionRequest(name=model_ref)))
 
     async def model(self, name: str) -> rpb.Model:
         """The registered model (aliases, canaries), resolved for `resolve_ttl_s` like references."""
-        hit = self._models.get(name)
-        if hit is not None and time.monotonic() - hit[0] < self._ttl:
-            return hit[1]
-        model = await self._stub.GetModel(rpb.GetModelRequest(name=name))
-        self._models[name] = (time.monotonic(), model)
-        return model
+        return await self._fresh(self._models, name, lambda: self._stub.GetModel(rpb.GetModelRequest(name=name)))
 
     def pin(self, model_ref: str, version: rpb.ModelVersion, ttl_s: float = float("inf")) -> None:
         """Resolve `model_ref` to `version` from now on (a follower of registry events calls this

@@ -136,14 +136,21 @@ def table(candidate: SideResult, champion: SideResult) -> str:
          f"{candidate.latency_mean_ms - champion.latency_mean_ms:+.0f}"),
     ]
     head = ("", f"candidate {candidate.label}", f"champion {champion.label}", "difference")
-    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines = columns(head, rows)
     lines.append(f"served by: {candidate.served_by or '-'} vs {champion.served_by or '-'}; "
                  f"{len(candidate.matches)} question{'' if len(candidate.matches) == 1 else 's'}")
     lines += significance(candidate, champion)
     return "\n".join(lines)
+
+
+def columns(head: tuple[str, ...], rows: list[tuple[str, ...]], *, rule: bool = True) -> list[str]:
+    """`head` and `rows` as aligned text columns, with a dashed rule under the head when `rule`."""
+    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
+
+    def line(cells) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    return [line(head), *(["  ".join("-" * w for w in widths)] if rule else []), *map(line, rows)]
 
 
 def significance(candidate: SideResult, champion: SideResult) -> list[str]:

@@ -122,10 +122,10 @@ def verdict(metric: str, low: float, high: float) -> str:
 def compare(target: Sequence[Row], baseline: Sequence[Row]) -> list[Comparison]:
     """Target minus baseline per metric over the rows both sides scored (paired by index)."""
     by_index = {r.index: r.per_row() for r in baseline}
+    paired = [(r.per_row(), by_index[r.index]) for r in target if r.index in by_index]
     out = []
     for score, metric in METRIC_OF.items():
-        pairs = [(t[score], by_index[i][score]) for i, t in ((r.index, r.per_row()) for r in target)
-                 if i in by_index and score in t and score in by_index[i]]
+        pairs = [(t[score], b[score]) for t, b in paired if score in t and score in b]
         if not pairs:
             continue
         a, b = [x for x, _ in pairs], [y for _, y in pairs]

@@ -14,12 +14,10 @@ import asyncio
 import functools
 import json
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-from llmops.client.base import CallError
 from llmops.evaluation import scoring
 from llmops.evaluation.datasets import Expectation
 from llmops.evaluation.judge import Judge
@@ -146,18 +144,9 @@ class EvaluationRunner(RunQueue):
         baseline = Target.from_dict(ev.spec.get("baseline"))
         comparisons = {c["metric"]: {**c, "champion_version": baseline.version}
                        for c in result["comparisons"]} if baseline is not None else {}
-        delay = 1.0
-        for attempt in range(RECORD_ATTEMPTS):
-            try:
-                self._client.registry.record_evaluation(
-                    f"evaluations/{ev.id}", ev.target_version, ev.spec["dataset_uri"],
-                    str(ev.spec["dataset_version"]), result["metrics"], comparisons)
-                return
-            except CallError as exc:
-                if exc.code.name not in targets.RETRYABLE or attempt + 1 == RECORD_ATTEMPTS:
-                    raise
-                time.sleep(delay)
-                delay *= 2
+        targets.retried(lambda: self._client.registry.record_evaluation(
+            f"evaluations/{ev.id}", ev.target_version, ev.spec["dataset_uri"], str(ev.spec["dataset_version"]),
+            result["metrics"], comparisons), RECORD_ATTEMPTS, 1.0)
 
 
 def comparison_to_dict(c: scoring.Comparison) -> dict:

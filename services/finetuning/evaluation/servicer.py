@@ -7,9 +7,7 @@ import asyncio
 import functools
 import secrets
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from llmops.api.finetuning.v1 import evaluation_pb2 as pb
 from llmops.api.finetuning.v1 import evaluation_pb2_grpc
@@ -18,13 +16,12 @@ from llmops.core import auth, pagination, telemetry
 from llmops.core.auth import Role
 from llmops.core.errors import FailedPrecondition, InvalidArgument
 from llmops.core.timeutil import timestamp
-from llmops.evaluation import datasets
 from services.finetuning.evaluation import targets
 from services.finetuning.evaluation.runner import EvaluationRunner
 from services.finetuning.evaluation.targets import Target
 from services.finetuning.queue import follow_events
-from services.finetuning.servicer import call_error, event_to_pb
-from services.finetuning.store import QUEUED, TERMINAL, EvaluationRecord, EvaluationStore, row_position
+from services.finetuning.servicer import call_error, event_to_pb, read_dataset
+from services.finetuning.store import QUEUED, EvaluationRecord, EvaluationStore, row_position
 
 SERVICE = pb.DESCRIPTOR.services_by_name["EvaluationService"].full_name
 POLICY = auth.Policy.for_service(SERVICE, {
@@ -33,13 +30,6 @@ POLICY = auth.Policy.for_service(SERVICE, {
 })
 RANGES = {"concurrency": (1, 16, 4), "max_tokens": (1, 4096, 64), "limit": (0, 10_000, 0)}
 PAYLOAD_FIELDS = ("question", "reference", "answer", "judge_reason", "error")
-
-
-def evaluation_id(name: str) -> str:
-    ident = name.removeprefix("evaluations/")
-    if not ident or not ident.isalnum() or len(ident) > 32:
-        raise InvalidArgument(f"malformed evaluation name {name[:80]!r}; use `evaluations/{{id}}`")
-    return ident
 
 
 def judge_spec(client, judge: pb.JudgeSpec, field: str) -> dict | None:
@@ -122,16 +112,6 @@ class EvaluationServicer(evaluation_pb2_grpc.EvaluationServiceServicer):
         ref = f"{model}@{number}"
         return ref, self._resolve(ref, "baseline")
 
-    def _fetch(self, name: str, version: str, dest: Path) -> str:
-        try:
-            return datasets.registry_fetch(self._client.registry)(name, version, dest)
-        except CallError as exc:
-            raise call_error(exc, f"dataset registry:{name}", "registry") from None
-
-    def _dataset(self, uri: str, version: str) -> datasets.Dataset:
-        with tempfile.TemporaryDirectory(prefix="dataset-") as scratch:
-            return datasets.load(uri, version, self._fetch, Path(scratch) / "data")
-
     def _check(self, e: pb.Evaluation) -> dict:
         """Everything about the request that needs no other service."""
         settings = {}
@@ -162,9 +142,9 @@ class EvaluationServicer(evaluation_pb2_grpc.EvaluationServiceServicer):
             raise FailedPrecondition(f"the baseline {baseline_ref!r} is a {targets.KIND_NAMES[baseline.kind]} and the "
                                      f"target a {targets.KIND_NAMES[target.kind]}; compare like with like")
         judge = judge_spec(self._client, e.judge, "evaluation.judge")
-        uri = e.dataset_uri if datasets.is_registry(e.dataset_uri) else self._datasets.resolve(
-            e.dataset_uri, "evaluation.dataset_uri")
-        data = self._dataset(uri, e.dataset_version)
+        data = read_dataset(self._client.registry, self._datasets, e.dataset_uri, e.dataset_version,
+                            "evaluation.dataset_uri")
+        uri = data.uri
         rows = data.evaluation[:settings["limit"]] if settings["limit"] else data.evaluation
         if not rows:
             raise InvalidArgument(f"{uri}@{data.version} has no evaluation rows (chat rows, or question and "
@@ -204,7 +184,7 @@ class EvaluationServicer(evaluation_pb2_grpc.EvaluationServiceServicer):
         return evaluation_to_pb(record)
 
     async def GetEvaluation(self, request, context) -> pb.Evaluation:
-        return evaluation_to_pb(await self._db.run_read(self._store.get, evaluation_id(request.name)),
+        return evaluation_to_pb(await self._db.run_read(self._store.get, self._store.ident(request.name)),
                                 auth.sees_payload())
 
     async def ListEvaluations(self, request, context) -> pb.ListEvaluationsResponse:
@@ -217,13 +197,11 @@ class EvaluationServicer(evaluation_pb2_grpc.EvaluationServiceServicer):
                                           next_page_token=token)
 
     async def CancelEvaluation(self, request, context) -> pb.Evaluation:
-        ev = await self._db.run_read(self._store.get, evaluation_id(request.name))
-        if ev.state in TERMINAL:
-            raise FailedPrecondition(f"evaluations/{ev.id} already ended; nothing to cancel")
+        ev = await self._db.run_read(self._store.get, self._store.ident(request.name))
         return evaluation_to_pb(await self._runner.cancel(ev))
 
     async def ListEvaluationRows(self, request, context) -> pb.ListEvaluationRowsResponse:
-        ident = evaluation_id(request.name)
+        ident = self._store.ident(request.name)
         await self._db.run_read(self._store.get, ident)  # NOT_FOUND first
         page = pagination.start(request, {"rows": ident}, int)
         rows, token = page.finish(await self._db.run_read(self._store.rows, ident, page.position, page.limit),
@@ -233,7 +211,7 @@ class EvaluationServicer(evaluation_pb2_grpc.EvaluationServiceServicer):
                                              next_page_token=token)
 
     async def WatchEvaluation(self, request, context) -> AsyncIterator[pb.WatchEvaluationResponse]:
-        ident = evaluation_id(request.name)
+        ident = self._store.ident(request.name)
         payload = auth.sees_payload()
         await self._db.run_read(self._store.get, ident)
         async for event in follow_events(self._store, self._runner.signal, ident, self._config.watch_poll_s):

@@ -61,25 +61,32 @@ def prepare(client, target: Target) -> Target:
     return Target(MODEL, target.version, compare.route_for(client.generation, f"{model}@{rest}"))
 
 
+def retried(call, attempts: int, delay_s: float):
+    """`call()`, again after a growing pause (or the delay the service asked for) while it fails
+    with a code that says the service is busy or away; the last failure is raised."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except CallError as exc:
+            if exc.code.name not in RETRYABLE or attempt + 1 == attempts:
+                raise
+            time.sleep(max(delay_s, exc.retry_after_s or 0.0))
+            delay_s *= 2
+    return None
+
+
 def answer(client, target: Target, index: int, side: str, messages: list[dict], reference: str,
            expect: Expectation, *, max_tokens: int, judge: Judge | None, attempts: int = 4,
            timeout_s: float = 300.0) -> scoring.Row:
     question = messages[-1]["content"] if messages else ""
     row = scoring.Row(index, side, question, reference)
-    delay = 0.5
-    for attempt in range(attempts):
-        try:
-            if target.kind == PIPELINE:
-                _ask_pipeline(client, target, row, expect, max_tokens, timeout_s)
-            else:
-                _ask_route(client, target, row, messages, expect, max_tokens, timeout_s)
-            break
-        except CallError as exc:
-            if exc.code.name in RETRYABLE and attempt + 1 < attempts:
-                time.sleep(max(delay, exc.retry_after_s or 0.0))
-                delay *= 2
-                continue
-            return scoring.failed(row, f"{exc.code.name}: {exc.message}")
+    try:
+        if target.kind == PIPELINE:
+            retried(lambda: _ask_pipeline(client, target, row, expect, max_tokens, timeout_s), attempts, 0.5)
+        else:
+            retried(lambda: _ask_route(client, target, row, messages, expect, max_tokens, timeout_s), attempts, 0.5)
+    except CallError as exc:
+        return scoring.failed(row, f"{exc.code.name}: {exc.message}")
     if judge is not None:
         try:
             verdict = judge(question, reference, row.answer)

@@ -37,6 +37,7 @@ def sampled(request_id: str, percent: int) -> bool:
 
 class ReleaseRunner(RunQueue):
     resume_message = "the service restarted; the release resumes its current step"
+    stop_word = "abort"
 
     def __init__(self, store: ReleaseStore, client, limit: int, poll_s: float):
         super().__init__(store, limit)

@@ -23,7 +23,7 @@ from services.finetuning.queue import follow_events
 from services.finetuning.release.runner import ReleaseRunner
 from services.finetuning.release.signals import Margins
 from services.finetuning.servicer import call_error, event_to_pb
-from services.finetuning.store import QUEUED, TERMINAL, ReleaseRecord, ReleaseStore
+from services.finetuning.store import QUEUED, ReleaseRecord, ReleaseStore
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ReleaseService"].full_name
 POLICY = auth.Policy.for_service(SERVICE, {
@@ -33,13 +33,6 @@ POLICY = auth.Policy.for_service(SERVICE, {
 DEFAULT_STEPS = (10, 50, 100)
 MAX_STEPS = 20
 INTERVAL_S = (0.1, 7 * 86400.0, 300.0)
-
-
-def release_id(name: str) -> str:
-    ident = name.removeprefix("releases/")
-    if not ident or not ident.isalnum() or len(ident) > 32:
-        raise InvalidArgument(f"malformed release name {name[:80]!r}; use `releases/{{id}}`")
-    return ident
 
 
 def release_to_pb(r: ReleaseRecord) -> pb.Release:
@@ -149,7 +142,7 @@ class ReleaseServicer(release_pb2_grpc.ReleaseServiceServicer):
         return release_to_pb(record)
 
     async def GetRelease(self, request, context) -> pb.Release:
-        return release_to_pb(await self._db.run_read(self._store.get, release_id(request.name)))
+        return release_to_pb(await self._db.run_read(self._store.get, self._store.ident(request.name)))
 
     async def ListReleases(self, request, context) -> pb.ListReleasesResponse:
         page = pagination.start(request, {"list": "releases"}, int)
@@ -159,13 +152,11 @@ class ReleaseServicer(release_pb2_grpc.ReleaseServiceServicer):
         return pb.ListReleasesResponse(releases=[release_to_pb(r) for r in rows], next_page_token=token)
 
     async def AbortRelease(self, request, context) -> pb.Release:
-        rel = await self._db.run_read(self._store.get, release_id(request.name))
-        if rel.state in TERMINAL:
-            raise FailedPrecondition(f"releases/{rel.id} already ended; nothing to abort")
+        rel = await self._db.run_read(self._store.get, self._store.ident(request.name))
         return release_to_pb(await self._runner.cancel(rel))
 
     async def WatchRelease(self, request, context):
-        ident = release_id(request.name)
+        ident = self._store.ident(request.name)
         await self._db.run_read(self._store.get, ident)
         async for event in follow_events(self._store, self._runner.signal, ident, self._config.watch_poll_s):
             yield pb.WatchReleaseResponse(event=event_to_pb(event))
